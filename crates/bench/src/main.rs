@@ -1,0 +1,35 @@
+//! `steadytext-bench`: measures the library against a minimal llama.cpp loop over the same
+//! crate, in the same process and run, and writes the figures to `bench/results/`.
+//!
+//! Every figure is a median over repeated runs; ratios compare numbers from this run only.
+
+mod core;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Parser;
+
+/// Options.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Directory for the results (`core.json` and `README.md` there).
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Repetitions per measurement.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.out)?;
+    let core = core::run(args.repeat)?;
+    std::fs::write(
+        args.out.join("core.json"),
+        serde_json::to_string_pretty(&core.json)?,
+    )?;
+    std::fs::write(args.out.join("README.md"), core.markdown)?;
+    println!("{}", std::fs::read_to_string(args.out.join("README.md"))?);
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! `st generate`.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use steadytext::store::Fetch;
+use steadytext::{Engine, GenerateParams, ModelChoice, Role};
+
+/// Options of `st generate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The prompt; read from stdin when absent or `-`.
+    prompt: Option<String>,
+    /// Print the whole text at the end instead of streaming it.
+    #[arg(long)]
+    wait: bool,
+    /// Print a JSON object with the text and metadata (implies --wait).
+    #[arg(long)]
+    json: bool,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = steadytext::params::DEFAULT_MAX_NEW_TOKENS)]
+    max_new_tokens: usize,
+    /// Sampler seed (>= 0); no effect at temperature 0.
+    #[arg(long, default_value_t = 42, allow_negative_numbers = true)]
+    seed: i64,
+    /// 0 is greedy; above 0 samples with top_k 40, top_p 0.95, min_p 0.05.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    temperature: f32,
+    /// An extra stop string ("[EOS]" means none).
+    #[arg(long, default_value = steadytext::params::EOS_SENTINEL)]
+    eos_string: String,
+    /// Registry name (see `st models list`) or path to a GGUF file.
+    #[arg(long)]
+    model: Option<String>,
+    /// Model size: mini, small or large.
+    #[arg(long)]
+    size: Option<String>,
+    /// llama.cpp threads (default: STEADYTEXT_THREADS or all cores); output does not depend on it.
+    #[arg(long)]
+    threads: Option<i32>,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let prompt = crate::text_or_stdin(args.prompt.clone())?;
+    if prompt.trim().is_empty() {
+        bail!("the prompt is empty");
+    }
+    let params = GenerateParams {
+        max_new_tokens: args.max_new_tokens,
+        seed: steadytext::validate_seed(args.seed)?,
+        temperature: args.temperature,
+        eos_string: args.eos_string.clone(),
+        threads: args.threads,
+    };
+    let choice = ModelChoice {
+        model: args.model.clone(),
+        size: args.size.clone(),
+        ..Default::default()
+    };
+    let model = Engine::global()
+        .model(&choice, Role::Generation, Fetch::IfAllowed)
+        .context("no generation model")?;
+    let started = Instant::now();
+    let mut stream = steadytext::stream(&model, &prompt, &params)?;
+    let streaming = !args.wait && !args.json;
+    let mut text = String::new();
+    let mut out = std::io::stdout().lock();
+    for piece in stream.by_ref() {
+        let piece = piece?;
+        if streaming {
+            out.write_all(piece.as_bytes())?;
+            out.flush()?;
+        }
+        text.push_str(&piece);
+    }
+    if streaming {
+        writeln!(out)?;
+        return Ok(());
+    }
+    let text = text.trim();
+    if !args.json {
+        writeln!(out, "{text}")?;
+        return Ok(());
+    }
+    let report = serde_json::json!({
+        "text": text,
+        "model": model.path().file_name().map(|f| f.to_string_lossy()),
+        "model_path": model.path(),
+        "model_sha256": model.sha256()?,
+        "fingerprint": steadytext::build_info::fingerprint(),
+        "usage": {
+            "prompt_tokens": stream.prompt_tokens(),
+            "completion_tokens": stream.generated_tokens(),
+            "total_tokens": stream.prompt_tokens() + stream.generated_tokens(),
+        },
+        "prompt": prompt,
+        "generated": text,
+        "seed": params.seed,
+        "temperature": params.temperature,
+        "max_new_tokens": params.max_new_tokens,
+        "time_taken": started.elapsed().as_secs_f64(),
+        "stream": false,
+    });
+    writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! `st`: the SteadyText command line over the `steadytext` library.
+
+mod embed_cmd;
+mod generate_cmd;
+mod models_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Deterministic text generation and embeddings: same input, same output.
+#[derive(Debug, Parser)]
+#[command(name = "st", version, about, propagate_version = true)]
+struct Cli {
+    /// Log more (repeat for more detail); logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate text for a prompt (streams by default).
+    Generate(generate_cmd::Args),
+    /// Embed text into a 1024-wide unit vector.
+    Embed(embed_cmd::Args),
+    /// List, locate, download and fingerprint models.
+    Models {
+        #[command(subcommand)]
+        command: models_cmd::Command,
+    },
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "error",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STEADYTEXT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Generate(args) => generate_cmd::run(args),
+        Command::Embed(args) => embed_cmd::run(args),
+        Command::Models { command } => models_cmd::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("st: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads the text argument, or standard input when it is absent or `-` (stripped, as SteadyText).
+pub(crate) fn text_or_stdin(arg: Option<String>) -> anyhow::Result<String> {
+    match arg.as_deref() {
+        Some(text) if text != "-" => Ok(text.to_string()),
+        _ => {
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+                .map_err(|e| anyhow::anyhow!("cannot read the prompt from stdin: {e}"))?;
+            Ok(input.trim().to_string())
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! `st models`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use steadytext::registry::{self, ModelChoice, ModelSource, Role, REGISTRY};
+use steadytext::store::{self, Fetch};
+
+/// `st models` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// The registry, the size shortcuts, and which files are present.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the models directory (STEADYTEXT_MODELS_DIR or ~/.cache/steadytext/models).
+    Path,
+    /// Download models from Hugging Face into the models directory (resumes partial files).
+    Download {
+        /// Registry names; default: the default generation and embedding models.
+        models: Vec<String>,
+        /// Every model in the registry.
+        #[arg(long)]
+        all: bool,
+        /// A generation size (mini, small, large).
+        #[arg(long)]
+        size: Option<String>,
+    },
+    /// Print each model file's sha256 (default: the default generation and embedding models).
+    Fingerprint {
+        /// Registry names or paths.
+        models: Vec<String>,
+        /// Print JSON, including the engine build fingerprint.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::List { json } => list(json),
+        Command::Path => {
+            println!("{}", store::models_dir().display());
+            Ok(())
+        }
+        Command::Download { models, all, size } => download(models, all, size),
+        Command::Fingerprint { models, json } => fingerprint(models, json),
+    }
+}
+
+fn list(json: bool) -> Result<()> {
+    let dir = store::models_dir();
+    let rows: Vec<_> = REGISTRY
+        .iter()
+        .map(|s| {
+            let present = dir.join(s.filename).is_file();
+            let sizes: Vec<&str> = ["mini", "small", "large"]
+                .into_iter()
+                .filter(|size| registry::size_to_model(size).is_some_and(|m| m.name == s.name))
+                .collect();
+            (s, present, sizes)
+        })
+        .collect();
+    if json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(s, present, sizes)| {
+                serde_json::json!({
+                    "name": s.name, "role": format!("{:?}", s.role).to_lowercase(),
+                    "repo": s.repo, "filename": s.filename, "n_ctx": s.n_ctx,
+                    "sizes": sizes, "present": present,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    println!("models directory: {}", dir.display());
+    for (s, present, sizes) in rows {
+        let size = if sizes.is_empty() {
+            String::new()
+        } else {
+            format!(" (size {})", sizes.join(","))
+        };
+        let mark = if present { "present" } else { "missing" };
+        println!(
+            "{:<20} {:<10} {:<8} {}/{}{}",
+            s.name,
+            format!("{:?}", s.role).to_lowercase(),
+            mark,
+            s.repo,
+            s.filename,
+            size
+        );
+    }
+    Ok(())
+}
+
+fn download(models: Vec<String>, all: bool, size: Option<String>) -> Result<()> {
+    let mut targets: Vec<(ModelSource, Role)> = Vec::new();
+    if all {
+        targets.extend(
+            REGISTRY
+                .iter()
+                .map(|s| (registry::resolve(&choice(s.name), s.role), s.role)),
+        );
+    }
+    if let Some(size) = size {
+        let Some(spec) = registry::size_to_model(&size) else {
+            bail!("unknown size '{size}': use mini, small or large");
+        };
+        targets.push((
+            registry::resolve(&choice(spec.name), Role::Generation),
+            Role::Generation,
+        ));
+    }
+    for name in &models {
+        let Some(spec) = registry::spec(name) else {
+            bail!("'{name}' is not in the registry (see `st models list`)");
+        };
+        targets.push((registry::resolve(&choice(name), spec.role), spec.role));
+    }
+    if targets.is_empty() {
+        for role in [Role::Generation, Role::Embedding] {
+            targets.push((registry::default_source(role), role));
+        }
+    }
+    for (source, role) in targets {
+        let path = store::locate(&source, role, Fetch::IfAllowed)?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+fn choice(model: &str) -> ModelChoice {
+    ModelChoice {
+        model: Some(model.to_string()),
+        ..Default::default()
+    }
+}
+
+fn fingerprint(models: Vec<String>, json: bool) -> Result<()> {
+    let paths: Vec<PathBuf> = if models.is_empty() {
+        [Role::Generation, Role::Embedding]
+            .into_iter()
+            .map(|role| store::locate(&registry::default_source(role), role, Fetch::LocalOnly))
+            .collect::<Result<_, _>>()?
+    } else {
+        models
+            .iter()
+            .map(|m| {
+                let role = registry::spec(m).map_or(Role::Generation, |s| s.role);
+                store::locate(&registry::resolve(&choice(m), role), role, Fetch::LocalOnly)
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let mut files = Vec::new();
+    for path in &paths {
+        let sha = store::sha256_of(path).with_context(|| format!("hashing {}", path.display()))?;
+        files.push((sha, path));
+    }
+    if json {
+        let items: Vec<_> = files
+            .iter()
+            .map(|(sha, path)| serde_json::json!({ "path": path, "sha256": sha }))
+            .collect();
+        let report = serde_json::json!({
+            "build": steadytext::build_info::fingerprint(),
+            "models": items,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for (sha, path) in files {
+            println!("{sha}  {}", path.display());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,252 @@
+//! The `st` binary, run as separate processes on the real test models.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn models_dir() -> PathBuf {
+    std::env::var_os("STEADYTEXT_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/steadytext/test-models"))
+}
+
+fn gen_model() -> String {
+    let p = models_dir().join("smollm2-135m-instruct-q4_1.gguf");
+    assert!(p.is_file(), "missing {}: run `make models`", p.display());
+    p.display().to_string()
+}
+
+fn emb_model() -> String {
+    let p = models_dir().join("all-minilm-l6-v2-f32.gguf");
+    assert!(p.is_file(), "missing {}: run `make models`", p.display());
+    p.display().to_string()
+}
+
+/// `st` with an isolated cache directory, so tests never touch or download into the user's.
+fn st(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_st"));
+    let home = std::env::temp_dir().join(format!("st-cli-home-{}", std::process::id()));
+    cmd.args(args)
+        .env("XDG_CACHE_HOME", &home)
+        .env_remove("STEADYTEXT_MODELS_DIR")
+        .env_remove("STEADYTEXT_GENERATION_MODEL")
+        .env_remove("STEADYTEXT_EMBEDDING_MODEL");
+    cmd
+}
+
+fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "st failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+#[test]
+fn generate_is_identical_across_processes_and_modes() {
+    let m = gen_model();
+    let args = [
+        "generate",
+        "Write a haiku about PostgreSQL",
+        "--model",
+        &m,
+        "--max-new-tokens",
+        "40",
+    ];
+    let first = ok(st(&args).output().unwrap());
+    let second = ok(st(&args).output().unwrap());
+    assert_eq!(first, second);
+    let mut wait_args = args.to_vec();
+    wait_args.push("--wait");
+    let waited = ok(st(&wait_args).output().unwrap());
+    assert_eq!(first.trim(), waited.trim(), "stream and --wait differ");
+    let mut threads_args = wait_args.clone();
+    threads_args.extend(["--threads", "1"]);
+    assert_eq!(ok(st(&threads_args).output().unwrap()), waited);
+}
+
+#[test]
+fn generate_reads_stdin_and_reports_json() {
+    use std::io::Write;
+    let m = gen_model();
+    let mut child = st(&["generate", "--model", &m, "--max-new-tokens", "8", "--json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"  Say hello  \n")
+        .unwrap();
+    let out = ok(child.wait_with_output().unwrap());
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["prompt"], "Say hello");
+    assert_eq!(report["model_sha256"].as_str().unwrap().len(), 64);
+    assert!(report["usage"]["completion_tokens"].as_u64().unwrap() <= 8);
+    assert!(report["usage"]["prompt_tokens"].as_u64().unwrap() > 2);
+}
+
+#[test]
+fn embed_json_has_1024_numbers_with_unit_norm() {
+    let m = emb_model();
+    let out = ok(st(&["embed", "hello", "--format", "json", "--model", &m])
+        .output()
+        .unwrap());
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let v: Vec<f64> = report["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    assert_eq!(v.len(), 1024);
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
+}
+
+#[test]
+fn embed_formats_agree() {
+    let m = emb_model();
+    let hex_out = ok(st(&["embed", "hello", "world", "--model", &m])
+        .output()
+        .unwrap());
+    let bytes = hex::decode(hex_out.trim()).unwrap();
+    assert_eq!(bytes.len(), 4096);
+    let npy = st(&["embed", "hello world", "--format", "numpy", "--model", &m])
+        .output()
+        .unwrap();
+    assert!(npy.status.success());
+    assert!(npy.stdout.starts_with(b"\x93NUMPY"));
+    assert_eq!(
+        &npy.stdout[npy.stdout.len() - 4096..],
+        &bytes[..],
+        "joined args == one text"
+    );
+}
+
+#[test]
+fn errors_go_to_stderr_with_failure_status() {
+    let out = st(&["generate", "hi", "--model", "/nonexistent/model.gguf"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/model.gguf") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    let out = st(&["generate", "hi", "--seed", "-1", "--model", &gen_model()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Seed must be a non-negative integer"));
+
+    let out = st(&["embed", "x", "--mode", "sideways", "--model", &emb_model()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'query' or 'passage'"));
+}
+
+#[test]
+fn refused_download_names_the_file_and_the_fix() {
+    let dir = std::env::temp_dir().join(format!("st-empty-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = st(&["generate", "hi", "--model", "qwen3-4b"])
+        .env("STEADYTEXT_MODELS_DIR", &dir)
+        .env("STEADYTEXT_ALLOW_MODEL_DOWNLOADS", "false")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Qwen3-4B-Instruct-2507-UD-Q6_K_XL.gguf"),
+        "{err}"
+    );
+    assert!(
+        err.contains("STEADYTEXT_ALLOW_MODEL_DOWNLOADS=false"),
+        "{err}"
+    );
+    assert!(err.contains(&dir.display().to_string()), "{err}");
+}
+
+#[test]
+fn offline_download_fails_with_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("st-offline-models-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Nothing listens on port 9 of loopback: the download fails at once, as offline.
+    let out = st(&["models", "download", "gemma-mini-270m"])
+        .env("STEADYTEXT_MODELS_DIR", &dir)
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("gemma-3-270m-it-qat-Q4_0.gguf") && err.contains("download failed"),
+        "{err}"
+    );
+}
+
+#[test]
+fn models_fingerprint_matches_the_checksum_file() {
+    let m = gen_model();
+    let out = ok(st(&["models", "fingerprint", &m]).output().unwrap());
+    let sums = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/test-models.sha256"
+    ))
+    .unwrap();
+    let expected = sums
+        .lines()
+        .find(|l| l.ends_with("smollm2-135m-instruct-q4_1.gguf"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
+    assert!(out.starts_with(expected), "{out}");
+    let json = ok(st(&["models", "fingerprint", &m, "--json"])
+        .output()
+        .unwrap());
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(report["build"].as_str().unwrap().contains("avx2"));
+}
+
+#[test]
+fn models_list_and_path() {
+    let out = ok(st(&["models", "list"]).output().unwrap());
+    for name in [
+        "qwen3-4b",
+        "qwen3-30b",
+        "jina-v4-retrieval",
+        "qwen3-reranker-4b",
+        "gemma-mini-270m",
+    ] {
+        assert!(out.contains(name), "{name} missing from {out}");
+    }
+    let path = ok(st(&["models", "path"])
+        .env("STEADYTEXT_MODELS_DIR", "/x/y")
+        .output()
+        .unwrap());
+    assert_eq!(path.trim(), "/x/y");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["generate", "--help"],
+        vec!["embed", "--help"],
+        vec!["models", "--help"],
+        vec!["models", "list", "--help"],
+        vec!["models", "path", "--help"],
+        vec!["models", "download", "--help"],
+        vec!["models", "fingerprint", "--help"],
+    ] {
+        let out = ok(st(&args).output().unwrap());
+        assert!(out.contains("Usage:"), "{args:?}");
+    }
+}

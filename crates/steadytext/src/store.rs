@@ -1,0 +1,235 @@
+//! The model store: where model files live, how a missing one is downloaded, and each file's
+//! sha256 fingerprint.
+//!
+//! Files sit flat in the models directory (`~/.cache/steadytext/models/<filename>`), as
+//! SteadyText keeps them, so a machine that already has SteadyText's downloads reuses them.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::registry::{ModelSource, Role};
+
+/// The user's home directory (`$HOME`, or `/` when unset).
+pub fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// SteadyText's cache root: `$XDG_CACHE_HOME/steadytext` or `~/.cache/steadytext`.
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home_dir().join(".cache"))
+        .join("steadytext")
+}
+
+/// Where model files are kept: `$STEADYTEXT_MODELS_DIR`, else `<cache root>/models`.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("STEADYTEXT_MODELS_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| cache_root().join("models"))
+}
+
+/// Whether downloads are allowed (`STEADYTEXT_ALLOW_MODEL_DOWNLOADS`, default true as in
+/// SteadyText's code).
+pub fn downloads_allowed() -> bool {
+    match std::env::var("STEADYTEXT_ALLOW_MODEL_DOWNLOADS") {
+        Ok(v) => !matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "false" | "0" | "no" | "off"
+        ),
+        Err(_) => true,
+    }
+}
+
+/// How to fetch a missing file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    /// Only use what is on disk.
+    LocalOnly,
+    /// Download when allowed by the environment.
+    IfAllowed,
+}
+
+/// The local path of `source`, downloading it first when it is missing and `fetch` permits.
+pub fn locate(source: &ModelSource, role: Role, fetch: Fetch) -> Result<PathBuf> {
+    match source {
+        ModelSource::Path(path) if path.is_file() => Ok(path.clone()),
+        ModelSource::Path(path) => Err(Error::ModelPathMissing(path.clone())),
+        ModelSource::Hub { repo, filename, .. } => {
+            let dir = models_dir();
+            let local = dir.join(filename);
+            if local.is_file() {
+                return Ok(local);
+            }
+            let missing = |reason: &str| Error::ModelMissing {
+                role: role.env_name().to_string(),
+                repo: repo.clone(),
+                filename: filename.clone(),
+                dir: dir.clone(),
+                reason: reason.to_string(),
+            };
+            match fetch {
+                Fetch::LocalOnly => Err(missing("this call does not download")),
+                Fetch::IfAllowed if !downloads_allowed() => Err(missing(
+                    "STEADYTEXT_ALLOW_MODEL_DOWNLOADS=false forbids downloading it",
+                )),
+                Fetch::IfAllowed => download(repo, filename, &dir)
+                    .map_err(|e| missing(&format!("the download failed ({e})"))),
+            }
+        }
+    }
+}
+
+/// Downloads `repo/filename` into `dir` with a progress bar; an interrupted download resumes.
+pub fn download(repo: &str, filename: &str, dir: &Path) -> Result<PathBuf, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // from_env honours HF_ENDPOINT (mirrors) and HF_TOKEN.
+    let api = hf_hub::api::sync::ApiBuilder::from_env()
+        .with_cache_dir(dir.join(".hub"))
+        .with_progress(true)
+        .with_retries(3)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let fetched = api
+        .model(repo.to_string())
+        .get(filename)
+        .map_err(|e| e.to_string())?;
+    let target = dir.join(filename);
+    // The hub cache keeps the blob; the flat name is what SteadyText and we look for.
+    let blob = fs::canonicalize(&fetched).unwrap_or(fetched);
+    fs::hard_link(&blob, &target)
+        .or_else(|_| fs::copy(&blob, &target).map(|_| ()))
+        .map_err(|e| format!("cannot place {}: {e}", target.display()))?;
+    Ok(target)
+}
+
+/// Identity of a file's contents as far as a memo can tell without reading it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FileStamp {
+    path: PathBuf,
+    len: u64,
+    modified_ns: u128,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> Result<Self> {
+        let meta =
+            fs::metadata(path).map_err(|e| Error::io(format!("stat {}", path.display()), e))?;
+        let modified_ns = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        Ok(Self {
+            path: fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+            len: meta.len(),
+            modified_ns,
+        })
+    }
+
+    fn memo_key(&self) -> String {
+        format!("{}|{}|{}", self.path.display(), self.len, self.modified_ns)
+    }
+}
+
+static FINGERPRINTS: Mutex<Option<HashMap<FileStamp, String>>> = Mutex::new(None);
+
+fn memo_file() -> PathBuf {
+    cache_root().join("fingerprints.json")
+}
+
+fn read_memo() -> HashMap<String, String> {
+    fs::read(memo_file())
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+fn write_memo(key: String, sha: &str) {
+    // Best effort: a read-only home only costs a re-hash in the next process.
+    let mut memo = read_memo();
+    memo.insert(key, sha.to_string());
+    let path = memo_file();
+    let tmp = path.with_extension(format!("json.{}", std::process::id()));
+    let ok = path.parent().is_some_and(|p| fs::create_dir_all(p).is_ok())
+        && serde_json::to_vec_pretty(&memo).is_ok_and(|bytes| fs::write(&tmp, bytes).is_ok())
+        && fs::rename(&tmp, &path).is_ok();
+    if !ok {
+        let _ = fs::remove_file(&tmp);
+    }
+}
+
+/// The file's sha256 in lower-case hex. Computed once per file version: remembered in the
+/// process and in `<cache root>/fingerprints.json`, keyed by path, size and mtime.
+pub fn sha256_of(path: &Path) -> Result<String> {
+    let stamp = FileStamp::of(path)?;
+    if let Some(sha) = FINGERPRINTS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .get(&stamp)
+    {
+        return Ok(sha.clone());
+    }
+    let key = stamp.memo_key();
+    let sha = match read_memo().get(&key) {
+        Some(sha) => sha.clone(),
+        None => {
+            let sha = hash_file(path)?;
+            write_memo(key, &sha);
+            sha
+        }
+    };
+    FINGERPRINTS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .insert(stamp, sha.clone());
+    Ok(sha)
+}
+
+fn hash_file(path: &Path) -> Result<String> {
+    let mut file =
+        fs::File::open(path).map_err(|e| Error::io(format!("open {}", path.display()), e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_known_value() {
+        let dir = std::env::temp_dir().join(format!("st-sha-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("abc");
+        fs::write(&file, b"abc").unwrap();
+        assert_eq!(
+            hash_file(&file).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,44 @@
+//! The test models. Built by `scripts/fetch-test-models.sh` (run by `make test`) into
+//! `$STEADYTEXT_TEST_MODELS`, default `/var/cache/steadytext/test-models`.
+#![allow(dead_code)] // each test file uses part of this module
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use steadytext::{Engine, Model, Role};
+
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("STEADYTEXT_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/steadytext/test-models"))
+}
+
+fn fixture(name: &str) -> PathBuf {
+    let path = models_dir().join(name);
+    assert!(
+        path.is_file(),
+        "test model {} is missing: run `make models` (scripts/fetch-test-models.sh)",
+        path.display()
+    );
+    path
+}
+
+pub fn generation_model_path() -> PathBuf {
+    fixture("smollm2-135m-instruct-q4_1.gguf")
+}
+
+pub fn embedding_model_path() -> PathBuf {
+    fixture("all-minilm-l6-v2-f32.gguf")
+}
+
+pub fn generator() -> Arc<Model> {
+    Engine::global()
+        .load(&generation_model_path(), Role::Generation, None)
+        .expect("the generation test model loads")
+}
+
+pub fn embedder() -> Arc<Model> {
+    Engine::global()
+        .load(&embedding_model_path(), Role::Embedding, None)
+        .expect("the embedding test model loads")
+}
