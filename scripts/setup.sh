@@ -11,6 +11,7 @@ PACKAGES=(
     build-essential cmake clang libclang-dev pkg-config git curl ca-certificates sudo
     dpkg-dev python3 python3-venv
     postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap
+    libtap-parser-sourcehandler-pgtap-perl
     libzmq3-dev
 )
 

@@ -1,12 +1,13 @@
 //! The engine: one llama.cpp backend per process, and the models loaded into it.
 //!
-//! Models are loaded once and kept for the life of the process (as SteadyText does); each
+//! Models are loaded once and kept for the life of the process (as SteadyText does), which is
+//! why the engine hands out `&'static Model`: a stream can outlive the call that started it. Each
 //! request gets a fresh context, so no state leaks from one request into the next.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
 use llama_cpp_2::context::LlamaContext;
@@ -182,11 +183,11 @@ fn context_window(requested: Option<u32>, n_ctx_train: u32, role: Role) -> u32 {
     }
 }
 
-/// Loads models on first use and keeps them. Cheap to share: wrap it in an `Arc` or use
+/// Loads models on first use and keeps them for the life of the process. Most callers use
 /// [`Engine::global`].
 #[derive(Debug, Default)]
 pub struct Engine {
-    models: Mutex<HashMap<(PathBuf, Role), Arc<Model>>>,
+    models: Mutex<HashMap<(PathBuf, Role), &'static Model>>,
 }
 
 impl Engine {
@@ -203,32 +204,28 @@ impl Engine {
 
     /// The model for `choice` in `role`, resolved, located (downloaded if `fetch` allows) and
     /// loaded on first use.
-    pub fn model(&self, choice: &ModelChoice, role: Role, fetch: Fetch) -> Result<Arc<Model>> {
+    pub fn model(&self, choice: &ModelChoice, role: Role, fetch: Fetch) -> Result<&'static Model> {
         let source = registry::resolve(choice, role);
         let path = store::locate(&source, role, fetch)?;
         self.load(&path, role, source.registry_n_ctx())
     }
 
     /// Loads the file at `path` for `role` unless already loaded.
-    pub fn load(&self, path: &Path, role: Role, n_ctx: Option<u32>) -> Result<Arc<Model>> {
+    pub fn load(&self, path: &Path, role: Role, n_ctx: Option<u32>) -> Result<&'static Model> {
         let key = (path.to_path_buf(), role);
-        if let Some(model) = self.models.lock().unwrap().get(&key) {
-            return Ok(model.clone());
+        // Held while loading, so two callers never load the same file twice.
+        let mut models = self.models.lock().unwrap();
+        if let Some(model) = models.get(&key) {
+            return Ok(model);
         }
-        // Loading is slow; don't hold the lock meanwhile. Two racing loads keep the first.
-        let model = Arc::new(Model::load(path, role, n_ctx)?);
-        Ok(self
-            .models
-            .lock()
-            .unwrap()
-            .entry(key)
-            .or_insert(model)
-            .clone())
+        let model: &'static Model = Box::leak(Box::new(Model::load(path, role, n_ctx)?));
+        models.insert(key, model);
+        Ok(model)
     }
 
     /// Models loaded so far.
-    pub fn loaded(&self) -> Vec<Arc<Model>> {
-        self.models.lock().unwrap().values().cloned().collect()
+    pub fn loaded(&self) -> Vec<&'static Model> {
+        self.models.lock().unwrap().values().copied().collect()
     }
 }
 

@@ -32,8 +32,20 @@ pub fn cache_root() -> PathBuf {
         .join("steadytext")
 }
 
-/// Where model files are kept: `$STEADYTEXT_MODELS_DIR`, else `<cache root>/models`.
+static MODELS_DIR_OVERRIDE: std::sync::RwLock<Option<PathBuf>> = std::sync::RwLock::new(None);
+
+/// Sets the models directory for this process, ahead of the environment (the extension's
+/// `steadytext.models_dir` setting). `None` restores the default.
+pub fn set_models_dir(dir: Option<PathBuf>) {
+    *MODELS_DIR_OVERRIDE.write().unwrap() = dir;
+}
+
+/// Where model files are kept: the process override, `$STEADYTEXT_MODELS_DIR`, else
+/// `<cache root>/models`.
 pub fn models_dir() -> PathBuf {
+    if let Some(dir) = MODELS_DIR_OVERRIDE.read().unwrap().clone() {
+        return dir;
+    }
     std::env::var_os("STEADYTEXT_MODELS_DIR")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
@@ -97,7 +109,8 @@ pub fn download(repo: &str, filename: &str, dir: &Path) -> Result<PathBuf, Strin
     // from_env honours HF_ENDPOINT (mirrors) and HF_TOKEN.
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_cache_dir(dir.join(".hub"))
-        .with_progress(true)
+        // A progress bar only where someone can see it (not in a server log).
+        .with_progress(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_retries(3)
         .build()
         .map_err(|e| e.to_string())?;

@@ -3,8 +3,6 @@
 #![allow(dead_code)] // each test file uses part of this module
 
 use std::path::PathBuf;
-use std::sync::Arc;
-
 use steadytext::{Engine, Model, Role};
 
 pub fn models_dir() -> PathBuf {
@@ -31,13 +29,13 @@ pub fn embedding_model_path() -> PathBuf {
     fixture("all-minilm-l6-v2-f32.gguf")
 }
 
-pub fn generator() -> Arc<Model> {
+pub fn generator() -> &'static Model {
     Engine::global()
         .load(&generation_model_path(), Role::Generation, None)
         .expect("the generation test model loads")
 }
 
-pub fn embedder() -> Arc<Model> {
+pub fn embedder() -> &'static Model {
     Engine::global()
         .load(&embedding_model_path(), Role::Embedding, None)
         .expect("the embedding test model loads")

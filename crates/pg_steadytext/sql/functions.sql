@@ -1,0 +1,366 @@
+-- pg_steadytext SQL-level functions: configuration, cache management, semantic search, labels
+-- the Rust functions cannot declare themselves, and the st_* aliases. Runs after the Rust
+-- functions exist.
+
+---------------------------------------------------------------------------------------------
+-- Configuration
+---------------------------------------------------------------------------------------------
+
+-- Stores the value as a JSON string, as the Python extension did; every reader accepts a
+-- number written as text.
+CREATE FUNCTION steadytext_config_set(config_key text, config_value text) RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL SAFE STRICT AS $$
+DECLARE
+    k text := lower(config_key);
+BEGIN
+    IF k = 'daemon_host' AND config_value !~ '^[A-Za-z0-9._-]+$' THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Invalid host format');
+    END IF;
+    IF k = 'daemon_port' AND (config_value !~ '^[0-9]{1,5}$'
+                              OR config_value::int NOT BETWEEN 1 AND 65535) THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Invalid port format');
+    END IF;
+    IF k = 'model_path' AND (config_value LIKE '/%' OR config_value ~ '[;|]') THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Invalid file path');
+    END IF;
+    IF k = 'daemon_command' AND config_value ~ '[;&|[:space:]]' THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Invalid command format');
+    END IF;
+    IF k LIKE '%table_name' AND config_value !~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Invalid table name');
+    END IF;
+    INSERT INTO @extschema@.steadytext_config (key, value, updated_at, updated_by)
+    VALUES (config_key, to_jsonb(config_value), now(), current_user)
+    ON CONFLICT (key) DO UPDATE
+        SET value = EXCLUDED.value, updated_at = now(), updated_by = current_user;
+    INSERT INTO @extschema@.steadytext_audit_log (event_type, details)
+    VALUES ('config_change', jsonb_build_object('key', config_key, 'value', config_value));
+END;
+$$;
+
+CREATE FUNCTION steadytext_config_get(config_key text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE STRICT AS $$
+    SELECT value #>> '{}' FROM @extschema@.steadytext_config WHERE key = config_key
+$$;
+
+-- A numeric setting, whether stored as a JSON number or as text.
+CREATE FUNCTION _steadytext_config_number(config_key text, fallback float8) RETURNS float8
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT COALESCE(
+        (SELECT CASE WHEN value #>> '{}' ~ '^\s*-?[0-9]+(\.[0-9]+)?\s*$'
+                     THEN (value #>> '{}')::float8 END
+         FROM @extschema@.steadytext_config WHERE key = config_key),
+        fallback)
+$$;
+
+---------------------------------------------------------------------------------------------
+-- Cache management
+---------------------------------------------------------------------------------------------
+
+-- Bytes a row takes in the cache: its key, prompt and value.
+CREATE FUNCTION _steadytext_cache_row_size(c @extschema@.steadytext_cache) RETURNS bigint
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT (pg_column_size(c.cache_key) + pg_column_size(c.prompt)
+            + COALESCE(pg_column_size(c.response), 0)
+            + COALESCE(pg_column_size(c.embedding), 0))::bigint
+$$;
+
+CREATE FUNCTION steadytext_cache_stats()
+RETURNS TABLE(total_entries bigint, total_size_mb float8, cache_hit_rate float8,
+              avg_access_count float8, oldest_entry timestamptz, newest_entry timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT count(*),
+           COALESCE(sum(@extschema@._steadytext_cache_row_size(c)), 0) / 1048576.0,
+           (SELECT CASE WHEN l.hits + l.misses = 0 THEN 0.0
+                        ELSE l.hits::float8 / (l.hits + l.misses) END
+            FROM @extschema@.steadytext_cache_lookups l WHERE l.id = 1),
+           COALESCE(avg(c.access_count), 0)::float8,
+           min(c.created_at),
+           max(c.created_at)
+    FROM @extschema@.steadytext_cache c
+$$;
+
+CREATE FUNCTION steadytext_cache_clear() RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+    WITH deleted AS (DELETE FROM @extschema@.steadytext_cache RETURNING 1)
+    SELECT count(*) FROM deleted
+$$;
+
+-- Shared by the two eviction functions: deletes batches of rows, in the order `order_by`
+-- gives, among rows older than min_age_hours, until the entry and size targets hold or nothing
+-- more may go. Each batch leaves an audit row.
+CREATE FUNCTION _steadytext_cache_evict(
+    target_entries int, target_size_mb float8, batch_size int, min_age_hours int,
+    min_access_count int, order_by text, eviction_type text)
+RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
+              remaining_size_mb float8)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    max_entries bigint := COALESCE(target_entries,
+        @extschema@._steadytext_config_number('cache_max_entries', 10000)::bigint);
+    max_mb float8 := COALESCE(target_size_mb,
+        @extschema@._steadytext_config_number('cache_max_size_mb', 100));
+    entries bigint;
+    size_mb float8;
+    batch_count int;
+    batch_mb float8;
+BEGIN
+    IF COALESCE(batch_size, 0) < 1 THEN
+        PERFORM @extschema@._steadytext_raise_p0001('batch_size must be at least 1');
+    END IF;
+    evicted_count := 0;
+    freed_size_mb := 0;
+    LOOP
+        SELECT count(*), COALESCE(sum(@extschema@._steadytext_cache_row_size(c)), 0) / 1048576.0
+          INTO entries, size_mb FROM @extschema@.steadytext_cache c;
+        EXIT WHEN entries <= max_entries AND size_mb <= max_mb;
+        EXECUTE format(
+            'WITH victims AS (
+                 SELECT id FROM @extschema@.steadytext_cache_with_frecency
+                 WHERE created_at < now() - make_interval(hours => $1)
+                   AND ($2 IS NULL OR access_count < $2)
+                 ORDER BY %s LIMIT $3),
+             deleted AS (
+                 DELETE FROM @extschema@.steadytext_cache c USING victims v WHERE c.id = v.id
+                 RETURNING @extschema@._steadytext_cache_row_size(c) AS bytes)
+             SELECT count(*)::int, COALESCE(sum(bytes), 0) / 1048576.0 FROM deleted', order_by)
+          INTO batch_count, batch_mb
+          USING COALESCE(min_age_hours, 0), min_access_count, batch_size;
+        EXIT WHEN batch_count = 0;
+        evicted_count := evicted_count + batch_count;
+        freed_size_mb := freed_size_mb + batch_mb;
+        INSERT INTO @extschema@.steadytext_audit_log (event_type, details)
+        VALUES ('cache_eviction', jsonb_build_object(
+            'evicted_count', batch_count, 'freed_size_mb', batch_mb,
+            'eviction_type', eviction_type));
+    END LOOP;
+    remaining_entries := entries;
+    remaining_size_mb := size_mb;
+    RETURN NEXT;
+END;
+$$;
+
+-- Oldest first (FIFO by creation time), as the Python extension.
+CREATE FUNCTION steadytext_cache_evict_by_age(
+    target_entries int DEFAULT NULL, target_size_mb float8 DEFAULT NULL,
+    batch_size int DEFAULT 100, min_age_hours int DEFAULT 1)
+RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
+              remaining_size_mb float8)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM @extschema@._steadytext_cache_evict(
+        target_entries, target_size_mb, batch_size, min_age_hours, NULL,
+        'created_at ASC, id ASC', 'age_based')
+$$;
+
+-- Lowest frecency first (access count weighted by recency, see steadytext_cache_with_frecency).
+-- Rows used at least min_access_count times are kept; NULL protects none.
+CREATE FUNCTION steadytext_cache_evict_by_frecency(
+    target_entries int DEFAULT NULL, target_size_mb float8 DEFAULT NULL,
+    batch_size int DEFAULT 100, min_access_count int DEFAULT 2, min_age_hours int DEFAULT 1)
+RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
+              remaining_size_mb float8)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM @extschema@._steadytext_cache_evict(
+        target_entries, target_size_mb, batch_size, min_age_hours, min_access_count,
+        'frecency_score ASC, last_accessed ASC, id ASC', 'frecency')
+$$;
+
+-- For pg_cron: evicts by frecency to the configured targets unless cache_eviction_enabled is
+-- false.
+CREATE FUNCTION steadytext_cache_scheduled_eviction() RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    enabled text := @extschema@.steadytext_config_get('cache_eviction_enabled');
+    r record;
+BEGIN
+    IF lower(COALESCE(enabled, 'true')) IN ('false', 'f', '0', 'no', 'off') THEN
+        RETURN;
+    END IF;
+    SELECT * INTO r FROM @extschema@.steadytext_cache_evict_by_frecency(min_access_count => NULL);
+    IF r.evicted_count > 0 THEN
+        RAISE NOTICE 'Cache eviction completed: % entries evicted, % MB freed, % entries remain',
+            r.evicted_count, round(r.freed_size_mb::numeric, 3), r.remaining_entries;
+    END IF;
+END;
+$$;
+
+-- The rows frecency eviction would take first (older than one hour, lowest score first).
+CREATE FUNCTION steadytext_cache_preview_eviction(preview_count int DEFAULT 10)
+RETURNS TABLE(cache_key text, prompt text, access_count int, last_accessed timestamptz,
+              created_at timestamptz, age_days float8, size_bytes bigint)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT f.cache_key,
+           CASE WHEN length(f.prompt) > 50 THEN left(f.prompt, 50) || '...' ELSE f.prompt END,
+           f.access_count, f.last_accessed, f.created_at,
+           EXTRACT(EPOCH FROM (now() - f.created_at))::float8 / 86400.0,
+           (pg_column_size(f.cache_key) + pg_column_size(f.prompt)
+            + COALESCE(pg_column_size(f.response), 0)
+            + COALESCE(pg_column_size(f.embedding), 0))::bigint
+    FROM @extschema@.steadytext_cache_with_frecency f
+    WHERE f.created_at < now() - interval '1 hour'
+    ORDER BY f.frecency_score ASC, f.last_accessed ASC, f.id ASC
+    LIMIT preview_count
+$$;
+
+CREATE FUNCTION steadytext_cache_analyze_usage()
+RETURNS TABLE(age_bucket text, entry_count bigint, avg_access_count float8,
+              total_size_mb float8, percentage_of_cache float8)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    WITH rows AS (
+        SELECT CASE
+                   WHEN c.created_at > now() - interval '1 hour' THEN 1
+                   WHEN c.created_at > now() - interval '1 day' THEN 2
+                   WHEN c.created_at > now() - interval '7 days' THEN 3
+                   WHEN c.created_at > now() - interval '30 days' THEN 4
+                   ELSE 5 END AS bucket,
+               c.access_count,
+               @extschema@._steadytext_cache_row_size(c) AS bytes
+        FROM @extschema@.steadytext_cache c),
+    total AS (SELECT count(*) AS n FROM rows)
+    SELECT (ARRAY['< 1 hour', '1 hour - 1 day', '1 day - 7 days', '7 days - 30 days',
+                  '> 30 days'])[r.bucket],
+           count(*), avg(r.access_count)::float8, sum(r.bytes) / 1048576.0,
+           100.0 * count(*) / NULLIF((SELECT n FROM total), 0)
+    FROM rows r
+    GROUP BY r.bucket
+    ORDER BY r.bucket
+$$;
+
+---------------------------------------------------------------------------------------------
+-- Semantic search over the cache's embeddings (served by the HNSW index)
+---------------------------------------------------------------------------------------------
+
+CREATE FUNCTION steadytext_semantic_search(
+    query_text text, limit_results int DEFAULT 10, similarity_threshold float8 DEFAULT 0.7)
+RETURNS TABLE(content text, similarity float8, generated_text text)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    WITH q AS (SELECT @extschema@.steadytext_embed(query_text) AS v)
+    SELECT c.prompt, 1 - (c.embedding <=> q.v), c.response
+    FROM @extschema@.steadytext_cache c, q
+    WHERE c.embedding IS NOT NULL
+      AND 1 - (c.embedding <=> q.v) >= similarity_threshold
+    ORDER BY c.embedding <=> q.v
+    LIMIT limit_results
+$$;
+
+---------------------------------------------------------------------------------------------
+-- Labels pgrx cannot declare
+---------------------------------------------------------------------------------------------
+
+ALTER FUNCTION steadytext_embed(text, boolean, integer, text, boolean) LEAKPROOF;
+ALTER FUNCTION steadytext_version() LEAKPROOF;
+
+---------------------------------------------------------------------------------------------
+-- st_* aliases, with the Python extension's quirks in names and defaults
+---------------------------------------------------------------------------------------------
+
+CREATE FUNCTION st_generate(
+    prompt text, max_tokens integer DEFAULT NULL, use_cache boolean DEFAULT true,
+    seed integer DEFAULT 42, eos_string text DEFAULT '[EOS]', model text DEFAULT NULL,
+    model_repo text DEFAULT NULL, model_filename text DEFAULT NULL, size text DEFAULT NULL,
+    unsafe_mode boolean DEFAULT false)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_generate(prompt, max_tokens, use_cache, seed, eos_string,
+        model, model_repo, model_filename, size, unsafe_mode)
+$$;
+
+CREATE FUNCTION st_generate_cached(
+    prompt text, max_tokens integer DEFAULT NULL, seed integer DEFAULT 42)
+RETURNS text LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_generate_cached(prompt, max_tokens, seed)
+$$;
+
+CREATE FUNCTION st_embed(
+    text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42,
+    model text DEFAULT NULL, unsafe_mode boolean DEFAULT false)
+RETURNS vector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_embed(text_input, use_cache, seed, model, unsafe_mode)
+$$;
+
+CREATE FUNCTION st_embed_cached(
+    text_input text, seed integer DEFAULT 42, model text DEFAULT NULL,
+    unsafe_mode boolean DEFAULT false)
+RETURNS vector LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_embed_cached(text_input, seed, model, unsafe_mode)
+$$;
+
+CREATE FUNCTION st_embed_batch(texts text[])
+RETURNS TABLE(index integer, embedding vector) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_embed_batch(texts)
+$$;
+
+CREATE FUNCTION st_version() RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_version()
+$$;
+
+CREATE FUNCTION st_info() RETURNS jsonb LANGUAGE sql VOLATILE AS $$
+    SELECT @extschema@.steadytext_info()
+$$;
+
+CREATE FUNCTION st_config_get(key text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE STRICT AS $$
+    SELECT @extschema@.steadytext_config_get(key)
+$$;
+
+CREATE FUNCTION st_config_set(key text, value text) RETURNS void
+LANGUAGE sql VOLATILE PARALLEL SAFE STRICT AS $$
+    SELECT @extschema@.steadytext_config_set(key, value)
+$$;
+
+CREATE FUNCTION st_cache_stats()
+RETURNS TABLE(total_entries bigint, total_size_mb float8, cache_hit_rate float8,
+              avg_access_count float8, oldest_entry timestamptz, newest_entry timestamptz)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT * FROM @extschema@.steadytext_cache_stats() $$;
+
+CREATE FUNCTION st_cache_clear() RETURNS bigint LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_cache_clear()
+$$;
+
+CREATE FUNCTION st_cache_evict_by_age(
+    target_entries int DEFAULT NULL, target_size_mb float8 DEFAULT NULL,
+    batch_size int DEFAULT 100, min_age_hours int DEFAULT 1)
+RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
+              remaining_size_mb float8)
+LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_cache_evict_by_age(
+        target_entries, target_size_mb, batch_size, min_age_hours)
+$$;
+
+CREATE FUNCTION st_cache_preview_eviction(preview_count int DEFAULT 10)
+RETURNS TABLE(cache_key text, prompt text, access_count int, last_accessed timestamptz,
+              created_at timestamptz, age_days float8, size_bytes bigint)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_cache_preview_eviction(preview_count)
+$$;
+
+CREATE FUNCTION st_cache_analyze_usage()
+RETURNS TABLE(age_bucket text, entry_count bigint, avg_access_count float8,
+              total_size_mb float8, percentage_of_cache float8)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_cache_analyze_usage()
+$$;
+
+CREATE FUNCTION st_cache_scheduled_eviction() RETURNS void
+LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_cache_scheduled_eviction()
+$$;
+
+CREATE FUNCTION st_semantic_search(
+    query_text text, limit_results int DEFAULT 10, similarity_threshold float8 DEFAULT 0.7)
+RETURNS TABLE(content text, similarity float8, generated_text text)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_semantic_search(
+        query_text, limit_results, similarity_threshold)
+$$;
+
+---------------------------------------------------------------------------------------------
+-- Privileges: the extension's own objects only (the Python extension granted on every table
+-- in the schema, the user's included).
+---------------------------------------------------------------------------------------------
+
+GRANT SELECT, INSERT, UPDATE ON steadytext_cache, steadytext_cache_lookups, steadytext_queue,
+    steadytext_config, steadytext_daemon_health, steadytext_rate_limits, steadytext_audit_log
+    TO PUBLIC;
+GRANT SELECT ON steadytext_cache_with_frecency TO PUBLIC;
+GRANT USAGE ON SEQUENCE steadytext_cache_id_seq, steadytext_queue_id_seq,
+    steadytext_audit_log_id_seq TO PUBLIC;

@@ -1,0 +1,165 @@
+-- pg_steadytext schema: the tables, the view and the default configuration.
+-- Layouts follow the Python extension (2025.11.25) so existing SQL keeps working; additions are
+-- marked "new".
+
+-- The cache (L2). Generation and structured rows fill `response`, embedding rows `embedding`.
+-- `cache_key` is a digest of everything that changes the output (see src/cache_key.rs); the
+-- other columns keep their meaning and describe the row.
+CREATE TABLE steadytext_cache (
+    id SERIAL PRIMARY KEY,
+    cache_key TEXT UNIQUE NOT NULL,
+    prompt TEXT NOT NULL,
+    response TEXT,
+    embedding vector(1024),
+    access_count INT DEFAULT 1,
+    last_accessed TIMESTAMPTZ DEFAULT now(),
+    created_at TIMESTAMPTZ DEFAULT now(),
+    steadytext_cache_hit BOOLEAN DEFAULT false,
+    model_name TEXT NOT NULL DEFAULT 'qwen3-1.7b',
+    model_size TEXT CHECK (model_size IN ('small', 'medium', 'large')),
+    seed INT DEFAULT 42,
+    eos_string TEXT,
+    generation_params JSONB,
+    response_size INT,
+    generation_time_ms INT
+);
+CREATE INDEX idx_steadytext_cache_key ON steadytext_cache (cache_key);
+CREATE INDEX idx_steadytext_cache_last_accessed ON steadytext_cache (last_accessed);
+CREATE INDEX idx_steadytext_cache_access_count ON steadytext_cache (access_count);
+CREATE INDEX idx_steadytext_cache_created_at ON steadytext_cache (created_at);
+-- new: serves steadytext_semantic_search
+CREATE INDEX idx_steadytext_cache_embedding_hnsw ON steadytext_cache
+    USING hnsw (embedding vector_cosine_ops);
+COMMENT ON TABLE steadytext_cache IS
+    'pg_steadytext cache: written by the _cached functions and the queue workers, read by every function called with use_cache; keys cover everything that changes the output';
+
+-- new: lookups counted for a real hit rate in steadytext_cache_stats(). One row; the VOLATILE
+-- functions add to it. Lookups by IMMUTABLE functions are counted in shared memory when the
+-- library is preloaded (they must not write tables).
+CREATE TABLE steadytext_cache_lookups (
+    id INT PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    hits BIGINT NOT NULL DEFAULT 0,
+    misses BIGINT NOT NULL DEFAULT 0,
+    since TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+INSERT INTO steadytext_cache_lookups DEFAULT VALUES;
+
+-- Frecency: access count weighted by recency, the same score the daemon's cache evicts by:
+-- access_count / (1 + seconds since the last access). Higher is more worth keeping.
+CREATE VIEW steadytext_cache_with_frecency AS
+SELECT c.*,
+       c.access_count::float8
+           / (1.0 + EXTRACT(EPOCH FROM (now() - COALESCE(c.last_accessed, c.created_at))))
+           AS frecency_score
+FROM steadytext_cache c;
+COMMENT ON VIEW steadytext_cache_with_frecency IS
+    'steadytext_cache with frecency_score = access_count / (1 + seconds since last access); eviction removes the lowest scores first';
+
+-- The async queue (served by the queue workers).
+CREATE TABLE steadytext_queue (
+    id SERIAL PRIMARY KEY,
+    request_id UUID DEFAULT gen_random_uuid(),
+    request_type TEXT CHECK (request_type IN (
+        'generate', 'embed', 'batch_embed', 'rerank', 'batch_rerank',
+        'generate_json', 'generate_regex', 'generate_choice')),
+    prompt TEXT,
+    prompts TEXT[],
+    params JSONB,
+    priority INT DEFAULT 5 CHECK (priority BETWEEN 1 AND 10),
+    user_id TEXT,
+    session_id TEXT,
+    status TEXT DEFAULT 'pending' CHECK (status IN (
+        'pending', 'processing', 'completed', 'failed', 'cancelled')),
+    result TEXT,
+    results TEXT[],
+    embedding vector(1024),
+    embeddings vector(1024)[],
+    error TEXT,
+    created_at TIMESTAMPTZ DEFAULT now(),
+    started_at TIMESTAMPTZ,
+    completed_at TIMESTAMPTZ,
+    processing_time_ms INT,
+    retry_count INT DEFAULT 0,
+    max_retries INT DEFAULT 3,
+    daemon_endpoint TEXT
+);
+CREATE INDEX idx_steadytext_queue_status_priority_created
+    ON steadytext_queue (status, priority DESC, created_at);
+CREATE INDEX idx_steadytext_queue_request_id ON steadytext_queue (request_id);
+CREATE INDEX idx_steadytext_queue_user_created ON steadytext_queue (user_id, created_at DESC);
+CREATE INDEX idx_steadytext_queue_session ON steadytext_queue (session_id);
+
+-- Configuration: JSONB values.
+CREATE TABLE steadytext_config (
+    key TEXT PRIMARY KEY,
+    value JSONB NOT NULL,
+    description TEXT,
+    updated_at TIMESTAMPTZ DEFAULT now(),
+    updated_by TEXT DEFAULT current_user
+);
+INSERT INTO steadytext_config (key, value, description) VALUES
+    ('daemon_host', '"localhost"', 'Host of the st daemon'),
+    ('daemon_port', '5555', 'Port of the st daemon'),
+    ('daemon_auto_start', 'true', 'Start the daemon on demand when it is not running'),
+    ('default_max_tokens', '512', 'max_tokens when a call passes NULL'),
+    ('default_seed', '42', 'seed when a call passes NULL'),
+    ('cache_enabled', 'false', 'Informational only (use_cache decides per call)'),
+    ('cache_eviction_enabled', 'true', 'Whether steadytext_cache_scheduled_eviction() evicts'),
+    ('cache_max_entries', '10000', 'Eviction target: entries'),
+    ('cache_max_size_mb', '100', 'Eviction target: megabytes');
+
+CREATE TABLE steadytext_daemon_health (
+    daemon_id TEXT PRIMARY KEY DEFAULT 'default',
+    endpoint TEXT NOT NULL,
+    last_heartbeat TIMESTAMPTZ DEFAULT now(),
+    uptime_seconds INT DEFAULT 0,
+    status TEXT DEFAULT 'unknown' CHECK (status IN (
+        'healthy', 'unhealthy', 'starting', 'stopping', 'unknown')),
+    version TEXT,
+    models_loaded TEXT[],
+    memory_usage_mb INT,
+    active_connections INT DEFAULT 0,
+    total_requests BIGINT DEFAULT 0,
+    error_count INT DEFAULT 0,
+    avg_response_time_ms INT
+);
+INSERT INTO steadytext_daemon_health (daemon_id, endpoint, status, uptime_seconds)
+VALUES ('default', 'tcp://localhost:5555', 'unknown', 0);
+
+CREATE TABLE steadytext_rate_limits (
+    user_id TEXT PRIMARY KEY,
+    requests_per_minute INT DEFAULT 60,
+    requests_per_hour INT DEFAULT 1000,
+    requests_per_day INT DEFAULT 10000,
+    current_minute_count INT DEFAULT 0,
+    current_hour_count INT DEFAULT 0,
+    current_day_count INT DEFAULT 0,
+    last_reset TIMESTAMPTZ DEFAULT now(),
+    last_reset_minute TIMESTAMPTZ DEFAULT now(),
+    last_reset_hour TIMESTAMPTZ DEFAULT now(),
+    last_reset_day TIMESTAMPTZ DEFAULT now(),
+    created_at TIMESTAMPTZ DEFAULT now()
+);
+
+CREATE TABLE steadytext_audit_log (
+    id SERIAL PRIMARY KEY,
+    event_id UUID DEFAULT gen_random_uuid(),
+    event_type TEXT NOT NULL,
+    user_id TEXT DEFAULT current_user,
+    request_id UUID,
+    details JSONB,
+    created_at TIMESTAMPTZ DEFAULT now(),
+    ip_address INET,
+    success BOOLEAN DEFAULT true,
+    error_message TEXT
+);
+CREATE INDEX idx_steadytext_audit_log_created ON steadytext_audit_log (created_at DESC);
+CREATE INDEX idx_steadytext_audit_log_user ON steadytext_audit_log (user_id, created_at DESC);
+
+-- The Python extension raised its validation errors through this helper; kept for callers.
+CREATE FUNCTION _steadytext_raise_p0001(message text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = message;
+END;
+$$;

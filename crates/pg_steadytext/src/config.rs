@@ -1,0 +1,49 @@
+//! Reading `steadytext_config`. Values are JSONB; `steadytext_config_set` stores what it is given
+//! as a JSON string (as the Python extension did), so a number may arrive as `"64"`: readers
+//! accept both.
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+
+fn value(key: &str) -> Option<serde_json::Value> {
+    Spi::connect(|client| {
+        client
+            .select(
+                "SELECT value FROM public.steadytext_config WHERE key = $1",
+                Some(1),
+                &[key.into()],
+            )
+            .ok()?
+            .first()
+            .get_one::<JsonB>()
+            .ok()
+            .flatten()
+            .map(|j| j.0)
+    })
+}
+
+/// An integer setting, whether stored as a JSON number or as a string of digits.
+pub fn int(key: &str) -> Option<i64> {
+    as_int(&value(key)?)
+}
+
+fn as_int(v: &serde_json::Value) -> Option<i64> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn numbers_as_text_are_numbers() {
+        use serde_json::json;
+        assert_eq!(super::as_int(&json!(64)), Some(64));
+        assert_eq!(super::as_int(&json!("64")), Some(64));
+        assert_eq!(super::as_int(&json!(" 7 ")), Some(7));
+        assert_eq!(super::as_int(&json!("x")), None);
+        assert_eq!(super::as_int(&json!(true)), None);
+    }
+}

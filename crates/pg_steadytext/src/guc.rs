@@ -1,0 +1,74 @@
+//! Settings (`steadytext.*`). Each model setting is a registry name or a path to a GGUF file;
+//! empty means the library's default (SteadyText's model, after `STEADYTEXT_*` environment
+//! overrides in the server's environment).
+
+use std::ffi::CString;
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+
+pub static GENERATION_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static EMBEDDING_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static RERANKING_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static MODELS_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static EMBEDDING_MODE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"query"));
+pub static ALLOW_MODEL_DOWNLOADS: GucSetting<bool> = GucSetting::<bool>::new(false);
+
+pub fn register() {
+    GucRegistry::define_string_guc(
+        c"steadytext.generation_model",
+        c"Generation model: a registry name (st models list) or a GGUF path.",
+        c"Empty means SteadyText's default model. Per-call model arguments take precedence.",
+        &GENERATION_MODEL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"steadytext.embedding_model",
+        c"Embedding model: a registry name or a GGUF path.",
+        c"Empty means SteadyText's default embedding model.",
+        &EMBEDDING_MODEL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"steadytext.reranking_model",
+        c"Reranking model: a registry name or a GGUF path.",
+        c"Empty means SteadyText's default reranking model.",
+        &RERANKING_MODEL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"steadytext.models_dir",
+        c"Directory of downloaded model files.",
+        c"Empty means STEADYTEXT_MODELS_DIR or ~/.cache/steadytext/models of the server's user.",
+        &MODELS_DIR,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"steadytext.embedding_mode",
+        c"Embedding prefix: query or passage.",
+        c"Decides the 'Query: '/'Passage: ' prefix SteadyText puts before the text.",
+        &EMBEDDING_MODE,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"steadytext.allow_model_downloads",
+        c"Whether a backend may download a missing registry model from Hugging Face.",
+        c"Off by default: a query should not start a multi-gigabyte download. Use st models download.",
+        &ALLOW_MODEL_DOWNLOADS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+/// A string setting, `None` when unset or empty.
+pub fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .map(|s| s.to_string_lossy().trim().to_string())
+        .filter(|s| !s.is_empty())
+}

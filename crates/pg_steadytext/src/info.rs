@@ -1,0 +1,44 @@
+//! `steadytext_version()` and `steadytext_info()`.
+
+use pgrx::prelude::*;
+use pgrx::JsonB;
+use steadytext::{store, Model};
+
+use crate::inference::{self, ModelArgs};
+
+/// The extension's version (date-based, as the Python extension's).
+#[pg_extern(immutable, parallel_safe)]
+fn steadytext_version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+fn describe(model: steadytext::Result<&'static Model>) -> serde_json::Value {
+    match model {
+        Ok(m) => serde_json::json!({
+            "path": m.path(),
+            "sha256": m.sha256().ok(),
+            "n_ctx": m.n_ctx(),
+            "loaded": true,
+        }),
+        Err(e) => serde_json::json!({ "loaded": false, "error": e.to_string() }),
+    }
+}
+
+/// What produces this server's outputs: the build fingerprint, the model files with their
+/// sha256, and where inference runs.
+#[pg_extern(volatile)]
+fn steadytext_info() -> JsonB {
+    let generation = describe(inference::generation_model(&ModelArgs::default()));
+    let embedding = describe(inference::embedding_model(None));
+    JsonB(serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "fingerprint": steadytext::build_info::fingerprint(),
+        "inference": {
+            "location": "in-process",
+            "threads": inference::THREADS,
+            "pid": std::process::id(),
+        },
+        "models_dir": store::models_dir(),
+        "models": { "generation": generation, "embedding": embedding },
+    }))
+}

@@ -1,0 +1,57 @@
+//! `pg_steadytext`: deterministic text generation and embeddings as SQL functions.
+//!
+//! Thin by design: each module converts SQL values, enforces the SQL-level semantics of the
+//! Python extension it replaces, and calls the `steadytext` library. The schema, the config and
+//! cache management functions and the `st_*` aliases are plain SQL in `sql/`.
+
+use pgrx::prelude::*;
+
+mod cache;
+mod cache_key;
+mod config;
+mod embed;
+mod errors;
+mod generate;
+mod guc;
+mod inference;
+mod info;
+mod vector;
+
+::pgrx::pg_module_magic!();
+
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::register();
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    include!("tests.rs");
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    /// The test cluster finds the test models through these settings.
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        let dir = std::env::var("STEADYTEXT_TEST_MODELS")
+            .unwrap_or_else(|_| "/var/cache/steadytext/test-models".to_string());
+        vec![
+            Box::leak(
+                format!("steadytext.generation_model = '{dir}/smollm2-135m-instruct-q4_1.gguf'")
+                    .into_boxed_str(),
+            ),
+            Box::leak(
+                format!("steadytext.embedding_model = '{dir}/all-minilm-l6-v2-f32.gguf'")
+                    .into_boxed_str(),
+            ),
+        ]
+    }
+}
