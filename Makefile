@@ -2,19 +2,22 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-# One build cache outside the clone, reused by every clone on the machine (never required).
 # cargo from rustup, wherever the caller's PATH stops.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
+# One build cache outside the clone, reused by every clone on the machine (never required).
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/pg_steadytext/target
 # The test models (scripts/fetch-test-models.sh builds them here).
 export STEADYTEXT_TEST_MODELS ?= /var/cache/steadytext/test-models
 PREFIX ?= /usr/local
 BIN := $(CARGO_TARGET_DIR)/debug
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+# The pgrx test cluster's data directory must be reachable by the postgres user.
+PGRX_TEST_PGDATA ?= /tmp/pg_steadytext-pgrx-test
 
 GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 
-.PHONY: setup build install test lint demo bench models clean
+.PHONY: setup build install install-extension test test-core test-pgrx test-pgtap lint demo bench models clean
 
 ## Install system packages, pgvector, cargo-pgrx, the test models, and `st` on the PATH.
 setup:
@@ -25,28 +28,46 @@ models:
 	scripts/fetch-test-models.sh
 
 ## Build every binary in the one (dev) profile: llama.cpp is compiled once per build cache.
+## Every cargo command here covers the whole workspace (or pg_steadytext, whose dependency tree
+## includes everything llama.cpp's build depends on): a narrower selection would unify features
+## differently and rebuild llama.cpp.
 build:
 	cargo build --workspace --all-targets
 
 install: build
 	install -m 755 $(BIN)/st $(PREFIX)/bin/st
 
+## The extension into the system PostgreSQL 15.
+install-extension:
+	cd crates/pg_steadytext && cargo pgrx install --pg-config $(PG_CONFIG)
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-## Every test, on the real test models. One test at a time: each uses every core, and ggml's
-## spinning threads collapse when two requests share two cores.
-test: setup lint
-	cargo test --workspace -- --test-threads=1
+## Every test, on the real test models.
+test: setup lint test-core test-pgrx test-pgtap
+
+## Library and CLI tests (the extension's #[pg_test]s run under test-pgrx). One test at a time:
+## each uses every core, and ggml's spinning threads collapse when two requests share two cores.
+test-core:
+	cargo test --workspace -- --test-threads=1 --skip tests::pg_
+
+## Rust-level tests inside a temporary PostgreSQL (run as the postgres user).
+test-pgrx:
+	cd crates/pg_steadytext && cargo pgrx test pg15 --runas postgres --pgdata $(PGRX_TEST_PGDATA)
+
+## The pgTAP suite against a fresh cluster with the extension installed.
+test-pgtap: install-extension
+	tests/pgtap/run.sh
 
 ## The main job on the test models: generate, embed, and a tiny semantic search.
-demo: setup
+demo: setup install-extension
 	scripts/demo.sh
 
 ## Benchmarks; results go to bench/results/.
-bench: setup
-	cargo run --quiet -p steadytext-bench -- --out bench/results
+bench: setup install-extension
+	$(BIN)/steadytext-bench --out bench/results
 
 clean:
 	cargo clean

@@ -146,13 +146,13 @@ pub fn run(repeat: usize) -> Result<Report> {
         &LlamaModelParams::default(),
     )?;
     let prompt = prompt();
-    let tokens = steadytext::generate::prompt_tokens(&model, &prompt);
+    let tokens = steadytext::generate::prompt_tokens(model, &prompt);
 
-    library_run(&model, &prompt)?; // warm-up: page the model in
+    library_run(model, &prompt)?; // warm-up: page the model in
     let mut lib = Vec::new();
     let mut raw = Vec::new();
     for _ in 0..repeat {
-        let l = library_run(&model, &prompt)?;
+        let l = library_run(model, &prompt)?;
         raw.push(raw_run(&raw_model, &tokens, l.generated)?);
         lib.push(l);
     }
@@ -164,13 +164,13 @@ pub fn run(repeat: usize) -> Result<Report> {
     let embedder = engine.load(&emb_path, Role::Embedding, None)?;
     let texts = embedding_texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    steadytext::embed(&embedder, refs[0], EmbedMode::Query, Some(THREADS))?;
+    steadytext::embed(embedder, refs[0], EmbedMode::Query, Some(THREADS))?;
     let single = median(
         (0..repeat)
             .map(|_| {
                 let start = Instant::now();
                 for t in &refs {
-                    steadytext::embed(&embedder, t, EmbedMode::Query, Some(THREADS)).unwrap();
+                    steadytext::embed(embedder, t, EmbedMode::Query, Some(THREADS)).unwrap();
                 }
                 refs.len() as f64 / start.elapsed().as_secs_f64()
             })
@@ -180,7 +180,7 @@ pub fn run(repeat: usize) -> Result<Report> {
         (0..repeat)
             .map(|_| {
                 let start = Instant::now();
-                steadytext::embed_batch(&embedder, &refs, EmbedMode::Query, Some(THREADS)).unwrap();
+                steadytext::embed_batch(embedder, &refs, EmbedMode::Query, Some(THREADS)).unwrap();
                 refs.len() as f64 / start.elapsed().as_secs_f64()
             })
             .collect(),

@@ -53,7 +53,7 @@ pub fn run(args: Args) -> Result<()> {
         .model(&choice, Role::Embedding, Fetch::IfAllowed)
         .context("no embedding model")?;
     let started = Instant::now();
-    let vector = steadytext::embed(&model, &text, mode, args.threads)?;
+    let vector = steadytext::embed(model, &text, mode, args.threads)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Hex => writeln!(out, "{}", hex::encode(le_bytes(&vector)))?,

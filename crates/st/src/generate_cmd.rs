@@ -62,7 +62,7 @@ pub fn run(args: Args) -> Result<()> {
         .model(&choice, Role::Generation, Fetch::IfAllowed)
         .context("no generation model")?;
     let started = Instant::now();
-    let mut stream = steadytext::stream(&model, &prompt, &params)?;
+    let mut stream = steadytext::stream(model, &prompt, &params)?;
     let streaming = !args.wait && !args.json;
     let mut text = String::new();
     let mut out = std::io::stdout().lock();

@@ -12,7 +12,7 @@ fn norm(v: &[f32]) -> f64 {
 fn width_is_1024_and_norm_is_one() {
     let model = common::embedder();
     let v = embed(
-        &model,
+        model,
         "PostgreSQL is a relational database",
         EmbedMode::Query,
         None,
@@ -28,7 +28,7 @@ fn width_is_1024_and_norm_is_one() {
 fn empty_text_gives_the_zero_vector() {
     let model = common::embedder();
     for text in ["", "   ", "\n\t"] {
-        let v = embed(&model, text, EmbedMode::Query, None).unwrap();
+        let v = embed(model, text, EmbedMode::Query, None).unwrap();
         assert_eq!(v.len(), 1024);
         assert!(v.iter().all(|&x| x == 0.0));
     }
@@ -37,9 +37,9 @@ fn empty_text_gives_the_zero_vector() {
 #[test]
 fn repeated_calls_are_bit_identical() {
     let model = common::embedder();
-    let a = embed(&model, "deterministic", EmbedMode::Passage, None).unwrap();
-    let b = embed(&model, "deterministic", EmbedMode::Passage, Some(1)).unwrap();
-    let c = embed(&model, "deterministic", EmbedMode::Passage, Some(2)).unwrap();
+    let a = embed(model, "deterministic", EmbedMode::Passage, None).unwrap();
+    let b = embed(model, "deterministic", EmbedMode::Passage, Some(1)).unwrap();
+    let c = embed(model, "deterministic", EmbedMode::Passage, Some(2)).unwrap();
     assert_eq!(bits(&a), bits(&b));
     assert_eq!(bits(&a), bits(&c));
 }
@@ -54,10 +54,10 @@ fn batch_equals_single_bit_for_bit() {
         "un chat noir",
         "a cat",
     ];
-    let batch = embed_batch(&model, &texts, EmbedMode::Query, None).unwrap();
+    let batch = embed_batch(model, &texts, EmbedMode::Query, None).unwrap();
     assert_eq!(batch.len(), texts.len());
     for (text, vector) in texts.iter().zip(&batch) {
-        let single = embed(&model, text, EmbedMode::Query, None).unwrap();
+        let single = embed(model, text, EmbedMode::Query, None).unwrap();
         assert_eq!(bits(vector), bits(&single), "{text}");
     }
 }
@@ -65,23 +65,23 @@ fn batch_equals_single_bit_for_bit() {
 #[test]
 fn mode_changes_the_vector() {
     let model = common::embedder();
-    let q = embed(&model, "cats", EmbedMode::Query, None).unwrap();
-    let p = embed(&model, "cats", EmbedMode::Passage, None).unwrap();
+    let q = embed(model, "cats", EmbedMode::Query, None).unwrap();
+    let p = embed(model, "cats", EmbedMode::Passage, None).unwrap();
     assert_ne!(bits(&q), bits(&p));
 }
 
 #[test]
 fn average_form_is_one_normalised_vector() {
     let model = common::embedder();
-    let avg = embed_average(&model, &["cat", "", "dog"], EmbedMode::Query, None).unwrap();
+    let avg = embed_average(model, &["cat", "", "dog"], EmbedMode::Query, None).unwrap();
     assert!((norm(&avg) - 1.0).abs() < 1e-5);
-    let cat = embed(&model, "cat", EmbedMode::Query, None).unwrap();
-    let dog = embed(&model, "dog", EmbedMode::Query, None).unwrap();
-    let car = embed(&model, "car", EmbedMode::Query, None).unwrap();
+    let cat = embed(model, "cat", EmbedMode::Query, None).unwrap();
+    let dog = embed(model, "dog", EmbedMode::Query, None).unwrap();
+    let car = embed(model, "car", EmbedMode::Query, None).unwrap();
     // The mean of cat and dog is closer to each of them than to an unrelated word.
     assert!(cosine(&avg, &cat) > cosine(&avg, &car));
     assert!(cosine(&avg, &dog) > cosine(&avg, &car));
-    assert!(embed_average(&model, &["", " "], EmbedMode::Query, None)
+    assert!(embed_average(model, &["", " "], EmbedMode::Query, None)
         .unwrap()
         .iter()
         .all(|&x| x == 0.0));
@@ -90,7 +90,7 @@ fn average_form_is_one_normalised_vector() {
 #[test]
 fn long_input_is_truncated_not_rejected() {
     let model = common::embedder();
-    let v = embed(&model, &"word ".repeat(3000), EmbedMode::Query, None).unwrap();
+    let v = embed(model, &"word ".repeat(3000), EmbedMode::Query, None).unwrap();
     assert!((norm(&v) - 1.0).abs() < 1e-5);
 }
 
@@ -138,7 +138,7 @@ fn semantic_triples_hold() {
     ];
     let mut failures = Vec::new();
     for (anchor, near, far) in triples {
-        let v = |t| embed(&model, t, EmbedMode::Query, None).unwrap();
+        let v = |t| embed(model, t, EmbedMode::Query, None).unwrap();
         let (a, n, f) = (v(anchor), v(near), v(far));
         let (cn, cf) = (cosine(&a, &n), cosine(&a, &f));
         if cn <= cf {

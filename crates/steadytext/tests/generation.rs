@@ -16,11 +16,11 @@ fn params(max_new_tokens: usize) -> GenerateParams {
 #[test]
 fn same_prompt_gives_identical_bytes_three_times() {
     let model = common::generator();
-    let first = generate(&model, PROMPT, &params(48)).unwrap();
+    let first = generate(model, PROMPT, &params(48)).unwrap();
     assert!(!first.is_empty());
     for _ in 0..2 {
         assert_eq!(
-            generate(&model, PROMPT, &params(48)).unwrap().as_bytes(),
+            generate(model, PROMPT, &params(48)).unwrap().as_bytes(),
             first.as_bytes()
         );
     }
@@ -38,8 +38,8 @@ fn one_and_two_threads_agree() {
         ..params(40)
     };
     assert_eq!(
-        generate(&model, PROMPT, &one).unwrap(),
-        generate(&model, PROMPT, &two).unwrap()
+        generate(model, PROMPT, &one).unwrap(),
+        generate(model, PROMPT, &two).unwrap()
     );
 }
 
@@ -52,11 +52,11 @@ fn seeded_sampling_repeats_and_seeds_matter() {
         ..params(32)
     };
     let prompt = "Invent a name for a new color and describe it.";
-    let a = generate(&model, prompt, &at(7)).unwrap();
-    assert_eq!(generate(&model, prompt, &at(7)).unwrap(), a);
+    let a = generate(model, prompt, &at(7)).unwrap();
+    assert_eq!(generate(model, prompt, &at(7)).unwrap(), a);
     let outputs: std::collections::BTreeSet<String> = [1, 2, 3]
         .iter()
-        .map(|&s| generate(&model, prompt, &at(s)).unwrap())
+        .map(|&s| generate(model, prompt, &at(s)).unwrap())
         .collect();
     assert!(
         outputs.len() >= 2,
@@ -72,15 +72,15 @@ fn temperature_zero_ignores_the_seed() {
         ..params(24)
     };
     assert_eq!(
-        generate(&model, PROMPT, &seeded).unwrap(),
-        generate(&model, PROMPT, &params(24)).unwrap()
+        generate(model, PROMPT, &seeded).unwrap(),
+        generate(model, PROMPT, &params(24)).unwrap()
     );
 }
 
 #[test]
 fn eos_string_stops_before_it() {
     let model = common::generator();
-    let full = generate(&model, PROMPT, &params(48)).unwrap();
+    let full = generate(model, PROMPT, &params(48)).unwrap();
     let words: Vec<&str> = full.split_whitespace().collect();
     assert!(words.len() > 4, "need a few words to cut at: {full:?}");
     let stop = words[3];
@@ -89,16 +89,16 @@ fn eos_string_stops_before_it() {
         ..params(48)
     };
     let expected = full[..full.find(stop).unwrap()].trim();
-    assert_eq!(generate(&model, PROMPT, &cut).unwrap(), expected);
+    assert_eq!(generate(model, PROMPT, &cut).unwrap(), expected);
 }
 
 #[test]
 fn max_new_tokens_is_honoured() {
     let model = common::generator();
-    let mut s = stream(&model, PROMPT, &params(5)).unwrap();
+    let mut s = stream(model, PROMPT, &params(5)).unwrap();
     let text: String = s.by_ref().map(|p| p.unwrap()).collect();
     assert_eq!(s.generated_tokens(), 5);
-    let full = generate(&model, PROMPT, &params(48)).unwrap();
+    let full = generate(model, PROMPT, &params(48)).unwrap();
     assert!(
         full.starts_with(text.trim()),
         "{text:?} is not a prefix of {full:?}"
@@ -112,16 +112,13 @@ fn stream_concatenation_equals_unstripped_output() {
         PROMPT,
         "Réponds en français : qu'est-ce qu'une base de données ? 😀",
     ] {
-        let pieces: Vec<String> = stream(&model, prompt, &params(40))
+        let pieces: Vec<String> = stream(model, prompt, &params(40))
             .unwrap()
             .map(|p| p.unwrap())
             .collect();
         assert!(pieces.len() > 1, "expected several pieces");
         let joined = pieces.concat();
-        assert_eq!(
-            joined.trim(),
-            generate(&model, prompt, &params(40)).unwrap()
-        );
+        assert_eq!(joined.trim(), generate(model, prompt, &params(40)).unwrap());
     }
 }
 
@@ -129,7 +126,7 @@ fn stream_concatenation_equals_unstripped_output() {
 fn over_long_prompt_is_a_context_error() {
     let model = common::generator();
     let prompt = "database ".repeat(5000);
-    let result = stream(&model, &prompt, &params(64)).map(|_| ());
+    let result = stream(model, &prompt, &params(64)).map(|_| ());
     match result {
         Err(Error::ContextLengthExceeded {
             input_tokens,
@@ -149,7 +146,7 @@ fn output_budget_counts_against_the_window() {
         ..Default::default()
     };
     assert!(matches!(
-        stream(&model, PROMPT, &huge),
+        stream(model, PROMPT, &huge),
         Err(Error::ContextLengthExceeded { .. })
     ));
 }
@@ -162,12 +159,12 @@ fn invalid_parameters_are_rejected() {
         ..params(8)
     };
     assert!(matches!(
-        stream(&model, PROMPT, &bad),
+        stream(model, PROMPT, &bad),
         Err(Error::InvalidArgument(_))
     ));
     let zero = params(0);
     assert!(matches!(
-        stream(&model, PROMPT, &zero),
+        stream(model, PROMPT, &zero),
         Err(Error::InvalidArgument(_))
     ));
 }

@@ -1,0 +1,77 @@
+-- Every function's exact signature (names, defaults, result), volatility and parallel label.
+BEGIN;
+
+CREATE TEMP TABLE expected(fn text, args text, result text, vol "char", par "char", strict bool, leak bool);
+INSERT INTO expected VALUES
+ ('steadytext_generate', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'text', 'i', 's', false, false),
+ ('steadytext_generate_stream', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'SETOF text', 'i', 's', false, false),
+ ('steadytext_generate_cached', 'prompt text, max_tokens integer DEFAULT NULL::integer, seed integer DEFAULT 42', 'text', 'v', 'u', false, false),
+ ('steadytext_embed', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'i', 's', false, true),
+ ('steadytext_embed_cached', 'text_input text, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'v', 'u', false, false),
+ ('steadytext_embed_batch', 'texts text[]', 'TABLE(index integer, embedding vector)', 'i', 's', false, false),
+ ('steadytext_version', '', 'text', 'i', 's', true, true),
+ ('steadytext_info', '', 'jsonb', 'v', 'u', true, false),
+ ('steadytext_config_get', 'config_key text', 'text', 's', 's', true, false),
+ ('steadytext_config_set', 'config_key text, config_value text', 'void', 'v', 's', true, false),
+ ('steadytext_cache_stats', '', 'TABLE(total_entries bigint, total_size_mb double precision, cache_hit_rate double precision, avg_access_count double precision, oldest_entry timestamp with time zone, newest_entry timestamp with time zone)', 's', 's', false, false),
+ ('steadytext_cache_clear', '', 'bigint', 'v', 'u', false, false),
+ ('steadytext_cache_evict_by_age', 'target_entries integer DEFAULT NULL::integer, target_size_mb double precision DEFAULT NULL::double precision, batch_size integer DEFAULT 100, min_age_hours integer DEFAULT 1', 'TABLE(evicted_count integer, freed_size_mb double precision, remaining_entries bigint, remaining_size_mb double precision)', 'v', 'u', false, false),
+ ('steadytext_cache_evict_by_frecency', 'target_entries integer DEFAULT NULL::integer, target_size_mb double precision DEFAULT NULL::double precision, batch_size integer DEFAULT 100, min_access_count integer DEFAULT 2, min_age_hours integer DEFAULT 1', 'TABLE(evicted_count integer, freed_size_mb double precision, remaining_entries bigint, remaining_size_mb double precision)', 'v', 'u', false, false),
+ ('steadytext_cache_scheduled_eviction', '', 'void', 'v', 'u', false, false),
+ ('steadytext_cache_preview_eviction', 'preview_count integer DEFAULT 10', 'TABLE(cache_key text, prompt text, access_count integer, last_accessed timestamp with time zone, created_at timestamp with time zone, age_days double precision, size_bytes bigint)', 's', 's', false, false),
+ ('steadytext_cache_analyze_usage', '', 'TABLE(age_bucket text, entry_count bigint, avg_access_count double precision, total_size_mb double precision, percentage_of_cache double precision)', 's', 's', false, false),
+ ('steadytext_semantic_search', 'query_text text, limit_results integer DEFAULT 10, similarity_threshold double precision DEFAULT 0.7', 'TABLE(content text, similarity double precision, generated_text text)', 's', 's', false, false),
+ ('_steadytext_raise_p0001', 'message text', 'void', 'v', 'u', false, false),
+ -- aliases, with the Python extension's quirks
+ ('st_generate', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'text', 'i', 's', false, false),
+ ('st_generate_stream', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'SETOF text', 'i', 's', false, false),
+ ('st_generate_cached', 'prompt text, max_tokens integer DEFAULT NULL::integer, seed integer DEFAULT 42', 'text', 'v', 's', false, false),
+ ('st_embed', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'i', 's', false, false),
+ ('st_embed_cached', 'text_input text, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'v', 's', false, false),
+ ('st_embed_batch', 'texts text[]', 'TABLE(index integer, embedding vector)', 'i', 's', false, false),
+ ('st_version', '', 'text', 'i', 's', false, false),
+ ('st_info', '', 'jsonb', 'v', 'u', false, false),
+ ('st_config_get', 'key text', 'text', 's', 's', true, false),
+ ('st_config_set', 'key text, value text', 'void', 'v', 's', true, false),
+ ('st_cache_stats', '', 'TABLE(total_entries bigint, total_size_mb double precision, cache_hit_rate double precision, avg_access_count double precision, oldest_entry timestamp with time zone, newest_entry timestamp with time zone)', 's', 's', false, false),
+ ('st_cache_clear', '', 'bigint', 'v', 's', false, false),
+ ('st_cache_evict_by_age', 'target_entries integer DEFAULT NULL::integer, target_size_mb double precision DEFAULT NULL::double precision, batch_size integer DEFAULT 100, min_age_hours integer DEFAULT 1', 'TABLE(evicted_count integer, freed_size_mb double precision, remaining_entries bigint, remaining_size_mb double precision)', 'v', 's', false, false),
+ ('st_cache_preview_eviction', 'preview_count integer DEFAULT 10', 'TABLE(cache_key text, prompt text, access_count integer, last_accessed timestamp with time zone, created_at timestamp with time zone, age_days double precision, size_bytes bigint)', 's', 's', false, false),
+ ('st_cache_analyze_usage', '', 'TABLE(age_bucket text, entry_count bigint, avg_access_count double precision, total_size_mb double precision, percentage_of_cache double precision)', 's', 's', false, false),
+ ('st_cache_scheduled_eviction', '', 'void', 'v', 's', false, false),
+ ('st_semantic_search', 'query_text text, limit_results integer DEFAULT 10, similarity_threshold double precision DEFAULT 0.7', 'TABLE(content text, similarity double precision, generated_text text)', 's', 's', false, false);
+
+SELECT plan((SELECT count(*)::int FROM expected) + 12);
+
+-- has_function with argument types, for every function above
+SELECT has_function('public', e.fn,
+    COALESCE((SELECT array_agg(format_type(t, NULL) ORDER BY ord)
+              FROM pg_proc p, unnest(p.proargtypes::oid[]) WITH ORDINALITY AS u(t, ord)
+              WHERE p.proname = e.fn AND p.pronamespace = 'public'::regnamespace), '{}'::name[]),
+    'has ' || e.fn)
+FROM expected e ORDER BY e.fn;
+
+-- names, defaults, results and labels, all at once per function
+SELECT is(
+    (SELECT format('%s -> %s %s%s strict=%s leakproof=%s', pg_get_function_arguments(p.oid),
+                   pg_get_function_result(p.oid), p.provolatile, p.proparallel, p.proisstrict, p.proleakproof)
+     FROM pg_proc p WHERE p.proname = e.fn AND p.pronamespace = 'public'::regnamespace),
+    format('%s -> %s %s%s strict=%s leakproof=%s', e.args, e.result, e.vol, e.par, e.strict, e.leak),
+    e.fn || ' signature and labels')
+FROM expected e WHERE e.fn IN ('steadytext_generate', 'steadytext_generate_stream',
+    'steadytext_generate_cached', 'steadytext_embed', 'steadytext_embed_cached', 'steadytext_embed_batch',
+    'steadytext_version', 'steadytext_config_get', 'steadytext_config_set', 'steadytext_semantic_search',
+    'steadytext_cache_evict_by_frecency')
+ORDER BY e.fn;
+
+SELECT is(
+    (SELECT count(*)::int FROM expected e JOIN pg_proc p
+        ON p.proname = e.fn AND p.pronamespace = 'public'::regnamespace
+     WHERE format('%s -> %s %s%s %s %s', pg_get_function_arguments(p.oid), pg_get_function_result(p.oid),
+                  p.provolatile, p.proparallel, p.proisstrict, p.proleakproof)
+         = format('%s -> %s %s%s %s %s', e.args, e.result, e.vol, e.par, e.strict, e.leak)),
+    (SELECT count(*)::int FROM expected),
+    'every function and alias matches its expected signature and labels');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# TAP: the WARNINGs and NOTICEs users read (pgTAP cannot capture them). Run by run.sh with
+# PGHOST/PGPORT/PGUSER/PGDATABASE set.
+set -u
+n=0 failed=0
+check() { # description, output, expected substring
+    n=$((n + 1))
+    if [[ "$2" == *"$3"* ]]; then echo "ok $n - $1"; else echo "not ok $n - $1"; echo "# got: $2"; failed=1; fi
+}
+echo "1..5"
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@" 2>&1; }
+
+out=$(q -c "SET steadytext.generation_model = '/nonexistent/model.gguf'" \
+        -c "SELECT coalesce(steadytext_generate('hi', 8, false), 'IS NULL')")
+check "no model: generate returns NULL" "$out" "IS NULL"
+check "the warning says why" "$out" "WARNING:  steadytext_generate: no generation model could be loaded"
+check "and how to fix it" "$out" "Set steadytext.generation_model to a GGUF file"
+
+out=$(q -c "SET steadytext.embedding_model = '/nonexistent/model.gguf'" \
+        -c "SELECT vector_norm(steadytext_embed('hi', false))")
+check "no model: embed warns and returns the zero vector" "$out" "no embedding model could be loaded"
+
+out=$(q -c "INSERT INTO steadytext_cache (cache_key, prompt, response, created_at) VALUES ('m-old', 'p', 'r', now() - interval '2 days')" \
+        -c "SELECT steadytext_config_set('cache_max_entries', '0')" \
+        -c "SELECT steadytext_cache_scheduled_eviction()" \
+        -c "SELECT steadytext_config_set('cache_max_entries', '10000')")
+check "scheduled eviction reports what it did" "$out" "NOTICE:  Cache eviction completed: 1 entries evicted"
+exit $failed
