@@ -23,13 +23,13 @@ pub struct Report {
     pub markdown: String,
 }
 
-fn models_dir() -> PathBuf {
+pub fn models_dir() -> PathBuf {
     std::env::var_os("STEADYTEXT_TEST_MODELS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/steadytext/test-models"))
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     xs[xs.len() / 2]
 }

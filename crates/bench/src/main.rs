@@ -4,6 +4,7 @@
 //! Every figure is a median over repeated runs; ratios compare numbers from this run only.
 
 mod core;
+mod sql;
 
 use std::path::PathBuf;
 
@@ -13,7 +14,7 @@ use clap::Parser;
 /// Options.
 #[derive(Debug, Parser)]
 struct Args {
-    /// Directory for the results (`core.json` and `README.md` there).
+    /// Directory for the results (`results.json` and `README.md` there).
     #[arg(long, default_value = "bench/results")]
     out: PathBuf,
     /// Repetitions per measurement.
@@ -25,11 +26,13 @@ fn main() -> Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
     let core = core::run(args.repeat)?;
+    let (sql_json, sql_markdown) = sql::run(args.repeat)?;
+    let results = serde_json::json!({ "core": core.json, "sql": sql_json });
     std::fs::write(
-        args.out.join("core.json"),
-        serde_json::to_string_pretty(&core.json)?,
+        args.out.join("results.json"),
+        serde_json::to_string_pretty(&results)?,
     )?;
-    std::fs::write(args.out.join("README.md"), core.markdown)?;
+    std::fs::write(args.out.join("README.md"), core.markdown + &sql_markdown)?;
     println!("{}", std::fs::read_to_string(args.out.join("README.md"))?);
     Ok(())
 }

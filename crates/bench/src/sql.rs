@@ -1,0 +1,240 @@
+//! The extension through SQL, against the library in this process: generation time, cache-hit
+//! latency, embeddings per second. SQL load comes from pgbench against a throw-away cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use steadytext::{EmbedMode, Engine, GenerateParams, Role};
+
+use crate::core::{median, models_dir};
+
+const PROMPT: &str = "Explain in a few sentences what a database index is.";
+const MAX_TOKENS: usize = 64;
+const PORT: u16 = 54331;
+
+/// A cluster for the run, stopped on drop.
+struct Cluster {
+    dir: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("pg_steadytext_bench.{}", std::process::id()));
+        let status = Command::new("scripts/pg-cluster.sh")
+            .args(["start", dir.to_str().unwrap(), &PORT.to_string()])
+            .status()
+            .context("scripts/pg-cluster.sh (run from the repository root)")?;
+        if !status.success() {
+            bail!("could not start the benchmark cluster");
+        }
+        let cluster = Cluster { dir };
+        cluster.psql("CREATE EXTENSION vector; CREATE EXTENSION pg_steadytext;")?;
+        Ok(cluster)
+    }
+
+    fn psql(&self, sql: &str) -> Result<String> {
+        let out = Command::new("psql")
+            .args([
+                "-X",
+                "-q",
+                "-At",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                self.dir.to_str().unwrap(),
+            ])
+            .args([
+                "-p",
+                &PORT.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                sql,
+            ])
+            .output()?;
+        if !out.status.success() {
+            bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// Runs `sql` `transactions` times from one client; returns per-transaction latencies in ms.
+    fn pgbench(&self, sql: &str, transactions: usize) -> Result<Vec<f64>> {
+        let work = self.dir.with_extension("pgbench");
+        std::fs::create_dir_all(&work)?;
+        let script = work.join("script.sql");
+        std::fs::write(&script, format!("{sql};\n"))?;
+        let prefix = work.join("log");
+        let out = Command::new("/usr/lib/postgresql/15/bin/pgbench")
+            .args([
+                "-n",
+                "-c",
+                "1",
+                "-t",
+                &transactions.to_string(),
+                "-f",
+                script.to_str().unwrap(),
+            ])
+            .args(["-l", "--log-prefix", prefix.to_str().unwrap()])
+            .args([
+                "-h",
+                self.dir.to_str().unwrap(),
+                "-p",
+                &PORT.to_string(),
+                "-U",
+                "postgres",
+                "postgres",
+            ])
+            .output()?;
+        if !out.status.success() {
+            bail!("pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let latencies = read_pgbench_logs(&work)?;
+        std::fs::remove_dir_all(&work)?;
+        Ok(latencies)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("scripts/pg-cluster.sh")
+            .args(["stop", self.dir.to_str().unwrap()])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// pgbench's per-transaction log: the third column is the latency in microseconds.
+fn read_pgbench_logs(dir: &Path) -> Result<Vec<f64>> {
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("log")
+        {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path)?.lines() {
+            let us: f64 = line
+                .split_whitespace()
+                .nth(2)
+                .context("pgbench log line")?
+                .parse()?;
+            latencies.push(us / 1000.0);
+        }
+    }
+    Ok(latencies)
+}
+
+fn percentile(mut xs: Vec<f64>, p: f64) -> f64 {
+    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    xs[((xs.len() - 1) as f64 * p).round() as usize]
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// Runs the SQL benchmarks; returns JSON and a Markdown section.
+pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
+    let cluster = Cluster::start()?;
+    let engine = Engine::global();
+    let model = engine.load(
+        &models_dir().join("smollm2-135m-instruct-q4_1.gguf"),
+        Role::Generation,
+        None,
+    )?;
+    let embedder = engine.load(
+        &models_dir().join("all-minilm-l6-v2-f32.gguf"),
+        Role::Embedding,
+        None,
+    )?;
+
+    // Generation: same prompt, max_tokens and thread count (the backend uses one thread).
+    let params = GenerateParams {
+        max_new_tokens: MAX_TOKENS,
+        threads: Some(1),
+        ..Default::default()
+    };
+    steadytext::generate(model, PROMPT, &params)?;
+    let library_ms = median(
+        (0..repeat)
+            .map(|_| {
+                let start = Instant::now();
+                steadytext::generate(model, PROMPT, &params).unwrap();
+                start.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect(),
+    );
+    let generate_sql = format!(
+        "SELECT steadytext_generate({}, {MAX_TOKENS}, false)",
+        quote(PROMPT)
+    );
+    let sql_ms = median(cluster.pgbench(&generate_sql, repeat + 1)?.split_off(1));
+
+    // Cache hits: the row written by _cached, read back by steadytext_generate.
+    cluster.psql(&format!(
+        "SELECT steadytext_generate_cached({}, {MAX_TOKENS})",
+        quote(PROMPT)
+    ))?;
+    let hit_sql = format!(
+        "SELECT steadytext_generate({}, {MAX_TOKENS})",
+        quote(PROMPT)
+    );
+    let hits = cluster.pgbench(&hit_sql, 500)?;
+    let (hit_p50, hit_p99) = (percentile(hits.clone(), 0.5), percentile(hits, 0.99));
+
+    // Embeddings: 32 texts, one statement each, or one batch statement.
+    let texts: Vec<String> = (0..32)
+        .map(|i| format!("Row {i} of a table about orders and customers"))
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    steadytext::embed(embedder, refs[0], EmbedMode::Query, Some(1))?;
+    let start = Instant::now();
+    for _ in 0..repeat {
+        steadytext::embed_batch(embedder, &refs, EmbedMode::Query, Some(1))?;
+    }
+    let library_eps = (repeat * refs.len()) as f64 / start.elapsed().as_secs_f64();
+    let single_ms = median(cluster.pgbench(
+        &format!("SELECT steadytext_embed({}, false)", quote(refs[3])),
+        64,
+    )?);
+    let array = format!(
+        "ARRAY[{}]",
+        refs.iter().map(|t| quote(t)).collect::<Vec<_>>().join(",")
+    );
+    let batch_ms = median(cluster.pgbench(
+        &format!("SELECT count(*) FROM steadytext_embed_batch({array})"),
+        repeat,
+    )?);
+    let sql_single_eps = 1000.0 / single_ms;
+    let sql_batch_eps = 1000.0 * refs.len() as f64 / batch_ms;
+
+    let json = json!({
+        "generation": { "max_tokens": MAX_TOKENS, "sql_ms": sql_ms, "library_ms": library_ms, "ratio_sql_over_library": sql_ms / library_ms },
+        "cache_hit_ms": { "p50": hit_p50, "p99": hit_p99, "transactions": 500 },
+        "embeddings_per_s": { "sql_single": sql_single_eps, "sql_batch": sql_batch_eps, "library_one_thread": library_eps },
+    });
+    let markdown = format!(
+        "\n## Through SQL (pg_steadytext in a backend, one thread; pgbench, one client)\n\n\
+         | | SQL | library, same process | SQL / library |\n|---|---|---|---|\n\
+         | `steadytext_generate`, {MAX_TOKENS} tokens, ms | {sql_ms:.1} | {library_ms:.1} | {r:.3} |\n\
+         | embeddings/s, one statement per text | {sql_single_eps:.1} | {library_eps:.1} | {rs:.3} |\n\
+         | embeddings/s, `steadytext_embed_batch` of 32 | {sql_batch_eps:.1} | {library_eps:.1} | {rb:.3} |\n\n\
+         Cache hit through `steadytext_generate` (500 transactions): p50 {hit_p50:.3} ms, p99 {hit_p99:.3} ms, \
+         against {sql_ms:.1} ms to generate ({speedup:.0}x).\n",
+        r = sql_ms / library_ms,
+        rs = sql_single_eps / library_eps,
+        rb = sql_batch_eps / library_eps,
+        speedup = sql_ms / hit_p50,
+    );
+    Ok((json, markdown))
+}
