@@ -17,7 +17,7 @@ PGRX_TEST_PGDATA ?= /tmp/pg_steadytext-pgrx-test
 GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 
-.PHONY: setup build install install-extension test test-core test-pgrx test-pgtap lint demo bench models clean
+.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap lint demo bench models clean
 
 ## Install system packages, pgvector, cargo-pgrx, the test models, and `st` on the PATH.
 setup:
@@ -46,12 +46,16 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## Every test, on the real test models.
-test: setup lint test-core test-pgrx test-pgtap
+test: setup lint test-core test-interop test-pgrx test-pgtap
 
 ## Library and CLI tests (the extension's #[pg_test]s run under test-pgrx). One test at a time:
 ## each uses every core, and ggml's spinning threads collapse when two requests share two cores.
 test-core:
 	cargo test --workspace -- --test-threads=1 --skip tests::pg_
+
+## SteadyText's own Python daemon client against `st daemon`.
+test-interop:
+	prove tests/interop/run.sh
 
 ## Rust-level tests inside a temporary PostgreSQL (run as the postgres user).
 test-pgrx:

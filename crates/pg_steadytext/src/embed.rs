@@ -8,7 +8,8 @@ use steadytext::{EmbedMode, Model};
 use crate::errors::{check_remote_model, raise, raise_with};
 use crate::inference::{self, THREADS};
 use crate::vector::Vector;
-use crate::{cache, cache_key, guc};
+use crate::{cache, guc};
+use steadytext::cache_key;
 
 fn mode() -> EmbedMode {
     let setting = guc::string(&guc::EMBEDDING_MODE).unwrap_or_else(|| "query".into());

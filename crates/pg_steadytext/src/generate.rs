@@ -7,7 +7,8 @@ use steadytext::{GenerateParams, Model};
 
 use crate::errors::{check_remote_model, raise, raise_library};
 use crate::inference::{self, ModelArgs, THREADS};
-use crate::{cache, cache_key, config};
+use crate::{cache, config};
+use steadytext::cache_key;
 
 /// A validated generation call.
 struct Request {

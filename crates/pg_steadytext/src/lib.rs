@@ -7,7 +7,6 @@
 use pgrx::prelude::*;
 
 mod cache;
-mod cache_key;
 mod config;
 mod embed;
 mod errors;

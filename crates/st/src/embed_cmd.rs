@@ -36,6 +36,9 @@ pub struct Args {
     /// llama.cpp threads.
     #[arg(long)]
     threads: Option<i32>,
+    /// Ask the running daemon (STEADYTEXT_DAEMON_HOST/PORT) instead of loading the model here.
+    #[arg(long)]
+    daemon: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -49,11 +52,25 @@ pub fn run(args: Args) -> Result<()> {
         model: args.model.clone(),
         ..Default::default()
     };
-    let model = Engine::global()
-        .model(&choice, Role::Embedding, Fetch::IfAllowed)
-        .context("no embedding model")?;
     let started = Instant::now();
-    let vector = steadytext::embed(model, &text, mode, args.threads)?;
+    let (vector, model_file, model_sha256) = if args.daemon {
+        let client = crate::daemon::connect()?;
+        let params =
+            serde_json::json!({ "text_input": text, "mode": mode.as_str(), "model": args.model });
+        let result = client.call("embed", params, &mut || true)?;
+        let vector: Vec<f32> = serde_json::from_value(result)?;
+        (vector, None, None)
+    } else {
+        let model = Engine::global()
+            .model(&choice, Role::Embedding, Fetch::IfAllowed)
+            .context("no embedding model")?;
+        let vector = steadytext::embed(model, &text, mode, args.threads)?;
+        let file = model
+            .path()
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned());
+        (vector, file, Some(model.sha256()?.to_string()))
+    };
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Hex => writeln!(out, "{}", hex::encode(le_bytes(&vector)))?,
@@ -63,8 +80,8 @@ pub fn run(args: Args) -> Result<()> {
             let report = serde_json::json!({
                 "text": text,
                 "embedding": vector,
-                "model": model.path().file_name().map(|f| f.to_string_lossy()),
-                "model_sha256": model.sha256()?,
+                "model": model_file,
+                "model_sha256": model_sha256,
                 "mode": mode.as_str(),
                 "usage": { "prompt_tokens": words, "total_tokens": words },
                 "dimension": vector.len(),

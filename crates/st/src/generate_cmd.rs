@@ -39,6 +39,9 @@ pub struct Args {
     /// llama.cpp threads (default: STEADYTEXT_THREADS or all cores); output does not depend on it.
     #[arg(long)]
     threads: Option<i32>,
+    /// Ask the running daemon (STEADYTEXT_DAEMON_HOST/PORT) instead of loading the model here.
+    #[arg(long)]
+    daemon: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -53,6 +56,9 @@ pub fn run(args: Args) -> Result<()> {
         eos_string: args.eos_string.clone(),
         threads: args.threads,
     };
+    if args.daemon {
+        return through_daemon(&args, &prompt);
+    }
     let choice = ModelChoice {
         model: args.model.clone(),
         size: args.size.clone(),
@@ -103,5 +109,39 @@ pub fn run(args: Args) -> Result<()> {
         "stream": false,
     });
     writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    Ok(())
+}
+
+/// `st generate --daemon`: the same request, served by the daemon.
+fn through_daemon(args: &Args, prompt: &str) -> Result<()> {
+    let client = crate::daemon::connect()?;
+    let params = serde_json::json!({
+        "prompt": prompt,
+        "max_new_tokens": args.max_new_tokens,
+        "seed": args.seed,
+        "temperature": args.temperature,
+        "eos_string": args.eos_string,
+        "model": args.model,
+        "size": args.size,
+    });
+    let mut out = std::io::stdout().lock();
+    if args.wait || args.json {
+        let text = client.call("generate", params, &mut || true)?;
+        let text = text.as_str().unwrap_or_default();
+        if args.json {
+            let report =
+                serde_json::json!({ "text": text, "prompt": prompt, "daemon": client.endpoint() });
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        } else {
+            writeln!(out, "{text}")?;
+        }
+        return Ok(());
+    }
+    let mut stream = client.generate_iter(params)?;
+    while let Some(piece) = stream.next_piece(&mut || true)? {
+        out.write_all(piece.as_bytes())?;
+        out.flush()?;
+    }
+    writeln!(out)?;
     Ok(())
 }

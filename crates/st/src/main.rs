@@ -1,5 +1,7 @@
 //! `st`: the SteadyText command line over the `steadytext` library.
 
+mod cache_cmd;
+mod daemon;
 mod embed_cmd;
 mod generate_cmd;
 mod models_cmd;
@@ -30,6 +32,16 @@ enum Command {
         #[command(subcommand)]
         command: models_cmd::Command,
     },
+    /// Run and manage the daemon that serves every client from one copy of the models.
+    Daemon {
+        #[command(subcommand)]
+        command: daemon::DaemonCommand,
+    },
+    /// The daemon's frecency cache.
+    Cache {
+        #[command(subcommand)]
+        command: cache_cmd::Command,
+    },
 }
 
 fn init_logging(verbose: u8) {
@@ -53,6 +65,8 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate_cmd::run(args),
         Command::Embed(args) => embed_cmd::run(args),
         Command::Models { command } => models_cmd::run(command),
+        Command::Daemon { command } => daemon::run(command),
+        Command::Cache { command } => cache_cmd::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

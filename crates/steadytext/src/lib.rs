@@ -13,12 +13,16 @@
 //! ```
 
 pub mod build_info;
+pub mod cache;
+pub mod cache_key;
 pub mod chat;
+pub mod client;
 pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod params;
+pub mod protocol;
 pub mod registry;
 pub mod store;
 pub mod text;

@@ -1,13 +1,14 @@
-//! Where the cache keys are built. A key covers everything that changes the output: the kind of
-//! request, the model file's sha256, the engine build, and every parameter. (The Python extension
-//! keyed generation on the prompt alone, so a short max_tokens answer poisoned later calls.)
+//! Where the cache keys are built, for the daemon's cache and the extension's table alike. A key
+//! covers everything that changes the output: the kind of request, the model file's sha256, the
+//! engine build, and every parameter. (SteadyText keyed generation on the prompt alone, so a short
+//! max_tokens answer poisoned later calls.)
 
 use sha2::{Digest, Sha256};
 
 /// Digest of `fields` under `kind`; each field is length-prefixed so no two field lists collide.
 fn digest(kind: &str, fields: &[&[u8]]) -> String {
     let mut hasher = Sha256::new();
-    let fingerprint = steadytext::build_info::fingerprint();
+    let fingerprint = crate::build_info::fingerprint();
     for field in [kind.as_bytes(), fingerprint.as_bytes()]
         .iter()
         .chain(fields)
