@@ -4,13 +4,21 @@
 #   scripts/pg-cluster.sh start DIR PORT   initdb (trust auth, socket in DIR) and start
 #   scripts/pg-cluster.sh stop DIR         stop it
 #
-# The cluster finds the test models through steadytext.* settings in its postgresql.conf.
+# The cluster finds the test models through steadytext.* settings in its postgresql.conf. Its
+# st daemon (started on demand by the first call) listens on PORT+1000 and keeps its pid file,
+# log and cache in DIR/.cache, so clusters never share a daemon; `stop` stops it too.
 set -euo pipefail
 BIN=/usr/lib/postgresql/15/bin
 MODELS=${STEADYTEXT_TEST_MODELS:-/var/cache/steadytext/test-models}
+ST=$(command -v st || echo /usr/local/bin/st)
 cmd=$1 dir=$2
 
-as_postgres() { runuser -u postgres -- "$@"; }
+# The server's environment: postgres's own HOME, a cache of its own, no Rust backtraces in error
+# details (they are for developers, not SQL clients).
+as_postgres() {
+    runuser -u postgres -- env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
+        HOME="$(getent passwd postgres | cut -d: -f6)" XDG_CACHE_HOME="$dir/.cache" "$@"
+}
 
 case "$cmd" in
 start)
@@ -25,14 +33,21 @@ listen_addresses = ''
 unix_socket_directories = '$dir'
 steadytext.generation_model = '$MODELS/smollm2-135m-instruct-q4_1.gguf'
 steadytext.embedding_model = '$MODELS/all-minilm-l6-v2-f32.gguf'
+steadytext.daemon_port = $((port + 1000))
+steadytext.st_path = '$ST'
 ${PG_EXTRA_CONF:-}
 CONF
     fi
-    # No Rust backtraces in error details: they are for developers, not SQL clients.
-    as_postgres env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE "$BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w start >/dev/null
+    as_postgres "$BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w start >/dev/null
     ;;
 stop)
-    [ -f "$dir/postmaster.pid" ] && as_postgres "$BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
+    port=$(sed -n 's/^port = //p' "$dir/postgresql.conf" 2>/dev/null | tail -n 1)
+    if [ -n "$port" ] && [ -x "$ST" ]; then
+        as_postgres "$ST" daemon stop --port $((port + 1000)) >/dev/null 2>&1 || true
+    fi
+    if [ -f "$dir/postmaster.pid" ]; then
+        as_postgres "$BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
+    fi
     ;;
 *)
     echo "usage: $0 start DIR PORT | stop DIR" >&2

@@ -22,6 +22,27 @@ fn value(key: &str) -> Option<serde_json::Value> {
     })
 }
 
+/// A text setting (a JSON string's contents, or any other value's JSON text).
+pub fn text(key: &str) -> Option<String> {
+    match value(key)? {
+        serde_json::Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    }
+}
+
+/// A boolean setting, whether stored as JSON true/false or as text.
+pub fn bool(key: &str) -> Option<bool> {
+    match value(key)? {
+        serde_json::Value::Bool(b) => Some(b),
+        serde_json::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "t" | "1" | "yes" | "on" => Some(true),
+            "false" | "f" | "0" | "no" | "off" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// An integer setting, whether stored as a JSON number or as a string of digits.
 pub fn int(key: &str) -> Option<i64> {
     as_int(&value(key)?)

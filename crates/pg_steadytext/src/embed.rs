@@ -3,10 +3,10 @@
 use std::time::Instant;
 
 use pgrx::prelude::*;
-use steadytext::{EmbedMode, Model};
+use steadytext::EmbedMode;
 
 use crate::errors::{check_remote_model, raise, raise_with};
-use crate::inference::{self, THREADS};
+use crate::inference::{self, ModelFile};
 use crate::vector::Vector;
 use crate::{cache, guc};
 use steadytext::cache_key;
@@ -35,13 +35,13 @@ fn validate(text_input: Option<&str>, model: Option<&str>, unsafe_mode: bool) ->
 /// Embeds with the model, or warns and returns `None` so the caller can give the zero vector.
 fn compute(
     function: &str,
-    model: Option<&'static Model>,
+    model: Option<&ModelFile>,
     text: &str,
     mode: EmbedMode,
 ) -> Option<Vec<f32>> {
     let result = model
         .ok_or_else(|| "no embedding model".to_string())
-        .and_then(|m| steadytext::embed(m, text, mode, Some(THREADS)).map_err(|e| e.to_string()));
+        .and_then(|m| inference::embed(m, text, mode));
     match result {
         Ok(v) => Some(v),
         Err(e) => {
@@ -51,7 +51,7 @@ fn compute(
     }
 }
 
-fn load(function: &str, model: Option<&str>) -> Option<&'static Model> {
+fn load(function: &str, model: Option<&str>) -> Option<ModelFile> {
     inference::embedding_model(model)
         .map_err(|e| {
             warning!(
@@ -62,9 +62,9 @@ fn load(function: &str, model: Option<&str>) -> Option<&'static Model> {
         .ok()
 }
 
-fn key(model: &Model, mode: EmbedMode, text: &str) -> Option<String> {
+fn key(model: &ModelFile, mode: EmbedMode, text: &str) -> Option<String> {
     let sha = model.sha256().ok()?;
-    Some(cache_key::embedding(sha, mode.as_str(), text))
+    Some(cache_key::embedding(&sha, mode.as_str(), text))
 }
 
 /// A 1024-wide unit vector; the zero vector (with a WARNING) when embedding fails, never NULL.
@@ -84,13 +84,17 @@ fn steadytext_embed(
     let loaded = load("steadytext_embed", model);
     if use_cache.unwrap_or(true) {
         if let Some(hit) = loaded
+            .as_ref()
             .and_then(|m| key(m, mode, &text))
             .and_then(|k| cache::embedding(&k))
         {
             return Vector(hit);
         }
     }
-    Vector(compute("steadytext_embed", loaded, &text, mode).unwrap_or_else(steadytext::embed::zero))
+    Vector(
+        compute("steadytext_embed", loaded.as_ref(), &text, mode)
+            .unwrap_or_else(steadytext::embed::zero),
+    )
 }
 
 /// Embeds through the cache: reads it, and on a miss embeds and writes the row (never a zero
@@ -105,7 +109,7 @@ fn steadytext_embed_cached(
     let text = validate(text_input, model, unsafe_mode.unwrap_or(false));
     let mode = mode();
     let loaded = load("steadytext_embed_cached", model);
-    let key = loaded.and_then(|m| key(m, mode, &text));
+    let key = loaded.as_ref().and_then(|m| key(m, mode, &text));
     if let Some(key) = &key {
         if let Some(hit) = cache::embedding(key) {
             cache::record_lookup(key, true);
@@ -114,13 +118,13 @@ fn steadytext_embed_cached(
         cache::record_lookup(key, false);
     }
     let started = Instant::now();
-    let Some(vector) = compute("steadytext_embed_cached", loaded, &text, mode) else {
+    let Some(vector) = compute("steadytext_embed_cached", loaded.as_ref(), &text, mode) else {
         return Vector(steadytext::embed::zero());
     };
     if let (Some(key), Some(model)) = (key, loaded) {
         let row = cache::RowInfo {
             prompt: &text,
-            model_name: &inference::model_name(model),
+            model_name: &model.name(),
             seed: seed.unwrap_or(42),
             eos_string: None,
             params: serde_json::json!({ "mode": mode.as_str(), "model_sha256": model.sha256().ok() }),
@@ -152,7 +156,7 @@ fn steadytext_embed_batch(
             let v = if text.trim().is_empty() {
                 steadytext::embed::zero()
             } else {
-                compute("steadytext_embed_batch", loaded, text, mode)
+                compute("steadytext_embed_batch", loaded.as_ref(), text, mode)
                     .unwrap_or_else(steadytext::embed::zero)
             };
             (i as i32 + 1, Vector(v))

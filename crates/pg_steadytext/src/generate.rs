@@ -3,10 +3,10 @@
 use std::time::Instant;
 
 use pgrx::prelude::*;
-use steadytext::{GenerateParams, Model};
+use steadytext::GenerateParams;
 
 use crate::errors::{check_remote_model, raise, raise_library};
-use crate::inference::{self, ModelArgs, THREADS};
+use crate::inference::{self, ModelArgs, ModelFile, THREADS};
 use crate::{cache, config};
 use steadytext::cache_key;
 
@@ -72,7 +72,7 @@ impl Request {
     }
 
     /// The model, or a WARNING that says why there is none and how to fix it.
-    fn model(&self, function: &str) -> Option<&'static Model> {
+    fn model(&self, function: &str) -> Option<ModelFile> {
         match inference::generation_model(&self.model) {
             Ok(model) => Some(model),
             Err(e) => {
@@ -86,12 +86,12 @@ impl Request {
         }
     }
 
-    fn cache_key(&self, model: &Model) -> String {
+    fn cache_key(&self, model: &ModelFile) -> String {
         let sha = model
             .sha256()
             .unwrap_or_else(|e| raise_library("cannot fingerprint the model", &e));
         cache_key::generation(
-            sha,
+            &sha,
             &self.prompt,
             self.params.max_new_tokens,
             self.params.seed,
@@ -100,16 +100,9 @@ impl Request {
         )
     }
 
-    /// Generates, checking for cancellation between tokens.
-    fn run(&self, model: &Model) -> String {
-        let stream = steadytext::stream(model, &self.prompt, &self.params)
-            .unwrap_or_else(|e| raise_library("generation failed", &e));
-        let mut text = String::new();
-        for piece in stream {
-            pgrx::check_for_interrupts!();
-            text.push_str(&piece.unwrap_or_else(|e| raise_library("generation failed", &e)));
-        }
-        text.trim().to_string()
+    /// Generates (in the daemon or here), checking for cancellation between tokens.
+    fn run(&self, model: &ModelFile) -> String {
+        inference::generate(model, &self.prompt, &self.params)
     }
 }
 
@@ -153,11 +146,11 @@ fn steadytext_generate(
     );
     let model = request.model("steadytext_generate")?;
     if use_cache.unwrap_or(true) {
-        if let Some(text) = cache::response(&request.cache_key(model)) {
+        if let Some(text) = cache::response(&request.cache_key(&model)) {
             return Some(text);
         }
     }
-    Some(request.run(model))
+    Some(request.run(&model))
 }
 
 /// Streams the generation as rows while the model decodes. Rows arrive one per call in the
@@ -189,16 +182,11 @@ fn steadytext_generate_stream(
         return SetOfIterator::new(Vec::new());
     };
     if use_cache.unwrap_or(true) {
-        if let Some(text) = cache::response(&request.cache_key(model)) {
+        if let Some(text) = cache::response(&request.cache_key(&model)) {
             return SetOfIterator::new(vec![text]);
         }
     }
-    let stream = steadytext::stream(model, &request.prompt, &request.params)
-        .unwrap_or_else(|e| raise_library("generation failed", &e));
-    SetOfIterator::new(stream.map(|piece| {
-        pgrx::check_for_interrupts!();
-        piece.unwrap_or_else(|e| raise_library("generation failed", &e))
-    }))
+    SetOfIterator::new(inference::stream(&model, &request.prompt, &request.params))
 }
 
 /// Generates through the cache: reads it, and on a miss generates and writes the row.
@@ -210,17 +198,17 @@ fn steadytext_generate_cached(
 ) -> Option<String> {
     let request = Request::new(prompt, max_tokens, seed, None, ModelArgs::default(), false);
     let model = request.model("steadytext_generate_cached")?;
-    let key = request.cache_key(model);
+    let key = request.cache_key(&model);
     if let Some(text) = cache::response(&key) {
         cache::record_lookup(&key, true);
         return Some(text);
     }
     cache::record_lookup(&key, false);
     let started = Instant::now();
-    let text = request.run(model);
+    let text = request.run(&model);
     let row = cache::RowInfo {
         prompt: &request.prompt,
-        model_name: &inference::model_name(model),
+        model_name: &model.name(),
         seed: request.params.seed as i32,
         eos_string: Some(&request.eos_string),
         params: serde_json::json!({

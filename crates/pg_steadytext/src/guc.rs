@@ -13,6 +13,11 @@ pub static MODELS_DIR: GucSetting<Option<CString>> = GucSetting::<Option<CString
 pub static EMBEDDING_MODE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"query"));
 pub static ALLOW_MODEL_DOWNLOADS: GucSetting<bool> = GucSetting::<bool>::new(false);
+pub static USE_DAEMON: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static INPROCESS_FALLBACK: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static DAEMON_HOST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static DAEMON_PORT: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static ST_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"st"));
 
 pub fn register() {
     GucRegistry::define_string_guc(
@@ -60,6 +65,53 @@ pub fn register() {
         c"Whether a backend may download a missing registry model from Hugging Face.",
         c"Off by default: a query should not start a multi-gigabyte download. Use st models download.",
         &ALLOW_MODEL_DOWNLOADS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    register_daemon();
+}
+
+/// The daemon settings, defined separately to keep `register` readable.
+fn register_daemon() {
+    GucRegistry::define_bool_guc(
+        c"steadytext.use_daemon",
+        c"Send inference to the st daemon (one model owner for every connection).",
+        c"Off: every backend runs the engine itself.",
+        &USE_DAEMON,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"steadytext.inprocess_fallback",
+        c"Run the engine in the backend when the daemon cannot be reached.",
+        c"Off: such calls fail with an error naming the daemon's endpoint.",
+        &INPROCESS_FALLBACK,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"steadytext.daemon_host",
+        c"Host of the st daemon; empty means the daemon_host config row.",
+        c"",
+        &DAEMON_HOST,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"steadytext.daemon_port",
+        c"Port of the st daemon; 0 means the daemon_port config row.",
+        c"",
+        &DAEMON_PORT,
+        0,
+        65535,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"steadytext.st_path",
+        c"The st binary used to start the daemon on demand.",
+        c"Started without a shell: `st daemon start --host H --port P --no-preload`.",
+        &ST_PATH,
         GucContext::Suset,
         GucFlags::default(),
     );

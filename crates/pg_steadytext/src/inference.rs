@@ -1,13 +1,29 @@
-//! Where inference runs. In this build: in the backend, through the `steadytext` library, on one
-//! thread (ggml then starts no threads of its own, so PostgreSQL's signal handling is untouched).
-//! Models come from the `steadytext.*` settings unless a call names one.
+//! Where inference runs: in the st daemon (one model owner for every connection) when it can be
+//! reached, else in the backend when `steadytext.inprocess_fallback` allows. Both paths give the
+//! same bytes. Models are resolved here, from the call's arguments or the `steadytext.*` settings,
+//! to a file whose sha256 keys the cache; the daemon is sent that file's path, so both sides use
+//! the same model whatever their environments.
+//!
+//! In the backend the engine runs on one thread: ggml then starts no threads of its own, so
+//! PostgreSQL's signal handling is untouched. Waits on the daemon are sliced so interrupts are
+//! checked every 50 ms; an interrupted call tells the daemon to cancel the work.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use pgrx::prelude::*;
+use serde_json::{json, Value};
+use steadytext::client::{self, DaemonClient, DaemonError, DaemonStream};
+use steadytext::registry::{self, ModelChoice, Role};
 use steadytext::store::{self, Fetch};
-use steadytext::{Engine, Model, ModelChoice, Role};
+use steadytext::{EmbedMode, Engine, GenerateParams, Model, TokenStream};
 
-use crate::guc;
+use crate::errors::{raise_library, raise_with};
+use crate::{config, guc};
 
 /// llama.cpp threads per in-backend request. The output does not depend on it.
 pub const THREADS: i32 = 1;
@@ -30,13 +46,47 @@ impl ModelArgs {
     }
 }
 
-fn prepare() -> Fetch {
+/// A model file, located but not necessarily loaded here.
+#[derive(Debug, Clone)]
+pub struct ModelFile {
+    pub path: PathBuf,
+    pub role: Role,
+    n_ctx: Option<u32>,
+}
+
+impl ModelFile {
+    /// The file's sha256 (computed once per file version).
+    pub fn sha256(&self) -> steadytext::Result<String> {
+        store::sha256_of(&self.path)
+    }
+
+    /// The file name, for the cache's `model_name` column.
+    pub fn name(&self) -> String {
+        self.path
+            .file_name()
+            .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
+    }
+
+    /// The model loaded into this backend.
+    fn load(&self) -> steadytext::Result<&'static Model> {
+        Engine::global().load(&self.path, self.role, self.n_ctx)
+    }
+}
+
+fn locate(choice: &ModelChoice, role: Role) -> steadytext::Result<ModelFile> {
     store::set_models_dir(guc::string(&guc::MODELS_DIR).map(PathBuf::from));
-    if guc::ALLOW_MODEL_DOWNLOADS.get() {
+    let fetch = if guc::ALLOW_MODEL_DOWNLOADS.get() {
         Fetch::IfAllowed
     } else {
         Fetch::LocalOnly
-    }
+    };
+    let source = registry::resolve(choice, role);
+    let path = store::locate(&source, role, fetch)?;
+    Ok(ModelFile {
+        path,
+        role,
+        n_ctx: source.registry_n_ctx(),
+    })
 }
 
 fn choice(args: &ModelArgs, setting: Option<String>) -> ModelChoice {
@@ -54,28 +104,287 @@ fn choice(args: &ModelArgs, setting: Option<String>) -> ModelChoice {
     }
 }
 
-/// The generation model for a call.
-pub fn generation_model(args: &ModelArgs) -> steadytext::Result<&'static Model> {
-    let fetch = prepare();
-    let choice = choice(args, guc::string(&guc::GENERATION_MODEL));
-    Engine::global().model(&choice, Role::Generation, fetch)
+/// The generation model file for a call.
+pub fn generation_model(args: &ModelArgs) -> steadytext::Result<ModelFile> {
+    locate(
+        &choice(args, guc::string(&guc::GENERATION_MODEL)),
+        Role::Generation,
+    )
 }
 
-/// The embedding model for a call.
-pub fn embedding_model(model: Option<&str>) -> steadytext::Result<&'static Model> {
-    let fetch = prepare();
+/// The embedding model file for a call.
+pub fn embedding_model(model: Option<&str>) -> steadytext::Result<ModelFile> {
     let args = ModelArgs {
         model: model.map(str::to_string),
         ..Default::default()
     };
-    let choice = choice(&args, guc::string(&guc::EMBEDDING_MODEL));
-    Engine::global().model(&choice, Role::Embedding, fetch)
+    locate(
+        &choice(&args, guc::string(&guc::EMBEDDING_MODEL)),
+        Role::Embedding,
+    )
 }
 
-/// Display name of a model for the cache's `model_name` column: its file name.
-pub fn model_name(model: &Model) -> String {
-    model
-        .path()
-        .file_name()
-        .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
+// ---------------------------------------------------------------------------------------------
+// Routing
+// ---------------------------------------------------------------------------------------------
+
+/// Where a call's inference runs.
+#[derive(Clone, Copy)]
+pub enum Route {
+    /// The st daemon.
+    Daemon(&'static DaemonClient),
+    /// This backend.
+    InProcess,
+}
+
+thread_local! {
+    /// When the daemon last failed to answer: a dead daemon costs one probe, not one per call.
+    static LAST_FAILURE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// When this backend last tried to start the daemon.
+    static LAST_START: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+const FAILURE_MEMORY: Duration = Duration::from_secs(2);
+const START_INTERVAL: Duration = Duration::from_secs(10);
+const PROBE: Duration = Duration::from_millis(150);
+
+/// The daemon's host and port: the settings, else the config rows, else SteadyText's defaults.
+pub fn daemon_address() -> (String, u16) {
+    let host = guc::string(&guc::DAEMON_HOST)
+        .or_else(|| config::text("daemon_host"))
+        .unwrap_or_else(|| "localhost".into());
+    let port = match guc::DAEMON_PORT.get() {
+        0 => config::int("daemon_port")
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(5555),
+        p => p as u16,
+    };
+    (host, port)
+}
+
+/// One client per endpoint for the life of the backend (streams borrow it across calls).
+fn client_for(endpoint: &str) -> &'static DaemonClient {
+    static CLIENTS: Mutex<Option<HashMap<String, &'static DaemonClient>>> = Mutex::new(None);
+    let mut clients = CLIENTS.lock().unwrap();
+    clients
+        .get_or_insert_with(HashMap::new)
+        .entry(endpoint.to_string())
+        .or_insert_with(|| {
+            Box::leak(Box::new(DaemonClient::new(
+                endpoint,
+                Duration::from_secs(24 * 3600),
+            )))
+        })
+}
+
+/// Decides where this call runs; raises when the daemon is required and unreachable.
+pub fn route() -> Route {
+    if !guc::USE_DAEMON.get() {
+        return Route::InProcess;
+    }
+    let (host, port) = daemon_address();
+    let endpoint = client::endpoint(&host, port);
+    let client = client_for(&endpoint);
+    let recently_failed = LAST_FAILURE
+        .get()
+        .is_some_and(|t| t.elapsed() < FAILURE_MEMORY);
+    if !recently_failed && (client.ping(PROBE) || (start_daemon(&host, port) && client.ping(PROBE)))
+    {
+        LAST_FAILURE.set(None);
+        return Route::Daemon(client);
+    }
+    LAST_FAILURE.set(Some(Instant::now()));
+    fallback(&endpoint)
+}
+
+fn fallback(endpoint: &str) -> Route {
+    if guc::INPROCESS_FALLBACK.get() {
+        return Route::InProcess;
+    }
+    raise_with(
+        pgrx::PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE,
+        &format!(
+            "no st daemon answers at {endpoint} and steadytext.inprocess_fallback is off; start it \
+             with `st daemon start` or SELECT steadytext_daemon_start()"
+        ),
+    )
+}
+
+/// Starts the daemon when the `daemon_auto_start` config row allows (at most every 10 s per
+/// backend). No shell: the arguments are passed as they are.
+fn start_daemon(host: &str, port: u16) -> bool {
+    if !config::bool("daemon_auto_start").unwrap_or(true) {
+        return false;
+    }
+    if LAST_START
+        .get()
+        .is_some_and(|t| t.elapsed() < START_INTERVAL)
+    {
+        return false;
+    }
+    LAST_START.set(Some(Instant::now()));
+    let st = guc::string(&guc::ST_PATH).unwrap_or_else(|| "st".into());
+    let started = Command::new(&st)
+        .args([
+            "daemon",
+            "start",
+            "--host",
+            host,
+            "--port",
+            &port.to_string(),
+            "--no-preload",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output();
+    match started {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            warning!(
+                "could not start the st daemon: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            false
+        }
+        Err(e) => {
+            warning!("could not run {st} to start the daemon: {e}");
+            false
+        }
+    }
+}
+
+/// Checks for interrupts while waiting on the daemon; an interrupt unwinds, and the client's
+/// guard tells the daemon to cancel.
+fn keep_waiting() -> bool {
+    pgrx::check_for_interrupts!();
+    true
+}
+
+fn raise_daemon(context: &str, error: &DaemonError) -> ! {
+    let message = error.to_string();
+    let code = if message.starts_with("prompt has") {
+        pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED
+    } else if matches!(
+        error,
+        DaemonError::Unreachable(_) | DaemonError::Timeout { .. }
+    ) {
+        pgrx::PgSqlErrorCode::ERRCODE_CONNECTION_FAILURE
+    } else {
+        pgrx::PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION
+    };
+    raise_with(code, &format!("{context}: {message}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generation and embeddings, wherever they run
+// ---------------------------------------------------------------------------------------------
+
+fn generate_params(file: &ModelFile, prompt: &str, params: &GenerateParams) -> Value {
+    json!({
+        "prompt": prompt,
+        "max_new_tokens": params.max_new_tokens,
+        "seed": params.seed,
+        "temperature": params.temperature,
+        "eos_string": params.eos_string,
+        "model": file.path,
+    })
+}
+
+/// The generated text, stripped.
+pub fn generate(file: &ModelFile, prompt: &str, params: &GenerateParams) -> String {
+    if let Route::Daemon(client) = route() {
+        match client.call(
+            "generate",
+            generate_params(file, prompt, params),
+            &mut keep_waiting,
+        ) {
+            Ok(text) => return text.as_str().unwrap_or_default().to_string(),
+            Err(DaemonError::Unreachable(_)) if guc::INPROCESS_FALLBACK.get() => {
+                LAST_FAILURE.set(Some(Instant::now()));
+                warning!("the st daemon went away during the call; generating in this backend");
+            }
+            Err(e) => raise_daemon("generation failed", &e),
+        }
+    }
+    let mut text = String::new();
+    for piece in local_stream(file, prompt, params) {
+        pgrx::check_for_interrupts!();
+        text.push_str(&piece.unwrap_or_else(|e| raise_library("generation failed", &e)));
+    }
+    text.trim().to_string()
+}
+
+fn local_stream(file: &ModelFile, prompt: &str, params: &GenerateParams) -> TokenStream<'static> {
+    let model = file
+        .load()
+        .unwrap_or_else(|e| raise_library("cannot load the model", &e));
+    steadytext::stream(model, prompt, params)
+        .unwrap_or_else(|e| raise_library("generation failed", &e))
+}
+
+/// Generated pieces as they are decoded, from the daemon or this backend.
+pub enum Pieces {
+    Local(TokenStream<'static>),
+    Daemon(DaemonStream<'static>),
+}
+
+/// Starts a streamed generation.
+pub fn stream(file: &ModelFile, prompt: &str, params: &GenerateParams) -> Pieces {
+    match route() {
+        Route::Daemon(client) => {
+            match client.generate_iter(generate_params(file, prompt, params)) {
+                Ok(stream) => Pieces::Daemon(stream),
+                Err(e) => raise_daemon("generation failed", &e),
+            }
+        }
+        Route::InProcess => Pieces::Local(local_stream(file, prompt, params)),
+    }
+}
+
+impl Iterator for Pieces {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        pgrx::check_for_interrupts!();
+        match self {
+            Pieces::Local(stream) => stream
+                .next()
+                .map(|p| p.unwrap_or_else(|e| raise_library("generation failed", &e))),
+            Pieces::Daemon(stream) => stream
+                .next_piece(&mut keep_waiting)
+                .unwrap_or_else(|e| raise_daemon("generation failed", &e)),
+        }
+    }
+}
+
+/// One embedding (1024 wide).
+pub fn embed(file: &ModelFile, text: &str, mode: EmbedMode) -> Result<Vec<f32>, String> {
+    if let Route::Daemon(client) = route() {
+        let params = json!({ "text_input": text, "mode": mode.as_str(), "model": file.path });
+        match client.call("embed", params, &mut keep_waiting) {
+            Ok(v) => return serde_json::from_value(v).map_err(|e| e.to_string()),
+            Err(DaemonError::Unreachable(_)) if guc::INPROCESS_FALLBACK.get() => {
+                LAST_FAILURE.set(Some(Instant::now()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let model = file.load().map_err(|e| e.to_string())?;
+    steadytext::embed(model, text, mode, Some(THREADS)).map_err(|e| e.to_string())
+}
+
+/// Where inference would run now, for `steadytext_info()`.
+pub fn location() -> Value {
+    let (host, port) = daemon_address();
+    let endpoint = client::endpoint(&host, port);
+    let reachable = guc::USE_DAEMON.get() && client_for(&endpoint).ping(PROBE);
+    json!({
+        "location": if reachable { "daemon" } else if guc::INPROCESS_FALLBACK.get() || !guc::USE_DAEMON.get() { "in-process" } else { "unavailable" },
+        "daemon_endpoint": endpoint,
+        "use_daemon": guc::USE_DAEMON.get(),
+        "inprocess_fallback": guc::INPROCESS_FALLBACK.get(),
+        "inprocess_threads": THREADS,
+        "backend_pid": std::process::id(),
+    })
 }

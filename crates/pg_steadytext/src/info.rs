@@ -2,9 +2,9 @@
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use steadytext::{store, Model};
+use steadytext::store;
 
-use crate::inference::{self, ModelArgs};
+use crate::inference::{self, ModelArgs, ModelFile};
 
 /// The extension's version (date-based, as the Python extension's).
 #[pg_extern(immutable, parallel_safe)]
@@ -12,15 +12,12 @@ fn steadytext_version() -> &'static str {
     env!("CARGO_PKG_VERSION")
 }
 
-fn describe(model: steadytext::Result<&'static Model>) -> serde_json::Value {
+fn describe(model: steadytext::Result<ModelFile>) -> serde_json::Value {
     match model {
-        Ok(m) => serde_json::json!({
-            "path": m.path(),
-            "sha256": m.sha256().ok(),
-            "n_ctx": m.n_ctx(),
-            "loaded": true,
-        }),
-        Err(e) => serde_json::json!({ "loaded": false, "error": e.to_string() }),
+        Ok(m) => {
+            serde_json::json!({ "path": m.path, "sha256": m.sha256().ok(), "available": true })
+        }
+        Err(e) => serde_json::json!({ "available": false, "error": e.to_string() }),
     }
 }
 
@@ -33,11 +30,7 @@ fn steadytext_info() -> JsonB {
     JsonB(serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "fingerprint": steadytext::build_info::fingerprint(),
-        "inference": {
-            "location": "in-process",
-            "threads": inference::THREADS,
-            "pid": std::process::id(),
-        },
+        "inference": inference::location(),
         "models_dir": store::models_dir(),
         "models": { "generation": generation, "embedding": embedding },
     }))

@@ -43,6 +43,8 @@ pub mod pg_test {
         let dir = std::env::var("STEADYTEXT_TEST_MODELS")
             .unwrap_or_else(|_| "/var/cache/steadytext/test-models".to_string());
         vec![
+            // The in-process engine is tested here; the pgTAP suite goes through the daemon.
+            "steadytext.use_daemon = off",
             Box::leak(
                 format!("steadytext.generation_model = '{dir}/smollm2-135m-instruct-q4_1.gguf'")
                     .into_boxed_str(),

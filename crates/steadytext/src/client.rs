@@ -90,6 +90,9 @@ impl std::fmt::Debug for DaemonClient {
 
 /// Granularity of waits, so that callers can check for interrupts.
 const SLICE: Duration = Duration::from_millis(50);
+/// How often a waiting call checks that the daemon is still alive, and how long a ping may take.
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
+const LIVENESS_TIMEOUT: Duration = Duration::from_millis(700);
 
 impl DaemonClient {
     /// A client of `endpoint` whose calls give up after `timeout`.
@@ -132,12 +135,21 @@ impl DaemonClient {
         if socket.send(request.to_string().as_bytes(), 0).is_err() {
             return false;
         }
-        matches!(socket.poll(zmq::POLLIN, within.as_millis() as i64), Ok(n) if n > 0)
-            && socket
-                .recv_bytes(0)
-                .ok()
-                .and_then(|b| serde_json::from_slice::<Response>(&b).ok())
-                .is_some_and(|r| r.result == "pong")
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match socket.poll(zmq::POLLIN, left.as_millis() as i64) {
+                Ok(n) if n > 0 => break,
+                // Interrupted by a signal: keep waiting out the same deadline.
+                Err(zmq::Error::EINTR) if !left.is_zero() => continue,
+                _ => return false,
+            }
+        }
+        socket
+            .recv_bytes(zmq::DONTWAIT)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Response>(&b).ok())
+            .is_some_and(|r| r.result == "pong")
     }
 
     /// Calls `method` and waits for its result; `keep_waiting` runs between 50 ms slices.
@@ -168,12 +180,29 @@ impl DaemonClient {
         keep_waiting: KeepWaiting<'_>,
     ) -> Result<Vec<u8>, DaemonError> {
         let start = Instant::now();
+        let mut last_probe = Instant::now();
         loop {
-            if socket.poll(zmq::POLLIN, SLICE.as_millis() as i64)? > 0 {
-                return Ok(socket.recv_bytes(0)?);
+            // A signal (PostgreSQL's statement_timeout alarm, say) interrupts the poll: that is
+            // the moment to ask the caller whether to go on.
+            match socket.poll(zmq::POLLIN, SLICE.as_millis() as i64) {
+                Ok(n) if n > 0 => match socket.recv_bytes(zmq::DONTWAIT) {
+                    Ok(bytes) => return Ok(bytes),
+                    Err(zmq::Error::EINTR | zmq::Error::EAGAIN) => {}
+                    Err(e) => return Err(e.into()),
+                },
+                Ok(_) | Err(zmq::Error::EINTR) => {}
+                Err(e) => return Err(e.into()),
             }
             if !keep_waiting() {
                 return Err(DaemonError::Remote("cancelled".into()));
+            }
+            // A REQ socket waits forever for a daemon that died: the daemon answers pings while
+            // it works, so a missing pong means it is gone.
+            if last_probe.elapsed() >= LIVENESS_INTERVAL {
+                if !self.ping(LIVENESS_TIMEOUT) {
+                    return Err(DaemonError::Unreachable(self.endpoint.clone()));
+                }
+                last_probe = Instant::now();
             }
             if start.elapsed() > self.timeout {
                 return Err(DaemonError::Timeout {

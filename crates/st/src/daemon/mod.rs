@@ -184,6 +184,20 @@ fn start(options: &ServeOptions, force: bool) -> Result<()> {
     }
     // Its own process group: a Ctrl-C meant for the caller does not reach the daemon.
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // When a PostgreSQL backend starts the daemon, the daemon must not inherit the backend's
+    // descriptors (its client socket, the postmaster's pipes): mark them close-on-exec.
+    // SAFETY: close_range is async-signal-safe and only sets flags.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
+            Ok(())
+        });
+    }
     let child = cmd.spawn().context("cannot start the daemon")?;
     std::fs::write(&pid_file, format!("{}\n", child.id()))?;
     let client = DaemonClient::new(&endpoint.connect(), Duration::from_secs(5));

@@ -204,7 +204,10 @@ impl Worker {
             )
         });
         if let Some(hit) = self.lookup(Kind::Generation, key.as_deref()) {
-            emit(&String::from_utf8_lossy(&hit));
+            // Replayed in word-sized pieces, as SteadyText replays a cached stream.
+            for piece in word_pieces(&String::from_utf8_lossy(&hit)) {
+                emit(piece);
+            }
             return Ok(());
         }
         let mut raw = String::new();
@@ -324,4 +327,35 @@ fn embedding_model(model: Option<&str>) -> Result<&'static Model, String> {
     Engine::global()
         .model(&choice, Role::Embedding, Fetch::IfAllowed)
         .map_err(|e| e.to_string())
+}
+
+/// Splits text into pieces that each end with a word (leading whitespace attached), keeping every
+/// byte: their concatenation is the text.
+fn word_pieces(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut prev_space = true;
+    for (i, c) in text.char_indices() {
+        let space = c.is_whitespace();
+        if space && !prev_space {
+            pieces.push(&text[start..i]);
+            start = i;
+        }
+        prev_space = space;
+    }
+    if start < text.len() {
+        pieces.push(&text[start..]);
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn word_pieces_keep_every_byte() {
+        let text = "  Hello,  wörld!\n\tBye ";
+        let pieces = super::word_pieces(text);
+        assert_eq!(pieces.concat(), text);
+        assert_eq!(pieces, vec!["  Hello,", "  wörld!", "\n\tBye", " "]);
+    }
 }

@@ -1,0 +1,38 @@
+-- Inference through the st daemon (started on demand by the first call): the same bytes as in
+-- the backend, and the fallback and its refusal when the daemon cannot be reached.
+BEGIN;
+SELECT plan(9);
+
+SELECT isnt(steadytext_generate('Say hello', 8, false), NULL, 'a first call starts the daemon on demand');
+SELECT is(steadytext_info()->'inference'->>'location', 'daemon', 'inference runs in the daemon');
+SELECT is(steadytext_info()->'inference'->>'daemon_endpoint',
+          'tcp://localhost:' || current_setting('steadytext.daemon_port'), 'at the configured endpoint');
+
+CREATE TEMP TABLE via_daemon AS
+    SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false) AS t,
+           steadytext_embed('hello', false) AS v,
+           (SELECT string_agg(p, '' ORDER BY n) FROM steadytext_generate_stream('Name three colours', 24, false)
+                WITH ORDINALITY AS s(p, n)) AS streamed;
+SET LOCAL steadytext.use_daemon = off;
+CREATE TEMP TABLE in_backend AS
+    SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false) AS t,
+           steadytext_embed('hello', false) AS v,
+           (SELECT string_agg(p, '' ORDER BY n) FROM steadytext_generate_stream('Name three colours', 24, false)
+                WITH ORDINALITY AS s(p, n)) AS streamed;
+SELECT is(steadytext_info()->'inference'->>'location', 'in-process', 'steadytext.use_daemon = off runs here');
+SET LOCAL steadytext.use_daemon = on;
+SELECT is((SELECT t FROM via_daemon), (SELECT t FROM in_backend), 'daemon and backend generate the same bytes');
+SELECT is((SELECT v FROM via_daemon), (SELECT v FROM in_backend), 'and the same embedding');
+SELECT is((SELECT streamed FROM via_daemon), (SELECT streamed FROM in_backend), 'and stream the same pieces');
+
+-- an unreachable daemon: fall back, or refuse when the fallback is off
+UPDATE steadytext_config SET value = 'false' WHERE key = 'daemon_auto_start';
+SET LOCAL steadytext.daemon_port = 9;
+SELECT isnt(steadytext_generate('Say hello', 8, false), NULL, 'with inprocess_fallback the backend answers');
+
+SET LOCAL steadytext.inprocess_fallback = off;
+SELECT throws_like($$SELECT steadytext_generate('Say goodbye', 8, false)$$,
+                   'no st daemon answers at tcp://localhost:9%', 'without it the call fails clearly');
+
+SELECT * FROM finish();
+ROLLBACK;
