@@ -22,6 +22,12 @@ INSERT INTO expected VALUES
  ('steadytext_cache_analyze_usage', '', 'TABLE(age_bucket text, entry_count bigint, avg_access_count double precision, total_size_mb double precision, percentage_of_cache double precision)', 's', 's', false, false),
  ('steadytext_semantic_search', 'query_text text, limit_results integer DEFAULT 10, similarity_threshold double precision DEFAULT 0.7', 'TABLE(content text, similarity double precision, generated_text text)', 's', 's', false, false),
  ('_steadytext_raise_p0001', 'message text', 'void', 'v', 'u', false, false),
+ ('steadytext_daemon_start', '', 'boolean', 'v', 'u', true, false),
+ ('steadytext_daemon_stop', '', 'boolean', 'v', 'u', true, false),
+ ('steadytext_daemon_status', '', 'TABLE(daemon_id text, status text, endpoint text, last_heartbeat timestamp with time zone, uptime_seconds integer)', 'v', 'u', true, false),
+ ('st_daemon_start', '', 'boolean', 'v', 's', false, false),
+ ('st_daemon_stop', '', 'boolean', 'v', 's', false, false),
+ ('st_daemon_status', '', 'TABLE(daemon_id text, status text, endpoint text, last_heartbeat timestamp with time zone, uptime_seconds integer)', 's', 's', false, false),
  -- aliases, with the Python extension's quirks
  ('st_generate', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'text', 'i', 's', false, false),
  ('st_generate_stream', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'SETOF text', 'i', 's', false, false),

@@ -1,7 +1,7 @@
 -- Inference through the st daemon (started on demand by the first call): the same bytes as in
 -- the backend, and the fallback and its refusal when the daemon cannot be reached.
 BEGIN;
-SELECT plan(9);
+SELECT plan(14);
 
 SELECT isnt(steadytext_generate('Say hello', 8, false), NULL, 'a first call starts the daemon on demand');
 SELECT is(steadytext_info()->'inference'->>'location', 'daemon', 'inference runs in the daemon');
@@ -24,6 +24,16 @@ SET LOCAL steadytext.use_daemon = on;
 SELECT is((SELECT t FROM via_daemon), (SELECT t FROM in_backend), 'daemon and backend generate the same bytes');
 SELECT is((SELECT v FROM via_daemon), (SELECT v FROM in_backend), 'and the same embedding');
 SELECT is((SELECT streamed FROM via_daemon), (SELECT streamed FROM in_backend), 'and stream the same pieces');
+
+-- the daemon functions act on the daemon itself and keep the health row current
+SELECT results_eq($$SELECT daemon_id, status, endpoint FROM steadytext_daemon_status()$$,
+    $$VALUES ('default', 'healthy', 'tcp://localhost:' || current_setting('steadytext.daemon_port'))$$,
+    'status reports the running daemon');
+SELECT ok((SELECT uptime_seconds >= 0 AND last_heartbeat IS NOT NULL FROM st_daemon_status()), 'with its real uptime');
+SELECT is((SELECT status FROM steadytext_daemon_health WHERE daemon_id = 'default'), 'healthy', 'and records it');
+SELECT is(steadytext_daemon_start(), true, 'start is a no-op when it already runs');
+SELECT ok((SELECT array_length(models_loaded, 1) >= 1 FROM steadytext_daemon_health WHERE daemon_id = 'default'),
+          'the health row lists the loaded models');
 
 -- an unreachable daemon: fall back, or refuse when the fallback is off
 UPDATE steadytext_config SET value = 'false' WHERE key = 'daemon_auto_start';

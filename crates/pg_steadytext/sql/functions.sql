@@ -345,6 +345,21 @@ LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
     SELECT @extschema@.steadytext_cache_scheduled_eviction()
 $$;
 
+CREATE FUNCTION st_daemon_start() RETURNS boolean LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_daemon_start()
+$$;
+
+CREATE FUNCTION st_daemon_stop() RETURNS boolean LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_daemon_stop()
+$$;
+
+-- STABLE, as the Python extension's alias (it still records the status row).
+CREATE FUNCTION st_daemon_status()
+RETURNS TABLE(daemon_id text, status text, endpoint text, last_heartbeat timestamptz, uptime_seconds int)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_daemon_status()
+$$;
+
 CREATE FUNCTION st_semantic_search(
     query_text text, limit_results int DEFAULT 10, similarity_threshold float8 DEFAULT 0.7)
 RETURNS TABLE(content text, similarity float8, generated_text text)

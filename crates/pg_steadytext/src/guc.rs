@@ -14,6 +14,7 @@ pub static EMBEDDING_MODE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"query"));
 pub static ALLOW_MODEL_DOWNLOADS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static USE_DAEMON: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static DAEMON_AUTOSTART: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static INPROCESS_FALLBACK: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static DAEMON_HOST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static DAEMON_PORT: GucSetting<i32> = GucSetting::<i32>::new(0);
@@ -113,6 +114,19 @@ fn register_daemon() {
         c"Started without a shell: `st daemon start --host H --port P --no-preload`.",
         &ST_PATH,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+/// `steadytext.daemon_autostart`: a postmaster setting, so it can only be defined while the
+/// library is preloaded.
+pub fn register_autostart() {
+    GucRegistry::define_bool_guc(
+        c"steadytext.daemon_autostart",
+        c"With pg_steadytext preloaded, a background worker starts and supervises the st daemon.",
+        c"It listens at steadytext.daemon_host/steadytext.daemon_port (default localhost:5555).",
+        &DAEMON_AUTOSTART,
+        GucContext::Postmaster,
         GucFlags::default(),
     );
 }

@@ -211,7 +211,7 @@ fn fallback(endpoint: &str) -> Route {
 }
 
 /// Starts the daemon when the `daemon_auto_start` config row allows (at most every 10 s per
-/// backend). No shell: the arguments are passed as they are.
+/// backend).
 fn start_daemon(host: &str, port: u16) -> bool {
     if !config::bool("daemon_auto_start").unwrap_or(true) {
         return false;
@@ -223,6 +223,11 @@ fn start_daemon(host: &str, port: u16) -> bool {
         return false;
     }
     LAST_START.set(Some(Instant::now()));
+    start_daemon_now(host, port)
+}
+
+/// Runs `st daemon start`. No shell: the arguments are passed as they are.
+pub fn start_daemon_now(host: &str, port: u16) -> bool {
     let st = guc::string(&guc::ST_PATH).unwrap_or_else(|| "st".into());
     let started = Command::new(&st)
         .args([

@@ -8,12 +8,14 @@ use pgrx::prelude::*;
 
 mod cache;
 mod config;
+mod daemon;
 mod embed;
 mod errors;
 mod generate;
 mod guc;
 mod inference;
 mod info;
+mod supervisor;
 mod vector;
 
 ::pgrx::pg_module_magic!();
@@ -24,6 +26,14 @@ extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
+    // SAFETY: reads a flag the postmaster sets while loading shared_preload_libraries.
+    let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
+    if preloading {
+        guc::register_autostart();
+        if guc::DAEMON_AUTOSTART.get() {
+            supervisor::register();
+        }
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]
