@@ -17,7 +17,7 @@ PGRX_TEST_PGDATA ?= /tmp/pg_steadytext-pgrx-test
 GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 
-.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap lint demo bench models clean
+.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults lint demo bench models clean
 
 ## Install system packages, pgvector, cargo-pgrx, the test models, and `st` on the PATH.
 setup:
@@ -46,7 +46,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## Every test, on the real test models.
-test: setup lint test-core test-interop test-pgrx test-pgtap
+test: setup lint test-core test-interop test-pgrx test-pgtap test-faults
 
 ## Library and CLI tests (the extension's #[pg_test]s run under test-pgrx). One test at a time:
 ## each uses every core, and ggml's spinning threads collapse when two requests share two cores.
@@ -60,6 +60,10 @@ test-interop:
 ## Rust-level tests inside a temporary PostgreSQL (run as the postgres user).
 test-pgrx:
 	cd crates/pg_steadytext && cargo pgrx test pg15 --runas postgres --pgdata $(PGRX_TEST_PGDATA)
+
+## kill -9 / SIGABRT of the supervised daemon, 20 concurrent connections, backend memory.
+test-faults: install-extension
+	prove tests/faults/run.sh
 
 ## The pgTAP suite against a fresh cluster with the extension installed.
 test-pgtap: install-extension

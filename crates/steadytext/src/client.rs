@@ -91,8 +91,8 @@ impl std::fmt::Debug for DaemonClient {
 /// Granularity of waits, so that callers can check for interrupts.
 const SLICE: Duration = Duration::from_millis(50);
 /// How often a waiting call checks that the daemon is still alive, and how long a ping may take.
-const LIVENESS_INTERVAL: Duration = Duration::from_millis(500);
-const LIVENESS_TIMEOUT: Duration = Duration::from_millis(700);
+const LIVENESS_INTERVAL: Duration = Duration::from_millis(300);
+const LIVENESS_TIMEOUT: Duration = Duration::from_millis(400);
 
 impl DaemonClient {
     /// A client of `endpoint` whose calls give up after `timeout`.
