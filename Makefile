@@ -75,7 +75,7 @@ demo: setup install-extension
 
 ## Benchmarks; results go to bench/results/.
 bench: setup install-extension
-	$(BIN)/steadytext-bench --out bench/results
+	$(BIN)/steadytext-bench --out bench/results --st $(BIN)/st
 
 clean:
 	cargo clean

@@ -51,6 +51,7 @@ struct Stream {
 
 struct Server {
     socket: zmq::Socket,
+    bell: zmq::Socket,
     jobs: Sender<Job>,
     outgoing: Receiver<Outgoing>,
     cancels: HashMap<String, Arc<AtomicBool>>,
@@ -75,13 +76,20 @@ pub fn run(config: Config) -> Result<()> {
     }
     let (jobs, job_rx) = mpsc::channel::<Job>();
     let (out_tx, outgoing) = mpsc::channel::<Outgoing>();
+    // The inference thread rings this bell after each message, so results leave at once
+    // instead of at the next poll timeout.
+    let bell = ctx.socket(zmq::PAIR)?;
+    bell.bind("inproc://steadytext-bell")?;
+    let ringer = ctx.socket(zmq::PAIR)?;
+    ringer.connect("inproc://steadytext-bell")?;
     let thread_worker = worker.clone();
     std::thread::Builder::new()
         .name("inference".into())
-        .spawn(move || thread_worker.serve(job_rx, out_tx))?;
+        .spawn(move || thread_worker.serve(job_rx, out_tx, ringer))?;
     tracing::info!(endpoint = %config.bind, "st daemon serving");
     let mut server = Server {
         socket,
+        bell,
         jobs,
         outgoing,
         cancels: HashMap::new(),
@@ -97,7 +105,17 @@ pub fn run(config: Config) -> Result<()> {
 impl Server {
     fn serve(&mut self) -> Result<()> {
         while self.running {
-            if self.socket.poll(zmq::POLLIN, 5)? > 0 {
+            let mut items = [
+                self.socket.as_poll_item(zmq::POLLIN),
+                self.bell.as_poll_item(zmq::POLLIN),
+            ];
+            // The timeout only paces the check for abandoned streams.
+            zmq::poll(&mut items, 100)?;
+            let (requests, rung) = (items[0].is_readable(), items[1].is_readable());
+            if rung {
+                while self.bell.recv_bytes(zmq::DONTWAIT).is_ok() {}
+            }
+            if requests {
                 while let Ok(frames) = self.socket.recv_multipart(zmq::DONTWAIT) {
                     self.on_message(frames)?;
                 }

@@ -15,6 +15,20 @@ use steadytext::{cache_key, EmbedMode, Engine, GenerateParams, Model, ModelChoic
 
 use super::server::Outgoing;
 
+/// The channel to the main loop, plus the socket that wakes it.
+struct Bell {
+    out: Sender<Outgoing>,
+    bell: zmq::Socket,
+}
+
+impl Bell {
+    fn send(&self, message: Outgoing) -> Result<(), ()> {
+        self.out.send(message).map_err(|_| ())?;
+        let _ = self.bell.send(&b""[..], zmq::DONTWAIT);
+        Ok(())
+    }
+}
+
 /// A request handed to the inference thread.
 pub struct Job {
     /// The client's ZeroMQ identity.
@@ -113,8 +127,13 @@ impl Worker {
         }
     }
 
-    /// Serves jobs until the main loop goes away.
-    pub fn serve(&self, jobs: Receiver<Job>, out: Sender<Outgoing>) {
+    /// Serves jobs until the main loop goes away; rings `bell` after each message it sends.
+    pub fn serve(&self, jobs: Receiver<Job>, out: Sender<Outgoing>, bell: zmq::Socket) {
+        let out = Bell { out, bell };
+        self.serve_with(jobs, &out);
+    }
+
+    fn serve_with(&self, jobs: Receiver<Job>, out: &Bell) {
         for job in jobs {
             if job.cancel.load(Ordering::Relaxed) {
                 let _ = out.send(Outgoing::Reply(
@@ -128,7 +147,7 @@ impl Worker {
                     Outgoing::Reply(job.identity.clone(), self.generate(&job, req))
                 }
                 Work::Stream(req) => {
-                    let end = self.stream(&job, req, &out);
+                    let end = self.stream(&job, req, out);
                     Outgoing::End(job.identity.clone(), end)
                 }
                 Work::Embed(req) => Outgoing::Reply(job.identity.clone(), self.embed(&job, req)),
@@ -150,7 +169,7 @@ impl Worker {
         }
     }
 
-    fn stream(&self, job: &Job, req: &GenerateRequest, out: &Sender<Outgoing>) -> Response {
+    fn stream(&self, job: &Job, req: &GenerateRequest, out: &Bell) -> Response {
         let sent = self.run_generation(job, req, &mut |piece| {
             let _ = out.send(Outgoing::Piece(
                 job.identity.clone(),
