@@ -1,7 +1,7 @@
 -- Inference through the st daemon (started on demand by the first call): the same bytes as in
 -- the backend, and the fallback and its refusal when the daemon cannot be reached.
 BEGIN;
-SELECT plan(14);
+SELECT plan(16);
 
 SELECT isnt(steadytext_generate('Say hello', 8, false), NULL, 'a first call starts the daemon on demand');
 SELECT is(steadytext_info()->'inference'->>'location', 'daemon', 'inference runs in the daemon');
@@ -34,6 +34,24 @@ SELECT is((SELECT status FROM steadytext_daemon_health WHERE daemon_id = 'defaul
 SELECT is(steadytext_daemon_start(), true, 'start is a no-op when it already runs');
 SELECT ok((SELECT array_length(models_loaded, 1) >= 1 FROM steadytext_daemon_health WHERE daemon_id = 'default'),
           'the health row lists the loaded models');
+
+-- an interrupted stream tells the daemon to stop decoding: the next request does not wait
+-- behind 1500 tokens
+CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'completed';
+EXCEPTION WHEN query_canceled THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+SET LOCAL statement_timeout = '300ms';
+SELECT is(pg_temp.try($$SELECT count(*) FROM (SELECT steadytext_generate_stream('Write a very long story about a dragon', 1500, false)) s$$),
+          '57014: canceling statement due to statement timeout', 'statement_timeout interrupts a stream');
+SET LOCAL statement_timeout = 0;
+CREATE TEMP TABLE t_next AS SELECT clock_timestamp() AS at;
+SELECT ok(steadytext_generate('Say goodbye', 4, false) IS NOT NULL
+          AND clock_timestamp() - (SELECT at FROM t_next) < interval '5 seconds',
+          'the daemon stopped decoding the abandoned stream');
 
 -- an unreachable daemon: fall back, or refuse when the fallback is off
 UPDATE steadytext_config SET value = 'false' WHERE key = 'daemon_auto_start';
