@@ -17,18 +17,10 @@ SELECT is(
     steadytext_embed('hello', false)::text,
     'another connection embeds the same vector');
 
--- statement_timeout stops a long generation within a few hundred milliseconds. (PL/pgSQL's
--- WHEN OTHERS, and so throws_ok, cannot catch a cancellation: catch it by name.)
-CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'completed';
-EXCEPTION WHEN query_canceled THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+-- statement_timeout stops a long generation within a few hundred milliseconds
 CREATE TEMP TABLE t0 AS SELECT clock_timestamp() AS at;
 SET LOCAL statement_timeout = '300ms';
-SELECT is(pg_temp.try($$SELECT steadytext_generate('Write a long story about a dragon', 2000, false)$$),
+SELECT is(test_helpers.try($$SELECT steadytext_generate('Write a long story about a dragon', 2000, false)$$),
           '57014: canceling statement due to statement timeout', 'statement_timeout cancels generation');
 SET LOCAL statement_timeout = 0;
 SELECT ok((SELECT clock_timestamp() - at < interval '2 seconds' FROM t0),
@@ -45,7 +37,7 @@ CREATE TEMP TABLE t1 AS SELECT clock_timestamp() AS at;
 SELECT ok(pg_cancel_backend((SELECT pid FROM pg_stat_activity
                              WHERE query LIKE '%Write a long story about a dragon%2000%' AND pid <> pg_backend_pid()
                                AND state = 'active' LIMIT 1)), 'pg_cancel_backend is delivered');
-SELECT is(pg_temp.try($$SELECT * FROM dblink_get_result('worker') AS r(t text)$$),
+SELECT is(test_helpers.try($$SELECT * FROM dblink_get_result('worker') AS r(t text)$$),
           '57014: canceling statement due to user request', 'the generation ends with a cancellation');
 SELECT ok((SELECT clock_timestamp() - at < interval '2 seconds' FROM t1), 'promptly');
 -- drain the connection's end-of-results marker before the next query

@@ -37,15 +37,8 @@ SELECT ok((SELECT array_length(models_loaded, 1) >= 1 FROM steadytext_daemon_hea
 
 -- an interrupted stream tells the daemon to stop decoding: the next request does not wait
 -- behind 1500 tokens
-CREATE FUNCTION pg_temp.try(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'completed';
-EXCEPTION WHEN query_canceled THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 SET LOCAL statement_timeout = '300ms';
-SELECT is(pg_temp.try($$SELECT count(*) FROM (SELECT steadytext_generate_stream('Write a very long story about a dragon', 1500, false)) s$$),
+SELECT is(test_helpers.try($$SELECT count(*) FROM (SELECT steadytext_generate_stream('Write a very long story about a dragon', 1500, false)) s$$),
           '57014: canceling statement due to statement timeout', 'statement_timeout interrupts a stream');
 SET LOCAL statement_timeout = 0;
 CREATE TEMP TABLE t_next AS SELECT clock_timestamp() AS at;

@@ -25,7 +25,8 @@ CREATE EXTENSION dblink;
 CREATE EXTENSION vector;
 CREATE EXTENSION pg_steadytext;
 SQL
+"${psql[@]}" -d steadytext_test -f tests/pgtap/helpers.sql
 export PGHOST=$DIR PGPORT=$PORT PGUSER=postgres PGDATABASE=steadytext_test
-pg_prove tests/pgtap/*.sql
+pg_prove tests/pgtap/[0-9]*.sql
 # After the SQL suite: these statements commit.
 prove tests/pgtap/messages.sh

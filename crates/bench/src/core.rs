@@ -29,6 +29,18 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/cache/steadytext/test-models"))
 }
 
+/// The generation and embedding test models, loaded once for every benchmark.
+pub fn test_models() -> Result<(&'static steadytext::Model, &'static steadytext::Model)> {
+    let engine = Engine::global();
+    let generator = engine.load(&models_dir().join(GENERATION_MODEL), Role::Generation, None)?;
+    let embedder = engine.load(&models_dir().join(EMBEDDING_MODEL), Role::Embedding, None)?;
+    Ok((generator, embedder))
+}
+
+/// File names of the test models in `models_dir()`.
+pub const GENERATION_MODEL: &str = "smollm2-135m-instruct-q4_1.gguf";
+pub const EMBEDDING_MODEL: &str = "all-minilm-l6-v2-f32.gguf";
+
 pub fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     xs[xs.len() / 2]
@@ -136,10 +148,9 @@ fn embedding_texts() -> Vec<String> {
 
 /// Runs every core benchmark `repeat` times.
 pub fn run(repeat: usize) -> Result<Report> {
-    let gen_path = models_dir().join("smollm2-135m-instruct-q4_1.gguf");
-    let emb_path = models_dir().join("all-minilm-l6-v2-f32.gguf");
-    let engine = Engine::global();
-    let model = engine.load(&gen_path, Role::Generation, None)?;
+    let gen_path = models_dir().join(GENERATION_MODEL);
+    let emb_path = models_dir().join(EMBEDDING_MODEL);
+    let (model, embedder) = test_models()?;
     let raw_model = LlamaModel::load_from_file(
         steadytext::engine::backend(),
         &gen_path,
@@ -161,7 +172,6 @@ pub fn run(repeat: usize) -> Result<Report> {
     let raw_prefill = median(raw.iter().map(Timing::prefill_tps).collect());
     let raw_decode = median(raw.iter().map(Timing::decode_tps).collect());
 
-    let embedder = engine.load(&emb_path, Role::Embedding, None)?;
     let texts = embedding_texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     steadytext::embed(embedder, refs[0], EmbedMode::Query, Some(THREADS))?;

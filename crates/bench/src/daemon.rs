@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use serde_json::json;
 use steadytext::client::DaemonClient;
-use steadytext::{EmbedMode, Engine, GenerateParams, Role};
+use steadytext::{EmbedMode, GenerateParams};
 
-use crate::core::{median, models_dir};
+use crate::core::{median, models_dir, test_models, EMBEDDING_MODEL, GENERATION_MODEL};
 
 const PORT: u16 = 5641;
 const THREADS: i32 = 2;
@@ -40,11 +40,11 @@ fn start(st: &Path) -> Result<(Daemon, DaemonClient)> {
         .env("STEADYTEXT_DISABLE_CACHE", "1")
         .env(
             "STEADYTEXT_GENERATION_MODEL",
-            models_dir().join("smollm2-135m-instruct-q4_1.gguf"),
+            models_dir().join(GENERATION_MODEL),
         )
         .env(
             "STEADYTEXT_EMBEDDING_MODEL",
-            models_dir().join("all-minilm-l6-v2-f32.gguf"),
+            models_dir().join(EMBEDDING_MODEL),
         )
         .spawn()?;
     let daemon = Daemon(child, home);
@@ -67,17 +67,7 @@ fn time_ms(f: impl FnOnce()) -> f64 {
 /// Runs the daemon benchmarks; `st` is the binary to run the daemon with.
 pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
     let (_daemon, client) = start(st)?;
-    let engine = Engine::global();
-    let model = engine.load(
-        &models_dir().join("smollm2-135m-instruct-q4_1.gguf"),
-        Role::Generation,
-        None,
-    )?;
-    let embedder = engine.load(
-        &models_dir().join("all-minilm-l6-v2-f32.gguf"),
-        Role::Embedding,
-        None,
-    )?;
+    let (model, embedder) = test_models()?;
     let prompt = "Explain in a few sentences what a database index is.";
     let params = GenerateParams {
         max_new_tokens: 32,

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use steadytext::{EmbedMode, Engine, GenerateParams, Role};
+use steadytext::{EmbedMode, GenerateParams};
 
-use crate::core::{median, models_dir};
+use crate::core::{median, test_models};
 
 const PROMPT: &str = "Explain in a few sentences what a database index is.";
 const MAX_TOKENS: usize = 64;
@@ -170,17 +170,7 @@ fn first_calls(cluster: &Cluster, repeat: usize) -> Result<(f64, f64)> {
 /// Runs the SQL benchmarks; returns JSON and a Markdown section.
 pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
     let cluster = Cluster::start()?;
-    let engine = Engine::global();
-    let model = engine.load(
-        &models_dir().join("smollm2-135m-instruct-q4_1.gguf"),
-        Role::Generation,
-        None,
-    )?;
-    let embedder = engine.load(
-        &models_dir().join("all-minilm-l6-v2-f32.gguf"),
-        Role::Embedding,
-        None,
-    )?;
+    let (model, embedder) = test_models()?;
 
     // Generation: same prompt, max_tokens and thread count (the backend uses one thread).
     let params = GenerateParams {

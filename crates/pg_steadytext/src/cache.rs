@@ -4,41 +4,24 @@
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
+use crate::spi::read_one;
 use crate::vector::Vector;
 
 /// The cached text for `key`.
 pub fn response(key: &str) -> Option<String> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT response FROM public.steadytext_cache WHERE cache_key = $1",
-                Some(1),
-                &[key.into()],
-            )
-            .ok()?
-            .first()
-            .get_one::<String>()
-            .ok()
-            .flatten()
-    })
+    read_one(
+        "SELECT response FROM public.steadytext_cache WHERE cache_key = $1",
+        key,
+    )
 }
 
 /// The cached embedding for `key`.
 pub fn embedding(key: &str) -> Option<Vec<f32>> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT embedding FROM public.steadytext_cache WHERE cache_key = $1",
-                Some(1),
-                &[key.into()],
-            )
-            .ok()?
-            .first()
-            .get_one::<Vector>()
-            .ok()
-            .flatten()
-            .map(|v| v.0)
-    })
+    read_one::<Vector>(
+        "SELECT embedding FROM public.steadytext_cache WHERE cache_key = $1",
+        key,
+    )
+    .map(|v| v.0)
 }
 
 /// Records a lookup: a hit bumps the row's access count and time; both count toward the hit rate.

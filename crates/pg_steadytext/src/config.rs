@@ -2,24 +2,14 @@
 //! as a JSON string (as the Python extension did), so a number may arrive as `"64"`: readers
 //! accept both.
 
-use pgrx::prelude::*;
 use pgrx::JsonB;
 
 fn value(key: &str) -> Option<serde_json::Value> {
-    Spi::connect(|client| {
-        client
-            .select(
-                "SELECT value FROM public.steadytext_config WHERE key = $1",
-                Some(1),
-                &[key.into()],
-            )
-            .ok()?
-            .first()
-            .get_one::<JsonB>()
-            .ok()
-            .flatten()
-            .map(|j| j.0)
-    })
+    crate::spi::read_one::<JsonB>(
+        "SELECT value FROM public.steadytext_config WHERE key = $1",
+        key,
+    )
+    .map(|j| j.0)
 }
 
 /// A text setting (a JSON string's contents, or any other value's JSON text).

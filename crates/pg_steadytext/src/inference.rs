@@ -226,23 +226,28 @@ fn start_daemon(host: &str, port: u16) -> bool {
     start_daemon_now(host, port)
 }
 
-/// Runs `st daemon start`. No shell: the arguments are passed as they are.
-pub fn start_daemon_now(host: &str, port: u16) -> bool {
+/// `st daemon <action> --host H --port P --no-preload` (`run` or `start`), as
+/// `steadytext.st_path` names it. No shell: the arguments are passed as they are.
+pub fn st_daemon(action: &str, host: &str, port: u16) -> (String, Command) {
     let st = guc::string(&guc::ST_PATH).unwrap_or_else(|| "st".into());
-    let started = Command::new(&st)
-        .args([
-            "daemon",
-            "start",
-            "--host",
-            host,
-            "--port",
-            &port.to_string(),
-            "--no-preload",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output();
+    let mut cmd = Command::new(&st);
+    cmd.args([
+        "daemon",
+        action,
+        "--host",
+        host,
+        "--port",
+        &port.to_string(),
+        "--no-preload",
+    ])
+    .stdin(Stdio::null());
+    (st, cmd)
+}
+
+/// Runs `st daemon start`.
+pub fn start_daemon_now(host: &str, port: u16) -> bool {
+    let (st, mut cmd) = st_daemon("start", host, port);
+    let started = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).output();
     match started {
         Ok(out) if out.status.success() => true,
         Ok(out) => {

@@ -15,6 +15,7 @@ mod generate;
 mod guc;
 mod inference;
 mod info;
+mod spi;
 mod supervisor;
 mod vector;
 

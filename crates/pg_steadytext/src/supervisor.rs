@@ -3,7 +3,7 @@
 //! with the server, restarts it with backoff when it exits, and logs why. A daemon stopped on
 //! request (exit status 0) stays stopped until something starts it again.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
@@ -113,20 +113,8 @@ fn reap(state: &mut Supervised) {
 }
 
 fn spawn(state: &mut Supervised, host: &str, port: u16) {
-    let st = guc::string(&guc::ST_PATH).unwrap_or_else(|| "st".into());
-    let started = Command::new(&st)
-        .args([
-            "daemon",
-            "run",
-            "--host",
-            host,
-            "--port",
-            &port.to_string(),
-            "--no-preload",
-        ])
-        .stdin(Stdio::null())
-        .spawn();
-    match started {
+    let (st, mut cmd) = crate::inference::st_daemon("run", host, port);
+    match cmd.spawn() {
         Ok(child) => {
             log!(
                 "pg_steadytext supervisor: started st daemon (pid {})",
