@@ -96,7 +96,8 @@ fn library_run(model: &steadytext::Model, prompt: &str) -> Result<Timing> {
     })
 }
 
-/// The baseline: the same tokens, context size and greedy sampler, with nothing around them.
+/// The baseline: the same tokens, context size, attention settings and greedy sampler, with
+/// nothing around them.
 fn raw_run(
     model: &LlamaModel,
     tokens: &[llama_cpp_2::token::LlamaToken],
@@ -109,7 +110,10 @@ fn raw_run(
         .with_n_batch(512)
         .with_n_ubatch(512)
         .with_n_threads(THREADS)
-        .with_n_threads_batch(THREADS);
+        .with_n_threads_batch(THREADS)
+        // The engine turns flash attention off (fixed numerics); so does the baseline, so the
+        // ratio measures the library's own overhead.
+        .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED);
     let mut ctx = model.new_context(steadytext::engine::backend(), params)?;
     let mut batch = LlamaBatch::new(512, 1);
     for (i, &t) in tokens.iter().enumerate() {
@@ -217,7 +221,7 @@ pub fn run(repeat: usize) -> Result<Report> {
          build `{fp}`.\n\n\
          ## Core library (SmolLM2-135M Q4_1, all-MiniLM-L6-v2 F32)\n\n\
          Generation: a {pt}-token prompt, {gen} greedy tokens. The baseline is a minimal loop over \
-         the same `llama-cpp-2` crate with the same tokens, context size and sampler.\n\n\
+         the same `llama-cpp-2` crate with the same tokens, context size, attention settings and sampler.\n\n\
          | | library | raw loop | library / raw |\n|---|---|---|---|\n\
          | prefill tokens/s (to first token, incl. context setup) | {lp:.1} | {rp:.1} | {pr:.3} |\n\
          | decode tokens/s | {ld:.1} | {rd:.1} | {dr:.3} |\n\n\
