@@ -19,10 +19,13 @@ EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 
 .PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults lint demo bench models clean
 
-## Install system packages, pgvector, cargo-pgrx, the test models, and `st` on the PATH.
+## Install system packages, pgvector, cargo-pgrx, the test models, and `st` on the PATH, with
+## the test models as its default models.
 setup:
 	scripts/setup.sh
 	$(MAKE) --no-print-directory install
+	@# `st` works out of the box on the test models (keeps any defaults already saved).
+	st models default --if-unset --generation $(GEN_MODEL) --embedding $(EMB_MODEL) >/dev/null
 
 models:
 	scripts/fetch-test-models.sh

@@ -28,6 +28,24 @@ pub enum Command {
         #[arg(long)]
         size: Option<String>,
     },
+    /// Show or set the default models (used when no option or STEADYTEXT_* variable names one).
+    Default {
+        /// Generation model: a registry name or a GGUF path.
+        #[arg(long)]
+        generation: Option<String>,
+        /// Embedding model: a registry name or a GGUF path.
+        #[arg(long)]
+        embedding: Option<String>,
+        /// Reranking model: a registry name or a GGUF path.
+        #[arg(long)]
+        reranking: Option<String>,
+        /// Forget the saved defaults (back to SteadyText's).
+        #[arg(long)]
+        reset: bool,
+        /// Only set roles that have no saved default yet.
+        #[arg(long)]
+        if_unset: bool,
+    },
     /// Print each model file's sha256 (default: the default generation and embedding models).
     Fingerprint {
         /// Registry names or paths.
@@ -47,6 +65,13 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Download { models, all, size } => download(models, all, size),
         Command::Fingerprint { models, json } => fingerprint(models, json),
+        Command::Default {
+            generation,
+            embedding,
+            reranking,
+            reset,
+            if_unset,
+        } => set_defaults([generation, embedding, reranking], reset, if_unset),
     }
 }
 
@@ -176,5 +201,30 @@ fn fingerprint(models: Vec<String>, json: bool) -> Result<()> {
             println!("{sha}  {}", path.display());
         }
     }
+    Ok(())
+}
+
+fn set_defaults(given: [Option<String>; 3], reset: bool, if_unset: bool) -> Result<()> {
+    use steadytext::defaults::{self, Defaults};
+    let mut saved = if reset {
+        Defaults::default()
+    } else {
+        defaults::load()
+    };
+    let [generation, embedding, reranking] = given;
+    for (slot, value) in [
+        (&mut saved.generation, generation),
+        (&mut saved.embedding, embedding),
+        (&mut saved.reranking, reranking),
+    ] {
+        if let Some(value) = value {
+            if !(if_unset && slot.is_some()) {
+                *slot = Some(value);
+            }
+        }
+    }
+    defaults::save(&saved)
+        .with_context(|| format!("cannot write {}", defaults::path().display()))?;
+    println!("{}", serde_json::to_string_pretty(&saved)?);
     Ok(())
 }

@@ -27,6 +27,7 @@ fn st(args: &[&str]) -> Command {
     let home = std::env::temp_dir().join(format!("st-cli-home-{}", std::process::id()));
     cmd.args(args)
         .env("XDG_CACHE_HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
         .env_remove("STEADYTEXT_MODELS_DIR")
         .env_remove("STEADYTEXT_GENERATION_MODEL")
         .env_remove("STEADYTEXT_EMBEDDING_MODEL");
@@ -249,4 +250,52 @@ fn every_command_has_help() {
         let out = ok(st(&args).output().unwrap());
         assert!(out.contains("Usage:"), "{args:?}");
     }
+}
+
+#[test]
+fn saved_defaults_make_plain_commands_use_those_models() {
+    let config = std::env::temp_dir().join(format!("st-defaults-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&config);
+    let with_config = |args: &[&str]| {
+        let mut cmd = st(args);
+        cmd.env("XDG_CONFIG_HOME", &config);
+        cmd.output().unwrap()
+    };
+    let saved = ok(with_config(&[
+        "models",
+        "default",
+        "--generation",
+        &gen_model(),
+        "--embedding",
+        &emb_model(),
+    ]));
+    assert!(saved.contains("smollm2"), "{saved}");
+    // --if-unset keeps what is saved
+    ok(with_config(&[
+        "models",
+        "default",
+        "--if-unset",
+        "--generation",
+        "qwen3-4b",
+    ]));
+    let first = ok(with_config(&[
+        "generate",
+        "Write a haiku about PostgreSQL",
+        "--max-new-tokens",
+        "24",
+    ]));
+    let second = ok(with_config(&[
+        "generate",
+        "Write a haiku about PostgreSQL",
+        "--max-new-tokens",
+        "24",
+    ]));
+    assert!(!first.trim().is_empty());
+    assert_eq!(first, second);
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(with_config(&["embed", "hello", "--format", "json"]))).unwrap();
+    assert_eq!(report["embedding"].as_array().unwrap().len(), 1024);
+    let reset = ok(with_config(&["models", "default", "--reset"]));
+    assert_eq!(reset.trim(), "{}");
+    let _ = std::fs::remove_dir_all(&config);
 }

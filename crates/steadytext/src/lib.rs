@@ -17,6 +17,7 @@ pub mod cache;
 pub mod cache_key;
 pub mod chat;
 pub mod client;
+pub mod defaults;
 pub mod embed;
 pub mod engine;
 pub mod error;

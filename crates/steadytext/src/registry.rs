@@ -180,7 +180,8 @@ pub fn use_mini_models() -> bool {
     env("STEADYTEXT_USE_MINI_MODELS").is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// The role's default source, after environment overrides.
+/// The role's default source: `STEADYTEXT_<ROLE>_MODEL`, else the `_REPO`/`_FILENAME`
+/// overrides, else the user's saved default (`st models default`), else the registry's.
 pub fn default_source(role: Role) -> ModelSource {
     let r = role.env_name();
     if let Some(model) = env(&format!("STEADYTEXT_{r}_MODEL")) {
@@ -192,7 +193,10 @@ pub fn default_source(role: Role) -> ModelSource {
     let repo = env(&format!("STEADYTEXT_{r}_MODEL_REPO"));
     let filename = env(&format!("STEADYTEXT_{r}_MODEL_FILENAME"));
     if repo.is_none() && filename.is_none() {
-        return ModelSource::from_spec(base);
+        let saved = crate::defaults::load().get(role).map(str::to_string);
+        return saved
+            .and_then(|model| named_source(&model, role))
+            .unwrap_or_else(|| ModelSource::from_spec(base));
     }
     let repo = repo.unwrap_or_else(|| base.repo.to_string());
     let filename = filename.unwrap_or_else(|| base.filename.to_string());
