@@ -17,7 +17,7 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::error::{Error, Result};
-use crate::registry::{self, ModelChoice, ModelSource, Role};
+use crate::registry::{self, ModelChoice, Role};
 use crate::store::{self, Fetch};
 
 /// Tokens evaluated per `llama_decode` call. Fixed: changing it can change results.
@@ -227,9 +227,4 @@ impl Engine {
     pub fn loaded(&self) -> Vec<&'static Model> {
         self.models.lock().unwrap().values().copied().collect()
     }
-}
-
-/// Where `source` would be on disk, without downloading.
-pub fn source_path(source: &ModelSource, role: Role) -> Result<PathBuf> {
-    store::locate(source, role, Fetch::LocalOnly)
 }
