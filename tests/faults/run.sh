@@ -38,7 +38,7 @@ wait_for_daemon() { # seconds; prints the pid
     return 1
 }
 
-echo "1..17"
+echo "1..19"
 pid=$(wait_for_daemon 20); check "the supervisor starts the daemon with the server" $? "no daemon"
 before=$(q -c "SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false)")
 check "a generation through the daemon" $([ -n "$before" ]; echo $?)
@@ -67,6 +67,19 @@ for signal in KILL ABRT; do
     check "SIG$signal: the supervisor restarts the daemon within 5 s" $([ $ok -eq 0 ] && [ "$newpid" != "$pid" ]; echo $?)
     pid=$newpid
 done
+# With steadytext.inprocess_fallback on (the default), a generation whose daemon dies finishes
+# in the backend (daemon and backend give the same bytes: pgTAP 09_daemon).
+q -c "SELECT steadytext_generate('Tell a story about a lighthouse keeper', 301, false)" >"$DIR/fallback.out" 2>"$DIR/fallback.err" &
+fallback=$!
+sleep 1
+kill -KILL "$(daemon_pid)"
+wait $fallback; status=$?
+check "fallback: the interrupted query completes in the backend" $([ $status -eq 0 ] && grep -q "generating in this backend" "$DIR/fallback.err"; echo $?) \
+    "$(cat "$DIR/fallback.err")"
+expected=$(q -c "SET steadytext.use_daemon = off" -c "SELECT steadytext_generate('Tell a story about a lighthouse keeper', 301, false)")
+check "fallback: with the same bytes as generating in the backend" $([ -n "$expected" ] && [ "$(cat "$DIR/fallback.out")" = "$expected" ]; echo $?)
+pid=$(wait_for_daemon 5)
+
 after=$(q -c "SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false)")
 check "the next call returns the same bytes as before" $([ "$after" = "$before" ]; echo $?) "before: $before / after: $after"
 check "the supervisor logged why the daemon went away" \
