@@ -6,7 +6,7 @@ use pgrx::prelude::*;
 use steadytext::EmbedMode;
 
 use crate::errors::{check_remote_model, raise, raise_with};
-use crate::inference::{self, ModelFile};
+use crate::inference::{self, ModelFile, Route};
 use crate::vector::Vector;
 use crate::{cache, guc};
 use steadytext::cache_key;
@@ -33,15 +33,17 @@ fn validate(text_input: Option<&str>, model: Option<&str>, unsafe_mode: bool) ->
 }
 
 /// Embeds with the model, or warns and returns `None` so the caller can give the zero vector.
+/// `route` is decided on first use and reused for the rest of the statement.
 fn compute(
     function: &str,
     model: Option<&ModelFile>,
     text: &str,
     mode: EmbedMode,
+    route: &mut Option<Route>,
 ) -> Option<Vec<f32>> {
     let result = model
         .ok_or_else(|| "no embedding model".to_string())
-        .and_then(|m| inference::embed(m, text, mode));
+        .and_then(|m| inference::embed(*route.get_or_insert_with(inference::route), m, text, mode));
     match result {
         Ok(v) => Some(v),
         Err(e) => {
@@ -92,7 +94,7 @@ fn steadytext_embed(
         }
     }
     Vector(
-        compute("steadytext_embed", loaded.as_ref(), &text, mode)
+        compute("steadytext_embed", loaded.as_ref(), &text, mode, &mut None)
             .unwrap_or_else(steadytext::embed::zero),
     )
 }
@@ -118,7 +120,13 @@ fn steadytext_embed_cached(
         cache::record_lookup(key, false);
     }
     let started = Instant::now();
-    let Some(vector) = compute("steadytext_embed_cached", loaded.as_ref(), &text, mode) else {
+    let Some(vector) = compute(
+        "steadytext_embed_cached",
+        loaded.as_ref(),
+        &text,
+        mode,
+        &mut None,
+    ) else {
         return Vector(steadytext::embed::zero());
     };
     if let (Some(key), Some(model)) = (key, loaded) {
@@ -147,6 +155,7 @@ fn steadytext_embed_batch(
     };
     let mode = mode();
     let loaded = load("steadytext_embed_batch", None);
+    let mut route = None;
     let rows: Vec<(i32, Vector)> = texts
         .iter()
         .enumerate()
@@ -156,8 +165,14 @@ fn steadytext_embed_batch(
             let v = if text.trim().is_empty() {
                 steadytext::embed::zero()
             } else {
-                compute("steadytext_embed_batch", loaded.as_ref(), text, mode)
-                    .unwrap_or_else(steadytext::embed::zero)
+                compute(
+                    "steadytext_embed_batch",
+                    loaded.as_ref(),
+                    text,
+                    mode,
+                    &mut route,
+                )
+                .unwrap_or_else(steadytext::embed::zero)
             };
             (i as i32 + 1, Vector(v))
         })

@@ -14,7 +14,6 @@ use steadytext::cache_key;
 struct Request {
     prompt: String,
     params: GenerateParams,
-    eos_string: String,
     model: ModelArgs,
 }
 
@@ -54,19 +53,17 @@ impl Request {
         if max_tokens < 1 {
             raise(&format!("max_tokens must be at least 1, got {max_tokens}"));
         }
-        let eos_string = eos_string
-            .unwrap_or(steadytext::params::EOS_SENTINEL)
-            .to_string();
         Request {
             prompt: prompt.to_string(),
             params: GenerateParams {
                 max_new_tokens: max_tokens as usize,
                 seed: seed as u32,
                 temperature: 0.0,
-                eos_string: eos_string.clone(),
+                eos_string: eos_string
+                    .unwrap_or(steadytext::params::EOS_SENTINEL)
+                    .to_string(),
                 threads: Some(THREADS),
             },
-            eos_string,
             model,
         }
     }
@@ -96,8 +93,16 @@ impl Request {
             self.params.max_new_tokens,
             self.params.seed,
             self.params.temperature,
-            &self.eos_string,
+            &self.params.eos_string,
         )
+    }
+
+    /// The cached text, when `use_cache` and the cache has this request.
+    fn cached(&self, model: &ModelFile, use_cache: Option<bool>) -> Option<String> {
+        if !use_cache.unwrap_or(true) {
+            return None;
+        }
+        cache::response(&self.cache_key(model))
     }
 
     /// Generates (in the daemon or here), checking for cancellation between tokens.
@@ -145,12 +150,11 @@ fn steadytext_generate(
         unsafe_mode.unwrap_or(false),
     );
     let model = request.model("steadytext_generate")?;
-    if use_cache.unwrap_or(true) {
-        if let Some(text) = cache::response(&request.cache_key(&model)) {
-            return Some(text);
-        }
-    }
-    Some(request.run(&model))
+    Some(
+        request
+            .cached(&model, use_cache)
+            .unwrap_or_else(|| request.run(&model)),
+    )
 }
 
 /// Streams the generation as rows while the model decodes. Rows arrive one per call in the
@@ -181,10 +185,8 @@ fn steadytext_generate_stream(
     let Some(model) = request.model("steadytext_generate_stream") else {
         return SetOfIterator::new(Vec::new());
     };
-    if use_cache.unwrap_or(true) {
-        if let Some(text) = cache::response(&request.cache_key(&model)) {
-            return SetOfIterator::new(vec![text]);
-        }
+    if let Some(text) = request.cached(&model, use_cache) {
+        return SetOfIterator::new(vec![text]);
     }
     SetOfIterator::new(inference::stream(&model, &request.prompt, &request.params))
 }
@@ -210,7 +212,7 @@ fn steadytext_generate_cached(
         prompt: &request.prompt,
         model_name: &model.name(),
         seed: request.params.seed as i32,
-        eos_string: Some(&request.eos_string),
+        eos_string: Some(&request.params.eos_string),
         params: serde_json::json!({
             "max_tokens": request.params.max_new_tokens,
             "seed": request.params.seed,

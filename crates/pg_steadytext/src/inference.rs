@@ -317,11 +317,7 @@ pub fn generate(file: &ModelFile, prompt: &str, params: &GenerateParams) -> Stri
             Err(e) => raise_daemon("generation failed", &e),
         }
     }
-    let mut text = String::new();
-    for piece in local_stream(file, prompt, params) {
-        pgrx::check_for_interrupts!();
-        text.push_str(&piece.unwrap_or_else(|e| raise_library("generation failed", &e)));
-    }
+    let text: String = Pieces::Local(local_stream(file, prompt, params)).collect();
     text.trim().to_string()
 }
 
@@ -368,9 +364,15 @@ impl Iterator for Pieces {
     }
 }
 
-/// One embedding (1024 wide).
-pub fn embed(file: &ModelFile, text: &str, mode: EmbedMode) -> Result<Vec<f32>, String> {
-    if let Route::Daemon(client) = route() {
+/// One embedding (1024 wide), where `route` says (decided once per statement: a batch does not
+/// probe the daemon per text).
+pub fn embed(
+    route: Route,
+    file: &ModelFile,
+    text: &str,
+    mode: EmbedMode,
+) -> Result<Vec<f32>, String> {
+    if let Route::Daemon(client) = route {
         let params = json!({ "text_input": text, "mode": mode.as_str(), "model": file.path });
         match client.call("embed", params, &mut keep_waiting) {
             Ok(v) => return serde_json::from_value(v).map_err(|e| e.to_string()),
