@@ -43,15 +43,6 @@ LANGUAGE sql STABLE PARALLEL SAFE STRICT AS $$
     SELECT value #>> '{}' FROM @extschema@.steadytext_config WHERE key = config_key
 $$;
 
--- A numeric setting, whether stored as a JSON number or as text.
-CREATE FUNCTION _steadytext_config_number(config_key text, fallback float8) RETURNS float8
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT COALESCE(
-        (SELECT CASE WHEN value #>> '{}' ~ '^\s*-?[0-9]+(\.[0-9]+)?\s*$'
-                     THEN (value #>> '{}')::float8 END
-         FROM @extschema@.steadytext_config WHERE key = config_key),
-        fallback)
-$$;
 
 ---------------------------------------------------------------------------------------------
 -- Cache management

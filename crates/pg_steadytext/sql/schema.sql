@@ -81,13 +81,22 @@ CREATE TABLE steadytext_queue (
     processing_time_ms INT,
     retry_count INT DEFAULT 0,
     max_retries INT DEFAULT 3,
-    daemon_endpoint TEXT
+    daemon_endpoint TEXT,
+    -- Added for the claim protocol (sql/queue.sql); the Python extension's columns are unchanged.
+    worker_id TEXT,
+    lease_until TIMESTAMPTZ,
+    next_attempt_at TIMESTAMPTZ DEFAULT now(),
+    wait_time_ms INT
 );
 CREATE INDEX idx_steadytext_queue_status_priority_created
     ON steadytext_queue (status, priority DESC, created_at);
 CREATE INDEX idx_steadytext_queue_request_id ON steadytext_queue (request_id);
 CREATE INDEX idx_steadytext_queue_user_created ON steadytext_queue (user_id, created_at DESC);
 CREATE INDEX idx_steadytext_queue_session ON steadytext_queue (session_id);
+CREATE INDEX idx_steadytext_queue_runnable
+    ON steadytext_queue (priority DESC, created_at, id) WHERE status = 'pending';
+CREATE INDEX idx_steadytext_queue_processing
+    ON steadytext_queue (lease_until) WHERE status = 'processing';
 
 -- Configuration: JSONB values.
 CREATE TABLE steadytext_config (
@@ -106,7 +115,9 @@ INSERT INTO steadytext_config (key, value, description) VALUES
     ('cache_enabled', 'false', 'Informational only (use_cache decides per call)'),
     ('cache_eviction_enabled', 'true', 'Whether steadytext_cache_scheduled_eviction() evicts'),
     ('cache_max_entries', '10000', 'Eviction target: entries'),
-    ('cache_max_size_mb', '100', 'Eviction target: megabytes');
+    ('cache_max_size_mb', '100', 'Eviction target: megabytes'),
+    ('queue_lease_seconds', '60', 'How long a queue worker owns a claimed row without a heartbeat'),
+    ('queue_retry_base_seconds', '1', 'Backoff before retry n is this times 2^(n-1) seconds');
 
 CREATE TABLE steadytext_daemon_health (
     daemon_id TEXT PRIMARY KEY DEFAULT 'default',
@@ -162,4 +173,14 @@ LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = message;
 END;
+$$;
+
+-- A numeric setting, whether stored as a JSON number or as text.
+CREATE FUNCTION _steadytext_config_number(config_key text, fallback float8) RETURNS float8
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT COALESCE(
+        (SELECT CASE WHEN value #>> '{}' ~ '^\s*-?[0-9]+(\.[0-9]+)?\s*$'
+                     THEN (value #>> '{}')::float8 END
+         FROM @extschema@.steadytext_config WHERE key = config_key),
+        fallback)
 $$;

@@ -18,6 +18,10 @@ pub static DAEMON_AUTOSTART: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static INPROCESS_FALLBACK: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static DAEMON_HOST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static DAEMON_PORT: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static QUEUE_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
+pub static QUEUE_DATABASES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static QUEUE_POLL_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 pub static ST_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"st"));
 
 pub fn register() {
@@ -116,16 +120,44 @@ fn register_daemon() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"steadytext.queue_poll_interval",
+        c"How often an idle queue worker looks for work it was not woken for.",
+        c"A safety net: an enqueue wakes the workers at once.",
+        &QUEUE_POLL_MS,
+        10,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
 }
 
-/// `steadytext.daemon_autostart`: a postmaster setting, so it can only be defined while the
-/// library is preloaded.
-pub fn register_autostart() {
+/// The postmaster settings (`steadytext.daemon_autostart`, the queue workers): they can only be
+/// defined while the library is preloaded.
+pub fn register_postmaster() {
     GucRegistry::define_bool_guc(
         c"steadytext.daemon_autostart",
         c"With pg_steadytext preloaded, a background worker starts and supervises the st daemon.",
         c"It listens at steadytext.daemon_host/steadytext.daemon_port (default localhost:5555).",
         &DAEMON_AUTOSTART,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"steadytext.queue_workers",
+        c"Background workers serving steadytext_queue, per database in steadytext.queue_databases.",
+        c"0 disables them; st worker can serve the queue instead.",
+        &QUEUE_WORKERS,
+        0,
+        64,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"steadytext.queue_databases",
+        c"Comma-separated databases whose steadytext_queue the background workers serve.",
+        c"A worker idles while its database does not have pg_steadytext installed.",
+        &QUEUE_DATABASES,
         GucContext::Postmaster,
         GucFlags::default(),
     );

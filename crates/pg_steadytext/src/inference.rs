@@ -8,7 +8,7 @@
 //! PostgreSQL's signal handling is untouched. Waits on the daemon are sliced so interrupts are
 //! checked every 50 ms; an interrupted call tells the daemon to cancel the work.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -264,10 +264,34 @@ pub fn start_daemon_now(host: &str, port: u16) -> bool {
     }
 }
 
-/// Checks for interrupts while waiting on the daemon; an interrupt unwinds, and the client's
-/// guard tells the daemon to cancel.
+thread_local! {
+    /// Called while inference runs; a queue worker checks there that its row is still its own.
+    static WATCHER: RefCell<Option<Box<dyn FnMut()>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `watch` called between tokens and while waiting on the daemon. `watch` stops
+/// the work by raising an error, exactly as an interrupt does.
+pub fn with_watcher<R>(watch: impl FnMut() + 'static, f: impl FnOnce() -> R) -> R {
+    struct Clear;
+    impl Drop for Clear {
+        fn drop(&mut self) {
+            WATCHER.with(|w| w.borrow_mut().take());
+        }
+    }
+    WATCHER.with(|w| *w.borrow_mut() = Some(Box::new(watch)));
+    let _clear = Clear;
+    f()
+}
+
+/// Checks for interrupts (and the watcher) while waiting on the daemon; an interrupt unwinds,
+/// and the client's guard tells the daemon to cancel.
 fn keep_waiting() -> bool {
     pgrx::check_for_interrupts!();
+    WATCHER.with(|w| {
+        if let Some(watch) = w.borrow_mut().as_mut() {
+            watch();
+        }
+    });
     true
 }
 
@@ -352,7 +376,7 @@ impl Iterator for Pieces {
     type Item = String;
 
     fn next(&mut self) -> Option<String> {
-        pgrx::check_for_interrupts!();
+        keep_waiting();
         match self {
             Pieces::Local(stream) => stream
                 .next()

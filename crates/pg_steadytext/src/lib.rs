@@ -15,6 +15,7 @@ mod generate;
 mod guc;
 mod inference;
 mod info;
+mod queue;
 mod spi;
 mod supervisor;
 mod vector;
@@ -23,6 +24,11 @@ mod vector;
 
 extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
 extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
+extension_sql_file!(
+    "../sql/queue.sql",
+    name = "queue",
+    requires = ["schema", queue::_steadytext_queue_wake]
+);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
@@ -30,10 +36,11 @@ pub extern "C-unwind" fn _PG_init() {
     // SAFETY: reads a flag the postmaster sets while loading shared_preload_libraries.
     let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
     if preloading {
-        guc::register_autostart();
+        guc::register_postmaster();
         if guc::DAEMON_AUTOSTART.get() {
             supervisor::register();
         }
+        queue::register_workers();
     }
 }
 

@@ -5,6 +5,7 @@ mod daemon;
 mod embed_cmd;
 mod generate_cmd;
 mod models_cmd;
+mod worker_cmd;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,8 @@ enum Command {
         #[command(subcommand)]
         command: cache_cmd::Command,
     },
+    /// Serve a database's steadytext_queue (the *_async SQL functions) from this host.
+    Worker(worker_cmd::Args),
 }
 
 fn init_logging(verbose: u8) {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Models { command } => models_cmd::run(command),
         Command::Daemon { command } => daemon::run(command),
         Command::Cache { command } => cache_cmd::run(command),
+        Command::Worker(args) => worker_cmd::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

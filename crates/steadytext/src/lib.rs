@@ -22,6 +22,7 @@ pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod jobs;
 pub mod params;
 pub mod protocol;
 pub mod registry;

@@ -1,0 +1,487 @@
+-- pg_steadytext async queue: the *_async functions (the Python extension's signatures and
+-- texts), the claim protocol every worker uses (background workers and `st worker`), and the
+-- steadytext_queue_status view.
+--
+-- Row life cycle:
+--   pending --claim--> processing --complete--> completed
+--                          |--fail (retryable, retries left)--> pending (after a backoff)
+--                          |--fail (permanent or no retries left)--> failed
+--                          |--lease expired / worker process gone--> pending or failed
+--                          |--release (worker shutting down)--> pending
+--   pending/processing --cancel--> cancelled (the worker notices at its next heartbeat)
+
+---------------------------------------------------------------------------------------------
+-- Enqueueing
+---------------------------------------------------------------------------------------------
+
+-- Inserts one request and wakes the workers when the transaction commits: background
+-- workers through their latch, `st worker`s through NOTIFY.
+CREATE FUNCTION _steadytext_enqueue(request_type text, prompt text, params jsonb,
+                                    priority int DEFAULT 5)
+RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    rid uuid := gen_random_uuid();
+BEGIN
+    INSERT INTO @extschema@.steadytext_queue (request_id, request_type, prompt, params, priority,
+                                              user_id)
+    VALUES (rid, request_type, prompt, params, priority, current_user);
+    PERFORM pg_notify('steadytext_queue', rid::text);
+    PERFORM @extschema@._steadytext_queue_wake();
+    RETURN rid;
+END;
+$$;
+
+-- The remote-model gate of the synchronous functions.
+CREATE FUNCTION _steadytext_check_remote_model(model text, unsafe_mode boolean) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF model LIKE '%:%' THEN
+        IF NOT coalesce(unsafe_mode, false) THEN
+            PERFORM @extschema@._steadytext_raise_p0001(
+                'Remote models (containing '':'' ) require unsafe_mode=TRUE');
+        END IF;
+        RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = format(
+            'remote model ''%s'' is not supported: pg_steadytext runs local GGUF models only; '
+            'set the model to a registry name or a GGUF path', model);
+    END IF;
+END;
+$$;
+
+-- The session's model setting, captured at enqueue time so that a worker (which has its own
+-- settings) uses the model the caller would have used synchronously.
+CREATE FUNCTION _steadytext_session_model(setting text) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN nullif(trim(current_setting(setting, true)), '') IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('model', trim(current_setting(setting, true))) END
+$$;
+
+CREATE FUNCTION steadytext_generate_async(prompt text, max_tokens int DEFAULT 512)
+RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF prompt IS NULL OR trim(prompt) = '' THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be empty');
+    END IF;
+    IF max_tokens IS NOT NULL AND (max_tokens < 1 OR max_tokens > 4096) THEN
+        PERFORM @extschema@._steadytext_raise_p0001('max_tokens must be between 1 and 4096');
+    END IF;
+    RETURN @extschema@._steadytext_enqueue('generate', prompt,
+        jsonb_build_object(
+            'max_tokens', coalesce(max_tokens,
+                @extschema@._steadytext_config_number('default_max_tokens', 512)::int),
+            'use_cache', true,
+            'seed', 42)
+        || @extschema@._steadytext_session_model('steadytext.generation_model'));
+END;
+$$;
+
+CREATE FUNCTION steadytext_generate_batch_async(prompts text[], max_tokens int DEFAULT 512)
+RETURNS uuid[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    p text;
+    ids uuid[] := '{}';
+BEGIN
+    IF prompts IS NULL THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Batch cannot be empty');
+    END IF;
+    IF array_length(prompts, 1) > 100 THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Batch size exceeds maximum limit');
+    END IF;
+    FOREACH p IN ARRAY prompts LOOP
+        IF p IS NULL THEN
+            PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be null');
+        END IF;
+        IF trim(p) = '' THEN
+            PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be empty');
+        END IF;
+    END LOOP;
+    FOREACH p IN ARRAY prompts LOOP
+        ids := ids || @extschema@.steadytext_generate_async(p, max_tokens);
+    END LOOP;
+    RETURN ids;
+END;
+$$;
+
+-- Unlike the Python extension (which queued NULL and stored a zero vector), the text is
+-- validated as steadytext_embed validates it and is what the worker embeds.
+CREATE FUNCTION steadytext_embed_async(text_input text, use_cache boolean DEFAULT true,
+                                       seed int DEFAULT 42, model text DEFAULT NULL,
+                                       unsafe_mode boolean DEFAULT false)
+RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF text_input IS NULL THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Text cannot be null');
+    END IF;
+    IF trim(text_input) = '' THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Text cannot be empty');
+    END IF;
+    PERFORM @extschema@._steadytext_check_remote_model(model, unsafe_mode);
+    RETURN @extschema@._steadytext_enqueue('embed', text_input,
+        jsonb_build_object(
+            'text_input', text_input,
+            'use_cache', coalesce(use_cache, true),
+            'seed', coalesce(seed, 42),
+            'unsafe_mode', coalesce(unsafe_mode, false),
+            'mode', coalesce(nullif(current_setting('steadytext.embedding_mode', true), ''),
+                             'query'))
+        || CASE WHEN model IS NULL
+                THEN @extschema@._steadytext_session_model('steadytext.embedding_model')
+                ELSE jsonb_build_object('model', model) END);
+END;
+$$;
+
+CREATE FUNCTION steadytext_embed_batch_async(texts text[])
+RETURNS uuid[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    t text;
+    ids uuid[] := '{}';
+BEGIN
+    IF texts IS NULL OR cardinality(texts) = 0 THEN
+        PERFORM @extschema@._steadytext_raise_p0001('texts array cannot be null or empty');
+    END IF;
+    FOREACH t IN ARRAY texts LOOP
+        IF t IS NULL THEN
+            PERFORM @extschema@._steadytext_raise_p0001('Text cannot be null');
+        END IF;
+        IF trim(t) = '' THEN
+            PERFORM @extschema@._steadytext_raise_p0001('Text cannot be empty');
+        END IF;
+    END LOOP;
+    FOREACH t IN ARRAY texts LOOP
+        ids := ids || @extschema@.steadytext_embed_async(t);
+    END LOOP;
+    RETURN ids;
+END;
+$$;
+
+-- Not in the Python extension, whose functions take no priority: changes a pending request's
+-- priority (1..10, higher first).
+CREATE FUNCTION steadytext_set_async_priority(request_id uuid, priority int)
+RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    changed int;
+BEGIN
+    IF priority IS NULL OR priority NOT BETWEEN 1 AND 10 THEN
+        PERFORM @extschema@._steadytext_raise_p0001('priority must be between 1 and 10');
+    END IF;
+    UPDATE @extschema@.steadytext_queue q SET priority = $2
+    WHERE q.request_id = $1 AND q.status = 'pending';
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed > 0;
+END;
+$$;
+
+---------------------------------------------------------------------------------------------
+-- Reading results
+---------------------------------------------------------------------------------------------
+
+CREATE FUNCTION steadytext_check_async(request_id uuid)
+RETURNS TABLE(status text, result text, results text[], embedding vector, embeddings vector[],
+              error text, created_at timestamptz, completed_at timestamptz,
+              processing_time_ms int, request_type text)
+LANGUAGE sql STABLE PARALLEL SAFE LEAKPROOF AS $$
+    SELECT q.status, q.result, q.results, q.embedding, q.embeddings, q.error, q.created_at,
+           q.completed_at, q.processing_time_ms, q.request_type
+    FROM @extschema@.steadytext_queue q WHERE q.request_id = $1
+$$;
+
+-- VOLATILE (the Python extension's was STABLE) so that it sees requests queued earlier in the
+-- same statement.
+CREATE FUNCTION steadytext_check_async_batch(request_ids uuid[])
+RETURNS TABLE(request_id uuid, status text, result text, error text, completed_at timestamptz)
+LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT q.request_id, q.status, q.result, q.error, q.completed_at
+    FROM unnest($1) WITH ORDINALITY AS u(id, ord)
+    JOIN @extschema@.steadytext_queue q ON q.request_id = u.id
+    ORDER BY u.ord
+$$;
+
+-- Waits for a request: its text (the vector's text form for embeddings). A cancelled request
+-- fails at once, and so does waiting in the transaction that queued it (the workers only see
+-- the row once it commits).
+CREATE FUNCTION steadytext_get_async_result(request_id uuid, timeout_seconds int DEFAULT 30)
+RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    wait int := coalesce(timeout_seconds, 30);
+    deadline timestamptz;
+    r record;
+BEGIN
+    IF wait < 0 THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Timeout cannot be negative');
+    END IF;
+    deadline := clock_timestamp() + wait * interval '1 second';
+    LOOP
+        SELECT q.status, q.result, q.embedding, q.error,
+               q.xmin = xid(pg_current_xact_id_if_assigned()) AS mine
+        INTO r FROM @extschema@.steadytext_queue q
+        WHERE q.request_id = $1 ORDER BY q.id DESC LIMIT 1;
+        IF NOT FOUND THEN
+            PERFORM @extschema@._steadytext_raise_p0001(format('Request ID %s not found', $1));
+        END IF;
+        CASE r.status
+            WHEN 'completed' THEN RETURN coalesce(r.result, r.embedding::text);
+            WHEN 'failed' THEN
+                PERFORM @extschema@._steadytext_raise_p0001('Async request failed: ' || r.error);
+            WHEN 'cancelled' THEN
+                PERFORM @extschema@._steadytext_raise_p0001(
+                    format('Async request %s was cancelled', $1));
+            ELSE NULL;
+        END CASE;
+        IF r.mine THEN
+            PERFORM @extschema@._steadytext_raise_p0001(format(
+                'Async request %s was queued in this transaction; commit before waiting for it',
+                $1));
+        END IF;
+        IF clock_timestamp() >= deadline THEN
+            PERFORM @extschema@._steadytext_raise_p0001(
+                format('Timeout waiting for async result (%s seconds)', wait));
+        END IF;
+        PERFORM pg_sleep(0.02);
+    END LOOP;
+END;
+$$;
+
+CREATE FUNCTION steadytext_cancel_async(request_id uuid)
+RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    changed int;
+BEGIN
+    UPDATE @extschema@.steadytext_queue q
+    SET status = 'cancelled', completed_at = now(), lease_until = NULL
+    WHERE q.request_id = $1 AND q.status IN ('pending', 'processing');
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed > 0;
+END;
+$$;
+
+---------------------------------------------------------------------------------------------
+-- The claim protocol (workers)
+--
+-- A worker names itself (`worker`): background workers are 'pg_steadytext:<pid>' and own
+-- their rows for as long as that process lives; every other worker holds a lease that it
+-- renews with steadytext_queue_heartbeat.
+---------------------------------------------------------------------------------------------
+
+-- Returns rows whose worker is gone to the queue, counting the attempt as a retry.
+CREATE FUNCTION _steadytext_queue_recover() RETURNS int
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    recovered int;
+BEGIN
+    WITH lost AS (
+        SELECT q.id FROM @extschema@.steadytext_queue q
+        WHERE q.status = 'processing'
+          AND (q.lease_until < clock_timestamp()
+               OR (q.lease_until IS NULL AND NOT EXISTS (
+                       SELECT 1 FROM pg_stat_activity a
+                       WHERE q.worker_id = 'pg_steadytext:' || a.pid
+                         AND a.backend_type = 'pg_steadytext queue worker')))
+        FOR UPDATE SKIP LOCKED)
+    UPDATE @extschema@.steadytext_queue q
+    SET status = CASE WHEN q.retry_count < q.max_retries THEN 'pending' ELSE 'failed' END,
+        retry_count = q.retry_count + CASE WHEN q.retry_count < q.max_retries THEN 1 ELSE 0 END,
+        error = format('worker %s stopped before finishing the request', q.worker_id),
+        completed_at = CASE WHEN q.retry_count < q.max_retries THEN NULL
+                            ELSE clock_timestamp() END,
+        next_attempt_at = clock_timestamp(),
+        worker_id = NULL,
+        lease_until = NULL
+    FROM lost WHERE q.id = lost.id;
+    GET DIAGNOSTICS recovered = ROW_COUNT;
+    RETURN recovered;
+END;
+$$;
+
+-- The lease a non-background worker gets, in seconds.
+CREATE FUNCTION _steadytext_queue_lease(worker text, lease_seconds int) RETURNS interval
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN worker LIKE 'pg_steadytext:%' THEN NULL
+                ELSE make_interval(secs => coalesce(lease_seconds,
+                    @extschema@._steadytext_config_number('queue_lease_seconds', 60)::int)) END
+$$;
+
+-- Claims up to max_rows runnable rows: highest priority first, then oldest. Rows locked by
+-- another claim are skipped, so concurrent workers never get the same row.
+CREATE FUNCTION steadytext_queue_claim(worker text, max_rows int DEFAULT 1,
+                                       lease_seconds int DEFAULT NULL)
+RETURNS SETOF steadytext_queue LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    lease interval := @extschema@._steadytext_queue_lease(worker, lease_seconds);
+BEGIN
+    IF worker IS NULL OR worker = '' THEN
+        PERFORM @extschema@._steadytext_raise_p0001('worker cannot be empty');
+    END IF;
+    PERFORM @extschema@._steadytext_queue_recover();
+    RETURN QUERY
+    WITH next AS (
+        SELECT q.id FROM @extschema@.steadytext_queue q
+        WHERE q.status = 'pending'
+          AND coalesce(q.next_attempt_at, q.created_at) <= clock_timestamp()
+        ORDER BY q.priority DESC, q.created_at, q.id
+        LIMIT greatest(coalesce(max_rows, 1), 1)
+        FOR UPDATE SKIP LOCKED)
+    UPDATE @extschema@.steadytext_queue q
+    SET status = 'processing',
+        worker_id = worker,
+        started_at = clock_timestamp(),
+        lease_until = clock_timestamp() + lease,
+        wait_time_ms = coalesce(q.wait_time_ms,
+            (extract(epoch FROM clock_timestamp() - q.created_at) * 1000)::int)
+    FROM next WHERE q.id = next.id
+    RETURNING q.*;
+END;
+$$;
+
+-- Renews the lease; false when the row is no longer this worker's (cancelled, or taken over
+-- after the lease expired), in which case the worker must stop working on it.
+CREATE FUNCTION steadytext_queue_heartbeat(job_id int, worker text,
+                                           lease_seconds int DEFAULT NULL)
+RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    lease interval := @extschema@._steadytext_queue_lease(worker, lease_seconds);
+BEGIN
+    UPDATE @extschema@.steadytext_queue q SET lease_until = clock_timestamp() + lease
+    WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing';
+    RETURN FOUND;
+END;
+$$;
+
+-- Stores the result and, when the request allows it, the cache row. False (and nothing
+-- stored) when the row is no longer this worker's.
+CREATE FUNCTION steadytext_queue_complete(job_id int, worker text,
+                                          result_text text DEFAULT NULL,
+                                          result_embedding vector DEFAULT NULL,
+                                          cache_key text DEFAULT NULL,
+                                          model_name text DEFAULT NULL)
+RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    r @extschema@.steadytext_queue;
+BEGIN
+    UPDATE @extschema@.steadytext_queue q
+    SET status = 'completed', result = result_text, embedding = result_embedding, error = NULL,
+        completed_at = clock_timestamp(), lease_until = NULL,
+        processing_time_ms = (extract(epoch FROM clock_timestamp() - q.started_at) * 1000)::int
+    WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing'
+    RETURNING q.* INTO r;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    IF cache_key IS NOT NULL AND coalesce((r.params ->> 'use_cache')::boolean, true) THEN
+        INSERT INTO @extschema@.steadytext_cache AS c (cache_key, prompt, response, embedding,
+            model_name, seed, generation_params, response_size, generation_time_ms)
+        VALUES ($5, r.prompt, result_text, result_embedding, $6,
+                (r.params ->> 'seed')::int, r.params, length(result_text),
+                r.processing_time_ms)
+        ON CONFLICT ON CONSTRAINT steadytext_cache_cache_key_key DO NOTHING;
+    END IF;
+    RETURN true;
+END;
+$$;
+
+-- Records a failed attempt: back to the queue after 2^retry_count times the base backoff
+-- while retries remain and the error is retryable, otherwise 'failed'. Returns the new status
+-- (NULL when the row is no longer this worker's).
+CREATE FUNCTION steadytext_queue_fail(job_id int, worker text, error_message text,
+                                      retryable boolean DEFAULT true)
+RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    base float8 := @extschema@._steadytext_config_number('queue_retry_base_seconds', 1);
+    new_status text;
+BEGIN
+    UPDATE @extschema@.steadytext_queue q
+    SET status = CASE WHEN retryable AND q.retry_count < q.max_retries THEN 'pending'
+                      ELSE 'failed' END,
+        retry_count = q.retry_count
+            + CASE WHEN retryable AND q.retry_count < q.max_retries THEN 1 ELSE 0 END,
+        next_attempt_at = clock_timestamp()
+            + make_interval(secs => base * power(2, q.retry_count)),
+        completed_at = CASE WHEN retryable AND q.retry_count < q.max_retries THEN NULL
+                            ELSE clock_timestamp() END,
+        processing_time_ms = (extract(epoch FROM clock_timestamp() - q.started_at) * 1000)::int,
+        error = error_message, worker_id = NULL, lease_until = NULL
+    WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing'
+    RETURNING q.status INTO new_status;
+    RETURN new_status;
+END;
+$$;
+
+-- Gives a claimed row back untouched (a worker shutting down); not counted as a retry.
+CREATE FUNCTION steadytext_queue_release(job_id int, worker text)
+RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    UPDATE @extschema@.steadytext_queue q
+    SET status = 'pending', worker_id = NULL, lease_until = NULL, started_at = NULL
+    WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing';
+    RETURN FOUND;
+END;
+$$;
+
+---------------------------------------------------------------------------------------------
+-- Observability
+---------------------------------------------------------------------------------------------
+
+CREATE VIEW steadytext_queue_status AS
+SELECT q.request_type,
+       q.status,
+       count(*) AS requests,
+       extract(epoch FROM now() - min(q.created_at) FILTER (WHERE q.status = 'pending'))
+           AS oldest_pending_seconds,
+       count(*) FILTER (WHERE q.completed_at > now() - interval '1 minute'
+                          AND q.status = 'completed') AS completed_last_minute,
+       avg(q.processing_time_ms) FILTER (WHERE q.status = 'completed') AS mean_processing_ms,
+       avg(q.wait_time_ms) AS mean_wait_ms,
+       sum(q.retry_count) AS retries
+FROM steadytext_queue q
+GROUP BY q.request_type, q.status;
+
+GRANT SELECT ON steadytext_queue_status TO PUBLIC;
+
+---------------------------------------------------------------------------------------------
+-- st_* aliases
+---------------------------------------------------------------------------------------------
+
+-- As in the Python extension, the alias's max_tokens defaults to NULL (the configured default).
+CREATE FUNCTION st_generate_async(prompt text, max_tokens int DEFAULT NULL)
+RETURNS uuid LANGUAGE sql VOLATILE AS $$
+    SELECT @extschema@.steadytext_generate_async(prompt, max_tokens)
+$$;
+
+CREATE FUNCTION st_generate_batch_async(prompts text[], max_tokens int DEFAULT 512)
+RETURNS uuid[] LANGUAGE sql VOLATILE AS $$
+    SELECT @extschema@.steadytext_generate_batch_async(prompts, max_tokens)
+$$;
+
+CREATE FUNCTION st_embed_async(text_input text, use_cache boolean DEFAULT true,
+                               seed int DEFAULT 42, model text DEFAULT NULL,
+                               unsafe_mode boolean DEFAULT false)
+RETURNS uuid LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_embed_async(text_input, use_cache, seed, model, unsafe_mode)
+$$;
+
+CREATE FUNCTION st_embed_batch_async(texts text[])
+RETURNS uuid[] LANGUAGE sql VOLATILE AS $$
+    SELECT @extschema@.steadytext_embed_batch_async(texts)
+$$;
+
+CREATE FUNCTION st_check_async(request_id uuid)
+RETURNS TABLE(status text, result text, results text[], embedding vector, embeddings vector[],
+              error text, created_at timestamptz, completed_at timestamptz,
+              processing_time_ms int, request_type text)
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_check_async(request_id)
+$$;
+
+CREATE FUNCTION st_check_async_batch(request_ids uuid[])
+RETURNS TABLE(request_id uuid, status text, result text, error text, completed_at timestamptz)
+LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_check_async_batch(request_ids)
+$$;
+
+CREATE FUNCTION st_get_async_result(request_id uuid, timeout_seconds int DEFAULT 30)
+RETURNS text LANGUAGE sql VOLATILE AS $$
+    SELECT @extschema@.steadytext_get_async_result(request_id, timeout_seconds)
+$$;
+
+CREATE FUNCTION st_cancel_async(request_id uuid)
+RETURNS boolean LANGUAGE sql VOLATILE AS $$
+    SELECT @extschema@.steadytext_cancel_async(request_id)
+$$;
