@@ -17,7 +17,7 @@ PGRX_TEST_PGDATA ?= /tmp/pg_steadytext-pgrx-test
 GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 
-.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults lint demo bench models clean
+.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults test-queue lint demo bench models clean
 
 ## Install system packages, pgvector, cargo-pgrx, the test models, and `st` on the PATH, with
 ## the test models as its default models.
@@ -49,7 +49,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## Every test, on the real test models.
-test: setup lint test-core test-interop test-pgrx test-pgtap test-faults
+test: setup lint test-core test-interop test-pgrx test-pgtap test-faults test-queue
 
 ## Library and CLI tests (the extension's #[pg_test]s run under test-pgrx). One test at a time:
 ## each uses every core, and ggml's spinning threads collapse when two requests share two cores.
@@ -67,6 +67,10 @@ test-pgrx:
 ## kill -9 / SIGABRT of the supervised daemon, 20 concurrent connections, backend memory.
 test-faults: install-extension
 	prove tests/faults/run.sh
+
+## Background queue workers and st worker: 200 mixed requests, priority, cancel, kill -9.
+test-queue: install-extension
+	prove tests/queue/run.sh
 
 ## The pgTAP suite against a fresh cluster with the extension installed.
 test-pgtap: install-extension

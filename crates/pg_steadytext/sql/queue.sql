@@ -47,12 +47,18 @@ BEGIN
 END;
 $$;
 
--- The session's model setting, captured at enqueue time so that a worker (which has its own
--- settings) uses the model the caller would have used synchronously.
-CREATE FUNCTION _steadytext_session_model(setting text) RETURNS jsonb
+-- A model set for this session (SET, ALTER ROLE ... SET), captured at enqueue time so that a
+-- worker, which has the server's settings, uses the model the caller would have used
+-- synchronously. The server's own setting is left to the worker: `st worker` on another host
+-- has its own model paths.
+CREATE FUNCTION _steadytext_session_model(setting_name text) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN nullif(trim(current_setting(setting, true)), '') IS NULL THEN '{}'::jsonb
-                ELSE jsonb_build_object('model', trim(current_setting(setting, true))) END
+    SELECT CASE WHEN nullif(trim(s.value), '') IS NULL
+                  OR s.source IN ('default', 'configuration file', 'override')
+                THEN '{}'::jsonb
+                ELSE jsonb_build_object('model', trim(s.value)) END
+    FROM (SELECT current_setting($1, true) AS value,
+                 (SELECT p.source FROM pg_settings p WHERE p.name = $1) AS source) s
 $$;
 
 CREATE FUNCTION steadytext_generate_async(prompt text, max_tokens int DEFAULT 512)
@@ -64,6 +70,8 @@ BEGIN
     IF max_tokens IS NOT NULL AND (max_tokens < 1 OR max_tokens > 4096) THEN
         PERFORM @extschema@._steadytext_raise_p0001('max_tokens must be between 1 and 4096');
     END IF;
+    -- Loads the library first, which defines the steadytext.* settings read below.
+    PERFORM @extschema@._steadytext_queue_wake();
     RETURN @extschema@._steadytext_enqueue('generate', prompt,
         jsonb_build_object(
             'max_tokens', coalesce(max_tokens,
@@ -115,6 +123,7 @@ BEGIN
         PERFORM @extschema@._steadytext_raise_p0001('Text cannot be empty');
     END IF;
     PERFORM @extschema@._steadytext_check_remote_model(model, unsafe_mode);
+    PERFORM @extschema@._steadytext_queue_wake();
     RETURN @extschema@._steadytext_enqueue('embed', text_input,
         jsonb_build_object(
             'text_input', text_input,

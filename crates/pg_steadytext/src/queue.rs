@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
-use pgrx::{register_xact_callback, PgXactCallbackEvent};
+use pgrx::{register_xact_callback, PgSqlErrorCode, PgXactCallbackEvent};
 use serde_json::Value;
 use steadytext::jobs::{Job, Output};
 
@@ -147,21 +147,37 @@ pub extern "C-unwind" fn steadytext_queue_worker_main(arg: pg_sys::Datum) {
     }
 }
 
-/// Runs `f` in its own transaction; an error rolls it back and comes back as its message.
+/// An error raised while running a job: its message, and whether a retry could succeed.
+struct JobError {
+    message: String,
+    retryable: bool,
+}
+
+/// Runs `f` in its own transaction; an error rolls it back and comes back as a [`JobError`].
 fn in_transaction<R>(
     f: impl FnOnce() -> R + std::panic::UnwindSafe + std::panic::RefUnwindSafe,
-) -> Result<R, String> {
+) -> Result<R, JobError> {
     PgTryBuilder::new(|| Ok(BackgroundWorker::transaction(f)))
         .catch_others(|e| {
             // SAFETY: we are in a background worker whose transaction failed; this is what
             // PostgreSQL's own workers do after an error.
             unsafe { pg_sys::AbortCurrentTransaction() };
-            Err(match e {
+            let report = match &e {
                 pg_sys::panic::CaughtError::PostgresError(r)
                 | pg_sys::panic::CaughtError::ErrorReport(r)
-                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
-                    r.message().to_string()
-                }
+                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r,
+            };
+            // Validation errors and prompts that do not fit fail the same way every time.
+            let permanent = matches!(
+                report.sql_error_code(),
+                PgSqlErrorCode::ERRCODE_RAISE_EXCEPTION
+                    | PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED
+                    | PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
+                    | PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED
+            );
+            Err(JobError {
+                message: report.message().to_string(),
+                retryable: !permanent,
             })
         })
         .execute()
@@ -208,7 +224,7 @@ fn claim(me: &str) -> Option<Claimed> {
         })
     });
     claimed.unwrap_or_else(|e| {
-        warning!("{WORKER_TYPE}: cannot claim work: {e}");
+        warning!("{WORKER_TYPE}: cannot claim work: {}", e.message);
         None
     })
 }
@@ -240,9 +256,9 @@ fn run(me: &str, row: Claimed) {
         (Ok(true), _) => Ended::Done,
         (Ok(false), _) | (Err(_), Some(false)) => Ended::NotMine,
         (Err(_), Some(true)) => Ended::ShuttingDown,
-        (Err(message), None) => Ended::Failed {
-            message,
-            retryable: true,
+        (Err(e), None) => Ended::Failed {
+            message: e.message,
+            retryable: e.retryable,
         },
     };
     finish(me, row.id, ended);
@@ -359,7 +375,7 @@ fn finish(me: &str, id: i32, ended: Ended) {
     let problem = match recorded {
         Ok(Ok(())) => return,
         Ok(Err(e)) => e.to_string(),
-        Err(e) => e,
+        Err(e) => e.message,
     };
     // The row stays 'processing' and returns to the queue when this worker exits.
     warning!("{WORKER_TYPE}: cannot record the end of request row {id}: {problem}");

@@ -446,7 +446,7 @@ impl Runner {
         match output {
             Ok(output) => Ended::Done(output, key, name),
             Err(Ok(stop)) => Ended::Stopped(stop),
-            Err(Err(message)) => Ended::Failed(message, true),
+            Err(Err((message, permanent))) => Ended::Failed(message, !permanent),
         }
     }
 
@@ -456,8 +456,8 @@ impl Runner {
         job: &Job,
         file: &ModelFile,
         check: &mut dyn FnMut() -> Option<Stop>,
-    ) -> Result<Output, Result<Stop, String>> {
-        let failed = |e: steadytext::Error| Err(e.to_string());
+    ) -> Result<Output, Result<Stop, (String, bool)>> {
+        let failed = |e: steadytext::Error| Err((e.to_string(), e.is_permanent()));
         match job {
             Job::Generate { prompt, params, .. } => {
                 let model = Engine::global()
@@ -494,7 +494,7 @@ impl Runner {
         job: &Job,
         file: &ModelFile,
         check: &mut dyn FnMut() -> Option<Stop>,
-    ) -> Result<Output, Result<Stop, String>> {
+    ) -> Result<Output, Result<Stop, (String, bool)>> {
         let (method, params) = match job {
             Job::Generate { prompt, params, .. } => (
                 "generate",
@@ -520,14 +520,14 @@ impl Runner {
         if let Some(stop) = stopped {
             return Err(Ok(stop));
         }
-        let value = result.map_err(|e| Err(e.to_string()))?;
+        let value = result.map_err(|e| Err((e.to_string(), e.is_permanent())))?;
         match job {
             Job::Generate { .. } => {
                 Ok(Output::Text(value.as_str().unwrap_or_default().to_string()))
             }
             Job::Embed { .. } => serde_json::from_value(value)
                 .map(Output::Embedding)
-                .map_err(|e| Err(e.to_string())),
+                .map_err(|e| Err((e.to_string(), true))),
         }
     }
 }

@@ -31,6 +31,16 @@ pub enum DaemonError {
     Protocol(String),
 }
 
+impl DaemonError {
+    /// Whether the daemon rejected the request itself (retrying cannot help), as opposed to
+    /// not answering.
+    pub fn is_permanent(&self) -> bool {
+        // The daemon reports library errors as text; a prompt that does not fit is the one a
+        // caller can trigger with valid-looking arguments.
+        matches!(self, DaemonError::Remote(m) if m.starts_with("prompt has"))
+    }
+}
+
 impl From<zmq::Error> for DaemonError {
     fn from(e: zmq::Error) -> Self {
         DaemonError::Protocol(e.to_string())

@@ -82,3 +82,14 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// Whether the same request would fail the same way again (a queue worker does not retry
+    /// it): bad arguments and prompts that do not fit, as opposed to missing models or I/O.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Error::ContextLengthExceeded { .. } | Error::InvalidArgument(_)
+        )
+    }
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Queue workers (TAP): a cluster with pg_steadytext preloaded runs one background queue worker
+# for database `postgres`; database `scale` has none and is served by `st worker`s only.
+#
+#   - 200 mixed requests served by the background worker and an `st worker` together: each
+#     completes exactly once, with the synchronous functions' bytes, and fills the cache;
+#   - priority order; a cancel stops a running generation;
+#   - an `st worker` killed with kill -9 mid-request: another worker finishes the row after the
+#     lease, counting a retry; SIGTERM lets a request finish, a second signal gives it back.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+DIR=$(mktemp -d /tmp/pg_steadytext_queue.XXXXXX)
+chmod 755 "$DIR"
+PORT=${QUEUE_PORT:-54350}
+MODELS=${STEADYTEXT_TEST_MODELS:-/var/cache/steadytext/test-models}
+ST=$(command -v st || echo /usr/local/bin/st)
+n=0 failed=0 workers=()
+check() { # description, condition (0 = ok), detail
+    n=$((n + 1))
+    if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1"; [ -n "${3:-}" ] && echo "# $3"; failed=1; fi
+}
+cleanup() {
+    for w in "${workers[@]}"; do kill -KILL "$w" 2>/dev/null; done
+    scripts/pg-cluster.sh stop "$DIR" >/dev/null 2>&1
+    [ $failed -eq 0 ] && rm -rf "$DIR" || echo "# kept $DIR (server.log, worker logs)"
+}
+trap cleanup EXIT
+export PG_EXTRA_CONF="shared_preload_libraries = 'pg_steadytext'
+steadytext.queue_workers = 1
+steadytext.queue_databases = 'postgres'
+steadytext.queue_poll_interval = 1000"
+scripts/pg-cluster.sh start "$DIR" "$PORT" >/dev/null
+export PGHOST=$DIR PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+q -c "CREATE DATABASE scale" >/dev/null
+for db in postgres scale; do
+    q -d $db -c "CREATE EXTENSION vector; CREATE EXTENSION pg_steadytext;" >/dev/null
+done
+# st worker runs inference itself, on the test models.
+export STEADYTEXT_GENERATION_MODEL=$MODELS/smollm2-135m-instruct-q4_1.gguf
+export STEADYTEXT_EMBEDDING_MODEL=$MODELS/all-minilm-l6-v2-f32.gguf
+worker() { # db, log, extra args...; sets WPID
+    local db=$1 log=$2; shift 2
+    "$ST" worker --dsn "host=$DIR port=$PORT user=postgres dbname=$db" "$@" >"$DIR/$log" 2>&1 &
+    WPID=$!
+    workers+=($WPID)
+}
+wait_until() { # seconds, db, SQL condition
+    local deadline=$((SECONDS + $1))
+    while [ $SECONDS -lt $deadline ]; do
+        [ "$(q -d "$2" -c "SELECT ($3)")" = t ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+echo "1..26"
+check "a background queue worker serves database postgres" \
+    $([ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_steadytext queue worker' AND datname = 'postgres'")" = 1 ]; echo $?)
+
+# --- 200 mixed requests, two workers -------------------------------------------------------
+# Through the cluster's daemon, as a worker on the database host would (two processes running
+# llama.cpp at once on two cores would spin against each other).
+STEADYTEXT_DAEMON_PORT=$((PORT + 1000)) worker postgres mixed.log --concurrency 2 --daemon --poll-interval-ms 500
+w=$WPID
+sleep 0.5
+t0=$SECONDS
+q -c "SELECT steadytext_generate('warm up the daemon', 1, false)" >/dev/null
+q -c "BEGIN" \
+  -c "SELECT steadytext_generate_batch_async(array_agg('Name one thing about the number ' || i), 8) FROM generate_series(1, 100) i" \
+  -c "SELECT steadytext_embed_batch_async(array_agg('document number ' || i)) FROM generate_series(1, 100) i" \
+  -c "COMMIT" >/dev/null
+wait_until 600 postgres "NOT EXISTS (SELECT 1 FROM steadytext_queue WHERE status IN ('pending', 'processing'))"
+check "200 requests finish" $? "$(q -c "SELECT status, count(*) FROM steadytext_queue GROUP BY 1")"
+echo "# 200 requests served in $((SECONDS - t0)) s"
+kill -TERM "$w"; wait "$w"
+counts=$(q -c "SELECT count(*), count(DISTINCT request_id), count(*) FILTER (WHERE status = 'completed'),
+                      sum(retry_count) FROM steadytext_queue")
+check "each of the 200 completed once, with no retry" $([ "$counts" = "200|200|200|0" ]; echo $?) "$counts"
+by_st=$(q -c "SELECT count(*) FROM steadytext_queue WHERE worker_id LIKE 'st:%'")
+by_bg=$(q -c "SELECT count(*) FROM steadytext_queue WHERE worker_id LIKE 'pg_steadytext:%'")
+check "both workers served the queue (st worker $by_st, background worker $by_bg)" \
+    $([ "$by_st" -gt 0 ] && [ "$by_bg" -gt 0 ] && [ $((by_st + by_bg)) -eq 200 ]; echo $?)
+check "st worker's own count matches the rows it completed" \
+    $(grep -q "stopped; $by_st completed, 0 failed, 0 given back, 0 lost" "$DIR/mixed.log"; echo $?) "$(tail -n 1 "$DIR/mixed.log")"
+# Computed again in this backend (the daemon's own cache already holds these requests).
+t0=$SECONDS
+same=$(q -c "SET steadytext.use_daemon = off" -c "SELECT count(*) FROM steadytext_queue
+               WHERE request_type = 'generate' AND result = steadytext_generate(prompt, 8, false)")
+echo "# 100 synchronous generations in the backend in $((SECONDS - t0)) s"
+check "generations equal steadytext_generate's bytes ($same of 100)" $([ "$same" = 100 ]; echo $?)
+same=$(q -c "SET steadytext.use_daemon = off" -c "SELECT count(*) FROM steadytext_queue
+               WHERE request_type = 'embed' AND embedding = steadytext_embed(prompt, false)")
+check "embeddings equal steadytext_embed's ($same of 100)" $([ "$same" = 100 ]; echo $?)
+cached=$(q -c "SELECT count(*) FILTER (WHERE response IS NOT NULL) || '|' || count(*) FILTER (WHERE embedding IS NOT NULL)
+               FROM steadytext_cache")
+check "results are written to steadytext_cache (use_cache)" $([ "$cached" = "100|100" ]; echo $?) "$cached"
+status=$(q -c "SELECT request_type || ':' || status || ':' || requests || ':' || (mean_processing_ms > 0)
+               FROM steadytext_queue_status ORDER BY 1")
+check "steadytext_queue_status summarises them" $([ "$status" = "$(printf 'embed:completed:100:true\ngenerate:completed:100:true')" ]; echo $?) "$status"
+
+# --- priority ------------------------------------------------------------------------------
+q -c "DELETE FROM steadytext_queue"
+q -c "BEGIN" \
+  -c "CREATE TEMP TABLE p AS SELECT i, steadytext_generate_async('Priority test ' || i, 4) AS id FROM generate_series(1, 6) i" \
+  -c "SELECT steadytext_set_async_priority(id, (ARRAY[1, 5, 10, 3, 8, 5])[i]) FROM p" \
+  -c "COMMIT" >/dev/null
+wait_until 120 postgres "NOT EXISTS (SELECT 1 FROM steadytext_queue WHERE status <> 'completed')"
+check "prioritised requests finish" $?
+order=$(q -c "SELECT string_agg(priority::text, ',' ORDER BY started_at) FROM steadytext_queue")
+check "they start highest priority first, then oldest ($order)" $([ "$order" = "10,8,5,5,3,1" ]; echo $?)
+
+# --- cancel while running --------------------------------------------------------------------
+long=$(q -c "SELECT steadytext_generate_async('Write a very long story about a dragon and a knight', 3000)")
+wait_until 30 postgres "(SELECT status = 'processing' FROM steadytext_queue WHERE request_id = '$long')"
+check "a long generation is running" $?
+sleep 0.5
+check "cancel_async cancels it" $([ "$(q -c "SELECT steadytext_cancel_async('$long')")" = t ]; echo $?)
+short=$(q -c "SELECT steadytext_generate_async('Say hi', 8)")
+# 3000 tokens take over 30 s here: the short request is served within 20 s only if the
+# running decoding stopped.
+got=$(q -c "SELECT steadytext_get_async_result('$short', 20)" 2>&1)
+check "the worker stops decoding and serves the next request" $([ "$got" = "$(q -c "SELECT steadytext_generate('Say hi', 8, false)")" ]; echo $?) "$got"
+check "the cancelled request stays cancelled, without a result" \
+    $([ "$(q -c "SELECT status || ':' || (result IS NULL) FROM steadytext_queue WHERE request_id = '$long'")" = "cancelled:true" ]; echo $?)
+
+# A request that cannot succeed (its prompt and max_tokens overflow the context) is not retried.
+bad=$(q -c "SELECT steadytext_generate_async('Write a very long story about a dragon and a knight', 4096)")
+wait_until 30 postgres "(SELECT status = 'failed' FROM steadytext_queue WHERE request_id = '$bad')"
+row=$(q -c "SELECT retry_count || ':' || (error LIKE '%fit the model''s%context%') FROM steadytext_queue WHERE request_id = '$bad'")
+check "a request that cannot fit the context fails at once, without retries" $([ "$row" = "0:true" ]; echo $?) "$row"
+
+# --- kill -9 of an st worker mid-request (database scale: st workers only) --------------------
+prompt="Tell a story about a lighthouse keeper"
+worker scale killed.log --lease-seconds 3 --poll-interval-ms 200 --name worker-a; a=$WPID
+id=$(q -d scale -c "SELECT steadytext_generate_async('$prompt', 400)")
+wait_until 30 scale "(SELECT status = 'processing' AND worker_id LIKE 'worker-a/%' FROM steadytext_queue WHERE request_id = '$id')"
+check "worker A is running the request" $?
+kill -KILL "$a"
+worker scale survivor.log --lease-seconds 3 --poll-interval-ms 200 --name worker-b; b=$WPID
+wait_until 120 scale "(SELECT status = 'completed' FROM steadytext_queue WHERE request_id = '$id')"
+check "worker B finishes it after A's lease expires" $? "$(q -d scale -c "SELECT status, worker_id, error FROM steadytext_queue")"
+row=$(q -d scale -c "SELECT worker_id LIKE 'worker-b/%', retry_count, error IS NULL FROM steadytext_queue WHERE request_id = '$id'")
+check "the row is B's, with retry_count 1" $([ "$row" = "t|1|t" ]; echo $?) "$row"
+check "with the synchronous bytes" \
+    $([ "$(q -d scale -c "SELECT result FROM steadytext_queue WHERE request_id = '$id'")" = \
+        "$(q -d scale -c "SELECT steadytext_generate('$prompt', 400, false)")" ]; echo $?)
+check "and exactly one row" $([ "$(q -d scale -c "SELECT count(*) FROM steadytext_queue")" = 1 ]; echo $?)
+
+# --- SIGTERM: the running request finishes; a second signal gives it back ---------------------
+id=$(q -d scale -c "SELECT steadytext_generate_async('Describe the sea', 300)")
+wait_until 30 scale "(SELECT status = 'processing' FROM steadytext_queue WHERE request_id = '$id')"
+kill -TERM "$b"; wait "$b"; rc=$?
+check "SIGTERM: st worker exits cleanly ($rc)" $([ $rc -eq 0 ]; echo $?) "$(tail -n 3 "$DIR/survivor.log")"
+check "after finishing its request" \
+    $([ "$(q -d scale -c "SELECT status FROM steadytext_queue WHERE request_id = '$id'")" = completed ]; echo $?)
+worker scale aborted.log --lease-seconds 30 --name worker-c; c=$WPID
+id=$(q -d scale -c "SELECT steadytext_generate_async('Write a very long story about a whale', 3000)")
+wait_until 30 scale "(SELECT status = 'processing' FROM steadytext_queue WHERE request_id = '$id')"
+kill -TERM "$c"; sleep 0.3; kill -INT "$c"; wait "$c"; rc=$?
+check "a second signal stops it at once ($rc)" $([ $rc -eq 0 ] && grep -q "1 given back" "$DIR/aborted.log"; echo $?) "$(tail -n 2 "$DIR/aborted.log")"
+row=$(q -d scale -c "SELECT status, retry_count, worker_id IS NULL FROM steadytext_queue WHERE request_id = '$id'")
+check "giving its request back to the queue, not counted as a retry" $([ "$row" = "pending|0|t" ]; echo $?) "$row"
+q -d scale -c "SELECT steadytext_cancel_async('$id')" >/dev/null
+
+check "the server never crashed" $(! grep -q "terminated by signal\|server process .* was terminated" "$DIR/server.log"; echo $?)
+exit $failed
