@@ -1,6 +1,6 @@
 -- Tables, columns, the view, indexes and default rows of the schema.
 BEGIN;
-SELECT plan(26);
+SELECT plan(28);
 
 SELECT has_table('steadytext_cache');
 SELECT has_table('steadytext_queue');
@@ -37,13 +37,16 @@ SELECT is(
      WHERE indexname = 'idx_steadytext_cache_embedding_hnsw'),
     true, 'an HNSW index serves the cache embeddings');
 SELECT has_index('steadytext_queue', 'idx_steadytext_queue_status_priority_created');
+SELECT has_index('steadytext_queue', 'idx_steadytext_queue_runnable');
+SELECT has_view('steadytext_queue_status');
 
 SELECT set_eq(
     'SELECT key, value FROM steadytext_config',
     $$VALUES ('daemon_host', '"localhost"'::jsonb), ('daemon_port', '5555'), ('daemon_auto_start', 'true'),
              ('default_max_tokens', '512'), ('default_seed', '42'), ('cache_enabled', 'false'),
              ('cache_eviction_enabled', 'true'), ('cache_max_entries', '10000'),
-             ('cache_max_size_mb', '100')$$,
+             ('cache_max_size_mb', '100'), ('queue_lease_seconds', '60'),
+             ('queue_retry_base_seconds', '1')$$,
     'the default configuration rows');
 SELECT results_eq(
     'SELECT daemon_id, endpoint, status, uptime_seconds FROM steadytext_daemon_health',

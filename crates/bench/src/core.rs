@@ -18,6 +18,7 @@ const MAX_NEW: usize = 128;
 const THREADS: i32 = 2;
 
 /// Figures as JSON and as a Markdown report.
+#[derive(Default)]
 pub struct Report {
     pub json: serde_json::Value,
     pub markdown: String,

@@ -6,6 +6,7 @@
 
 mod core;
 mod daemon;
+mod queue;
 mod sql;
 
 use std::path::PathBuf;
@@ -25,20 +26,44 @@ struct Args {
     /// The `st` binary (runs the benchmark daemon).
     #[arg(long, default_value = "st")]
     st: PathBuf,
+    /// Run only this section (core, daemon, sql, queue); for working on one benchmark.
+    #[arg(long)]
+    only: Option<String>,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
-    let core = core::run(args.repeat)?;
-    let (daemon_json, daemon_markdown) = daemon::run(&args.st, args.repeat)?;
-    let (sql_json, sql_markdown) = sql::run(args.repeat)?;
-    let results = serde_json::json!({ "core": core.json, "daemon": daemon_json, "sql": sql_json });
+    let wanted = |section: &str| args.only.as_deref().is_none_or(|o| o == section);
+    let skipped = || (serde_json::Value::Null, String::new());
+    let core = if wanted("core") {
+        core::run(args.repeat)?
+    } else {
+        core::Report::default()
+    };
+    let (daemon_json, daemon_markdown) = if wanted("daemon") {
+        daemon::run(&args.st, args.repeat)?
+    } else {
+        skipped()
+    };
+    let (sql_json, sql_markdown) = if wanted("sql") {
+        sql::run(args.repeat)?
+    } else {
+        skipped()
+    };
+    let (queue_json, queue_markdown) = if wanted("queue") {
+        queue::run(args.repeat)?
+    } else {
+        skipped()
+    };
+    let results = serde_json::json!({
+        "core": core.json, "daemon": daemon_json, "sql": sql_json, "queue": queue_json,
+    });
     std::fs::write(
         args.out.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    let report = core.markdown + &daemon_markdown + &sql_markdown;
+    let report = core.markdown + &daemon_markdown + &sql_markdown + &queue_markdown;
     std::fs::write(args.out.join("README.md"), report)?;
     println!("{}", std::fs::read_to_string(args.out.join("README.md"))?);
     Ok(())

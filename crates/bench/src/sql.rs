@@ -20,26 +20,74 @@ const PORT: u16 = 54331;
 const IN_BACKEND: &str = "SET steadytext.use_daemon = off;";
 
 /// A cluster for the run, stopped on drop.
-struct Cluster {
+pub struct Cluster {
     dir: PathBuf,
+    port: u16,
 }
 
 impl Cluster {
     fn start() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("pg_steadytext_bench.{}", std::process::id()));
-        let status = Command::new("scripts/pg-cluster.sh")
-            .args(["start", dir.to_str().unwrap(), &PORT.to_string()])
-            .status()
-            .context("scripts/pg-cluster.sh (run from the repository root)")?;
-        if !status.success() {
-            bail!("could not start the benchmark cluster");
-        }
-        let cluster = Cluster { dir };
+        Self::start_on(PORT, "")
+    }
+
+    /// A fresh cluster on `port`, with `conf` appended to its postgresql.conf.
+    pub fn start_on(port: u16, conf: &str) -> Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("pg_steadytext_bench.{}.{port}", std::process::id()));
+        let cluster = Cluster { dir, port };
+        cluster.pg_cluster("start", conf)?;
         cluster.psql("CREATE EXTENSION vector; CREATE EXTENSION pg_steadytext;")?;
         Ok(cluster)
     }
 
-    fn psql(&self, sql: &str) -> Result<String> {
+    /// Restarts the server after appending `conf` to its postgresql.conf.
+    pub fn restart_with(&self, conf: &str) -> Result<()> {
+        self.pg_cluster("stop", "")?;
+        let path = self.dir.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&path)?;
+        text.push_str(&format!("\n{conf}\n"));
+        std::fs::write(&path, text)?;
+        self.pg_cluster("start", "")
+    }
+
+    fn pg_cluster(&self, action: &str, conf: &str) -> Result<()> {
+        let status = Command::new("scripts/pg-cluster.sh")
+            .args([action, self.dir.to_str().unwrap(), &self.port.to_string()])
+            .env("PG_EXTRA_CONF", conf)
+            .status()
+            .context("scripts/pg-cluster.sh (run from the repository root)")?;
+        if !status.success() {
+            bail!("could not {action} the benchmark cluster");
+        }
+        Ok(())
+    }
+
+    /// Runs a script of several statements, each in its own transaction.
+    pub fn psql_script(&self, script: &str) -> Result<()> {
+        let path = self.dir.with_extension("script.sql");
+        std::fs::write(&path, script)?;
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-f",
+            ])
+            .arg(&path)
+            .output()?;
+        std::fs::remove_file(&path)?;
+        if !out.status.success() {
+            bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
+    }
+
+    pub fn psql(&self, sql: &str) -> Result<String> {
         let out = Command::new("psql")
             .args([
                 "-X",
@@ -52,7 +100,7 @@ impl Cluster {
             ])
             .args([
                 "-p",
-                &PORT.to_string(),
+                &self.port.to_string(),
                 "-U",
                 "postgres",
                 "-d",
@@ -68,7 +116,7 @@ impl Cluster {
     }
 
     /// Runs `sql` `transactions` times from one client; returns per-transaction latencies in ms.
-    fn pgbench(&self, sql: &str, transactions: usize) -> Result<Vec<f64>> {
+    pub fn pgbench(&self, sql: &str, transactions: usize) -> Result<Vec<f64>> {
         let work = self.dir.with_extension("pgbench");
         std::fs::create_dir_all(&work)?;
         let script = work.join("script.sql");
@@ -89,7 +137,7 @@ impl Cluster {
                 "-h",
                 self.dir.to_str().unwrap(),
                 "-p",
-                &PORT.to_string(),
+                &self.port.to_string(),
                 "-U",
                 "postgres",
                 "postgres",
@@ -138,12 +186,12 @@ fn read_pgbench_logs(dir: &Path) -> Result<Vec<f64>> {
     Ok(latencies)
 }
 
-fn percentile(mut xs: Vec<f64>, p: f64) -> f64 {
+pub fn percentile(mut xs: Vec<f64>, p: f64) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     xs[((xs.len() - 1) as f64 * p).round() as usize]
 }
 
-fn quote(s: &str) -> String {
+pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 

@@ -299,3 +299,29 @@ fn saved_defaults_make_plain_commands_use_those_models() {
     assert_eq!(reset.trim(), "{}");
     let _ = std::fs::remove_dir_all(&config);
 }
+
+#[test]
+fn worker_refuses_bad_arguments_and_says_which_database_it_cannot_reach() {
+    let out = st(&["worker", "--dsn", "host=/nonexistent", "--concurrency", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--concurrency must be at least 1"));
+    // A closed loopback port; the password is not repeated in the message.
+    let out = st(&[
+        "worker",
+        "--dsn",
+        "postgresql://u:secret@127.0.0.1:9/db",
+        "--lease-seconds",
+        "10",
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot connect to postgresql://u:***@127.0.0.1:9/db"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "{stderr}");
+}
