@@ -22,6 +22,7 @@ pub fn raise_library(context: &str, error: &steadytext::Error) -> ! {
         E::ContextLengthExceeded { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         E::InvalidArgument(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
         E::Cancelled => PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
+        E::Incomplete { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         E::ModelMissing { .. } | E::ModelPathMissing(_) | E::ModelLoad { .. } => {
             PgSqlErrorCode::ERRCODE_UNDEFINED_FILE
         }

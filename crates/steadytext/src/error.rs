@@ -55,6 +55,14 @@ pub enum Error {
     #[error("{0}")]
     InvalidArgument(String),
     /// The caller asked to stop.
+    #[error(
+        "the constrained output was not complete after max_tokens={max_new_tokens} tokens; \
+         raise max_tokens"
+    )]
+    Incomplete {
+        /// The budget that ran out.
+        max_new_tokens: usize,
+    },
     #[error("generation cancelled")]
     Cancelled,
     /// llama.cpp failed while evaluating.
@@ -89,7 +97,9 @@ impl Error {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            Error::ContextLengthExceeded { .. } | Error::InvalidArgument(_)
+            Error::ContextLengthExceeded { .. }
+                | Error::InvalidArgument(_)
+                | Error::Incomplete { .. }
         )
     }
 }

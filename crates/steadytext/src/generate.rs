@@ -7,11 +7,14 @@
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::chat;
 use crate::engine::{default_threads, Model, N_BATCH};
 use crate::error::{Error, Result};
+use crate::grammar::Constraint;
 use crate::params::{GenerateParams, MIN_P, TOP_K, TOP_P};
 use crate::text::{StopMatcher, Utf8Assembler};
 
@@ -30,12 +33,71 @@ pub fn generate(model: &Model, prompt: &str, params: &GenerateParams) -> Result<
     Ok(text.trim().to_string())
 }
 
+/// Generates text that satisfies `constraint` (see [`stream_constrained`]), stripped.
+pub fn generate_constrained(
+    model: &Model,
+    prompt: &str,
+    params: &GenerateParams,
+    constraint: &Constraint,
+) -> Result<String> {
+    let mut stream = stream_constrained(model, prompt, params, constraint, true)?;
+    let mut text = String::new();
+    for piece in stream.by_ref() {
+        text.push_str(&piece?);
+    }
+    if !stream.completed() {
+        return Err(Error::Incomplete {
+            max_new_tokens: params.max_new_tokens,
+        });
+    }
+    Ok(text.trim().to_string())
+}
+
 /// Starts generating; pieces arrive as the model decodes. Their concatenation is the unstripped
 /// output. Dropping the stream stops generation.
 pub fn stream<'m>(
     model: &'m Model,
     prompt: &str,
     params: &GenerateParams,
+) -> Result<TokenStream<'m>> {
+    start(model, prompt, params, None, false)
+}
+
+/// Starts a generation whose every token keeps the output inside `constraint`'s grammar. The
+/// grammar is built and checked before anything is decoded. With `best_first` (greedy decoding
+/// only), the unconstrained best token is tried against the grammar first and the whole
+/// vocabulary is filtered only when it is rejected; the output is the same either way.
+pub fn stream_constrained<'m>(
+    model: &'m Model,
+    prompt: &str,
+    params: &GenerateParams,
+    constraint: &Constraint,
+    best_first: bool,
+) -> Result<TokenStream<'m>> {
+    let gbnf = constraint.to_gbnf()?;
+    let grammar = LlamaSampler::grammar(&model.llama, &gbnf, "root").map_err(|e| {
+        Error::InvalidArgument(format!("the grammar for this constraint is invalid: {e}"))
+    })?;
+    start(model, prompt, params, Some(grammar), best_first)
+}
+
+/// Builds `constraint`'s grammar for `model` without decoding: an error here is what
+/// [`stream_constrained`] would return.
+pub fn check_constraint(model: &Model, constraint: &Constraint) -> Result<()> {
+    let gbnf = constraint.to_gbnf()?;
+    LlamaSampler::grammar(&model.llama, &gbnf, "root")
+        .map(drop)
+        .map_err(|e| {
+            Error::InvalidArgument(format!("the grammar for this constraint is invalid: {e}"))
+        })
+}
+
+fn start<'m>(
+    model: &'m Model,
+    prompt: &str,
+    params: &GenerateParams,
+    grammar: Option<LlamaSampler>,
+    best_first: bool,
 ) -> Result<TokenStream<'m>> {
     params.validate()?;
     let tokens = prompt_tokens(model, prompt);
@@ -58,6 +120,10 @@ pub fn stream<'m>(
         utf8: Utf8Assembler::default(),
         stop: StopMatcher::new(params.stop_strings()),
         finished: false,
+        grammar,
+        greedy: params.temperature == 0.0,
+        best_first,
+        completed: false,
     })
 }
 
@@ -149,6 +215,13 @@ pub struct TokenStream<'m> {
     utf8: Utf8Assembler,
     stop: StopMatcher,
     finished: bool,
+    /// The constraint's grammar sampler, if any.
+    grammar: Option<LlamaSampler>,
+    greedy: bool,
+    best_first: bool,
+    /// Whether the model ended the output itself (an end-of-generation token), rather than
+    /// running out of tokens or hitting a stop string.
+    completed: bool,
 }
 
 impl TokenStream<'_> {
@@ -162,16 +235,27 @@ impl TokenStream<'_> {
         self.generated
     }
 
+    /// Whether the model ended the output itself; under a constraint, that the grammar is
+    /// complete.
+    pub fn completed(&self) -> bool {
+        self.completed
+    }
+
     /// One token: `Ok(None)` when generation is over, otherwise the text it released.
     fn step(&mut self) -> Result<Option<String>> {
         if self.stop.stopped() || self.generated >= self.max_new_tokens {
             return Ok(None);
         }
-        // sample() also accepts the token into the sampler chain; accepting again would corrupt
-        // its state.
-        let token = self.sampler.sample(&self.ctx, self.logits_at);
+        let token = if self.grammar.is_some() {
+            self.pick_constrained()?
+        } else {
+            // sample() also accepts the token into the sampler chain; accepting again would
+            // corrupt its state.
+            self.sampler.sample(&self.ctx, self.logits_at)
+        };
         let vocab = self.model.llama.vocab();
         if vocab.is_eog(token) {
+            self.completed = true;
             return Ok(None);
         }
         self.generated += 1;
@@ -181,6 +265,59 @@ impl TokenStream<'_> {
             self.decode_one(token)?;
         }
         Ok(Some(out))
+    }
+
+    /// The next token under the grammar, accepted into it. Never calls `sample()` on the
+    /// grammar (it accepts internally, and a second accept aborts llama.cpp).
+    fn pick_constrained(&mut self) -> Result<LlamaToken> {
+        let logits = self.ctx.get_logits_ith(self.logits_at);
+        let grammar = self.grammar.as_mut().expect("a constrained stream");
+        let mut token = None;
+        if self.greedy && self.best_first {
+            let best = argmax(logits.iter().copied().enumerate());
+            let mut one = LlamaTokenDataArray::new(
+                vec![LlamaTokenData::new(
+                    LlamaToken(best as i32),
+                    logits[best],
+                    0.0,
+                )],
+                false,
+            );
+            grammar.apply(&mut one);
+            if one.data[0].logit().is_finite() {
+                token = Some(LlamaToken(best as i32));
+            }
+        }
+        let token = match token {
+            Some(t) => t,
+            None => {
+                let mut all = LlamaTokenDataArray::from_iter(
+                    logits
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)),
+                    false,
+                );
+                grammar.apply(&mut all);
+                if self.greedy {
+                    let allowed = all.data.iter().map(|d| d.logit()).enumerate();
+                    let best = argmax(allowed);
+                    if !all.data[best].logit().is_finite() {
+                        return Err(Error::Inference("the grammar allows no token here".into()));
+                    }
+                    all.data[best].id()
+                } else {
+                    self.sampler.apply(&mut all);
+                    all.selected_token().ok_or_else(|| {
+                        Error::Inference("the grammar allows no token here".into())
+                    })?
+                }
+            }
+        };
+        grammar
+            .try_accept(token)
+            .map_err(|e| Error::Inference(format!("the grammar rejected a token: {e}")))?;
+        Ok(token)
     }
 
     fn decode_one(&mut self, token: LlamaToken) -> Result<()> {
@@ -228,6 +365,17 @@ impl Iterator for TokenStream<'_> {
         }
         None
     }
+}
+
+/// Index of the largest value; the first one on ties (as llama.cpp's greedy sampler).
+fn argmax(values: impl Iterator<Item = (usize, f32)>) -> usize {
+    let mut best = (0, f32::NEG_INFINITY);
+    for (i, v) in values {
+        if v > best.1 {
+            best = (i, v);
+        }
+    }
+    best.0
 }
 
 #[cfg(test)]

@@ -22,16 +22,21 @@ pub mod embed;
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod grammar;
 pub mod jobs;
 pub mod params;
 pub mod protocol;
 pub mod registry;
+pub mod rerank;
 pub mod store;
 pub mod text;
 
 pub use embed::{cosine, embed, embed_average, embed_batch, Embedding};
 pub use engine::{Engine, Model};
 pub use error::{Error, Result};
-pub use generate::{generate, stream, TokenStream};
+pub use generate::{
+    check_constraint, generate, generate_constrained, stream, stream_constrained, TokenStream,
+};
+pub use grammar::Constraint;
 pub use params::{validate_seed, EmbedMode, GenerateParams, DEFAULT_SEED, EMBEDDING_DIMENSION};
 pub use registry::{ModelChoice, ModelSource, Role};

@@ -1,0 +1,196 @@
+//! Random regular expressions and JSON schemas, valid and not, through grammar conversion,
+//! llama.cpp's grammar parser and, for a sample, a few decoding steps: none may crash the
+//! process, and each either works or is an `InvalidArgument` error.
+
+mod common;
+
+use serde_json::{json, Value};
+use steadytext::{check_constraint, stream_constrained, Constraint, Error, GenerateParams};
+
+const REGEXES: usize = 3000;
+const SCHEMAS: usize = 2000;
+/// Every how many accepted constraints a few tokens are decoded.
+const DECODE_EVERY: usize = 20;
+
+/// xorshift64*: a fixed sequence, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+fn regex(rng: &mut Rng, depth: usize) -> String {
+    const ATOMS: &[&str] = &[
+        "a",
+        "b",
+        "z",
+        "0",
+        "9",
+        "é",
+        "日",
+        "\"",
+        "'",
+        "\\\\",
+        "\\.",
+        "\\(",
+        "\\[",
+        " ",
+        "-",
+        "_",
+        "[a-z]",
+        "[^x]",
+        "[0-9A-F]",
+        "[\\]\\-]",
+        "\\d",
+        "\\w",
+        "\\s",
+        "\\D",
+        ".",
+        "[α-ω]",
+        "\\x41",
+        "\\u{1F600}",
+        "\\n",
+        "\\t",
+        "(?i:ab)",
+        "[[:alpha:]]",
+        "\\p{Greek}",
+        // not allowed, or not valid at all
+        "\\1",
+        "(?=a)",
+        "(?<!b)",
+        "\\b",
+        "^",
+        "$",
+        "(",
+        ")",
+        "[",
+        "{2}",
+        "*",
+        "\\",
+        "\\0",
+        "(?P<n>a)",
+    ];
+    if depth == 0 || rng.below(3) == 0 {
+        return rng.pick(ATOMS).to_string();
+    }
+    let a = regex(rng, depth - 1);
+    match rng.below(7) {
+        0 => format!("{a}{}", regex(rng, depth - 1)),
+        1 => format!("({a}|{})", regex(rng, depth - 1)),
+        2 => format!("(?:{a})*"),
+        3 => format!("({a})+"),
+        4 => format!("{a}?"),
+        5 => format!("({a}){{{}}}", rng.below(1200)),
+        _ => {
+            let m = rng.below(20);
+            format!("(?:{a}){{{m},{}}}", m + rng.below(30))
+        }
+    }
+}
+
+fn schema(rng: &mut Rng, depth: usize) -> Value {
+    let leaf = |rng: &mut Rng| -> Value {
+        match rng.below(12) {
+            0 => json!({"type": "string", "maxLength": rng.below(40)}),
+            1 => {
+                json!({"type": "integer", "minimum": rng.below(100) as i64 - 50, "maximum": rng.below(100)})
+            }
+            2 => json!({"type": "number"}),
+            3 => json!({"type": "boolean"}),
+            4 => json!({"type": "null"}),
+            5 => json!({"enum": ["a", 1, null, "é\"\\"]}),
+            6 => json!({"const": rng.below(10)}),
+            7 => json!({"type": "string", "pattern": regex(rng, 2)}),
+            8 => {
+                json!({"type": "string", "format": *rng.pick(&["date", "time", "uuid", "email", "nonsense"])})
+            }
+            9 => json!({"type": *rng.pick(&["strin", "object", "array", "int"])}),
+            10 => json!({"$ref": "#/definitions/missing"}),
+            _ => json!(rng.below(2) == 0),
+        }
+    };
+    if depth == 0 || rng.below(3) == 0 {
+        return leaf(rng);
+    }
+    match rng.below(4) {
+        0 => {
+            let mut props = serde_json::Map::new();
+            let mut required = Vec::new();
+            for i in 0..rng.below(4) {
+                props.insert(format!("p{i}"), schema(rng, depth - 1));
+                if rng.below(2) == 0 {
+                    required.push(json!(format!("p{i}")));
+                }
+            }
+            json!({"type": "object", "properties": props, "required": required,
+                   "additionalProperties": rng.below(2) == 0})
+        }
+        1 => json!({"type": "array", "items": schema(rng, depth - 1),
+                    "minItems": rng.below(3), "maxItems": 2 + rng.below(3)}),
+        2 => json!({"anyOf": [schema(rng, depth - 1), schema(rng, depth - 1)]}),
+        _ => json!({"allOf": [schema(rng, depth - 1)]}),
+    }
+}
+
+/// Checks one constraint; returns whether it was accepted.
+fn exercise(constraint: &Constraint, decode: bool) -> bool {
+    let model = common::generator();
+    match check_constraint(model, constraint) {
+        Ok(()) => {}
+        Err(Error::InvalidArgument(_)) => return false,
+        Err(e) => panic!("{constraint:?}: unexpected error kind: {e:?}"),
+    }
+    if decode {
+        eprintln!("decoding under {constraint:?}");
+        let params = GenerateParams {
+            max_new_tokens: 4,
+            ..Default::default()
+        };
+        let stream = stream_constrained(model, "Answer:", &params, constraint, true)
+            .unwrap_or_else(|e| panic!("{constraint:?}: checked but failed to start: {e}"));
+        for piece in stream {
+            if let Err(e) = piece {
+                // A grammar that allows no token is an error, not a crash.
+                assert!(matches!(e, Error::Inference(_)), "{constraint:?}: {e:?}");
+            }
+        }
+    }
+    true
+}
+
+#[test]
+fn random_regexes_and_schemas_never_crash() {
+    let mut rng = Rng(0x5EED_1234_ABCD_0001);
+    let (mut accepted, mut decoded) = (0usize, 0usize);
+    for i in 0..REGEXES + SCHEMAS {
+        let constraint = if i < REGEXES {
+            Constraint::Regex(regex(&mut rng, 4))
+        } else {
+            Constraint::Json(schema(&mut rng, 3))
+        };
+        let decode = accepted % DECODE_EVERY == 0;
+        if exercise(&constraint, decode) {
+            decoded += usize::from(decode);
+            accepted += 1;
+        }
+    }
+    eprintln!(
+        "fuzz: {} constraints ({REGEXES} regexes, {SCHEMAS} schemas), {accepted} accepted, {decoded} decoded",
+        REGEXES + SCHEMAS
+    );
+    assert!(
+        accepted > 500,
+        "the generators should produce many valid constraints"
+    );
+}
