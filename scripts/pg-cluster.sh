@@ -33,6 +33,7 @@ listen_addresses = ''
 unix_socket_directories = '$dir'
 steadytext.generation_model = '$MODELS/smollm2-135m-instruct-q4_1.gguf'
 steadytext.embedding_model = '$MODELS/all-minilm-l6-v2-f32.gguf'
+steadytext.reranking_model = '$MODELS/smollm2-135m-instruct-q4_1.gguf'
 steadytext.daemon_port = $((port + 1000))
 steadytext.st_path = '$ST'
 ${PG_EXTRA_CONF:-}

@@ -3,7 +3,7 @@
 -- retries with backoff, recovery of a dead worker's rows). Workers themselves run in
 -- tests/queue (this cluster has none, so queued rows stay where the test puts them).
 BEGIN;
-SELECT plan(72);
+SELECT plan(83);
 
 DELETE FROM steadytext_queue;
 
@@ -172,6 +172,31 @@ SELECT steadytext_generate_async('one more') \gset
 SELECT results_eq($$SELECT request_type, status, requests FROM steadytext_queue_status ORDER BY 1, 2$$,
                   $$VALUES ('generate', 'pending', 2::bigint)$$, 'steadytext_queue_status counts per type and status');
 SELECT ok((SELECT oldest_pending_seconds >= 0 FROM steadytext_queue_status), 'with the oldest pending age');
+
+-- Structured and rerank requests (their handlers run in tests/queue)
+DELETE FROM steadytext_queue;
+SELECT steadytext_generate_json_async('Give a person', '{"type": "object"}', 64) AS j,
+       steadytext_generate_regex_async('A code', '[A-Z]{3}') AS r,
+       st_rerank_async('What is PostgreSQL?', ARRAY['a database', 'a fruit']) AS rr \gset
+SELECT steadytext_generate_choice_async('Yes or no?', ARRAY['yes', 'no']) AS c \gset
+SELECT results_eq($$SELECT request_type, params->>'max_tokens', params ? 'schema' OR params ? 'pattern' OR params ? 'choices'
+                    FROM steadytext_queue WHERE request_type LIKE 'generate_%' ORDER BY id$$,
+                  $$VALUES ('generate_json', '64', true), ('generate_regex', '512', true), ('generate_choice', '512', true)$$,
+                  'the structured *_async functions queue their constraint');
+SELECT is((SELECT params->'documents' FROM steadytext_queue WHERE request_id = :'rr'), '["a database", "a fruit"]'::jsonb,
+          'rerank_async queues the query and documents');
+SELECT steadytext_rerank_batch_async(ARRAY['q1', 'q2'], ARRAY['d']) AS rb \gset
+SELECT is((SELECT array_agg(params->>'query' ORDER BY id) FROM steadytext_queue WHERE request_type = 'batch_rerank'),
+          ARRAY['q1', 'q2'], 'rerank_batch_async queues one batch_rerank row per query');
+SELECT throws_ok($$SELECT steadytext_generate_json_async('x', NULL)$$, 'P0001', 'Schema cannot be null');
+SELECT throws_like($$SELECT steadytext_generate_json_async('x', '[1]')$$, 'Invalid JSON schema:%',
+                   'an invalid schema is refused before queueing');
+SELECT throws_ok($$SELECT steadytext_generate_regex_async('x', '')$$, 'P0001', 'Pattern cannot be null or empty');
+SELECT throws_like($$SELECT steadytext_generate_regex_async('x', '(a)\1')$$, '%backreferences%', 'so is an unsupported regex');
+SELECT throws_ok($$SELECT steadytext_generate_choice_async('x', ARRAY['a'])$$, 'P0001', 'Must provide at least 2 choices');
+SELECT throws_ok($$SELECT steadytext_generate_choice_async(NULL, ARRAY['a', 'b'])$$, 'P0001', 'Prompt cannot be null');
+SELECT throws_ok($$SELECT steadytext_rerank_async('q', ARRAY['a', NULL])$$, 'P0001', 'Documents cannot contain null elements');
+SELECT throws_ok($$SELECT steadytext_rerank_batch_async('{}', ARRAY['a'])$$, 'P0001', 'Queries cannot be empty');
 
 SELECT * FROM finish();
 ROLLBACK;

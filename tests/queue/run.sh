@@ -39,6 +39,7 @@ done
 # st worker runs inference itself, on the test models.
 export STEADYTEXT_GENERATION_MODEL=$MODELS/smollm2-135m-instruct-q4_1.gguf
 export STEADYTEXT_EMBEDDING_MODEL=$MODELS/all-minilm-l6-v2-f32.gguf
+export STEADYTEXT_RERANKING_MODEL=$MODELS/smollm2-135m-instruct-q4_1.gguf
 worker() { # db, log, extra args...; sets WPID
     local db=$1 log=$2; shift 2
     "$ST" worker --dsn "host=$DIR port=$PORT user=postgres dbname=$db" "$@" >"$DIR/$log" 2>&1 &
@@ -54,7 +55,7 @@ wait_until() { # seconds, db, SQL condition
     return 1
 }
 
-echo "1..26"
+echo "1..30"
 check "a background queue worker serves database postgres" \
     $([ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_steadytext queue worker' AND datname = 'postgres'")" = 1 ]; echo $?)
 
@@ -98,6 +99,42 @@ check "results are written to steadytext_cache (use_cache)" $([ "$cached" = "100
 status=$(q -c "SELECT request_type || ':' || status || ':' || requests || ':' || (mean_processing_ms > 0)
                FROM steadytext_queue_status ORDER BY 1")
 check "steadytext_queue_status summarises them" $([ "$status" = "$(printf 'embed:completed:100:true\ngenerate:completed:100:true')" ]; echo $?) "$status"
+
+# --- structured and rerank requests: the background worker (postgres) and st worker (scale) ----
+structured_jobs() { # db: queues one request of each handler's type
+    q -d "$1" -c "DELETE FROM steadytext_queue" \
+      -c "SELECT steadytext_generate_json_async('Give a person', '{\"type\": \"object\", \"properties\": {\"name\": {\"type\": \"string\", \"maxLength\": 12}}, \"required\": [\"name\"]}', 64)" \
+      -c "SELECT steadytext_generate_regex_async('A code', '[A-Z]{3}-[0-9]{2}', 32)" \
+      -c "SELECT steadytext_generate_choice_async('Is fire hot?', ARRAY['yes', 'no'], 8)" \
+      -c "SELECT steadytext_rerank_async('What is PostgreSQL?', ARRAY['A database', 'A fruit'])" \
+      -c "SELECT steadytext_rerank_batch_async(ARRAY['cats', 'cars'], ARRAY['Cats purr', 'Cars drive'], return_scores => false)" >/dev/null
+}
+# What the synchronous functions give, computed in the backend.
+same_as_sync() { # db
+    q -d "$1" -c "SET steadytext.use_daemon = off" -c "SELECT count(*) FILTER (WHERE result = CASE request_type
+        WHEN 'generate_json' THEN steadytext_generate_json(prompt, params->'schema', 64, false)
+        WHEN 'generate_regex' THEN steadytext_generate_regex(prompt, params->>'pattern', 32, false)
+        WHEN 'generate_choice' THEN steadytext_generate_choice(prompt, ARRAY(SELECT jsonb_array_elements_text(params->'choices')), 8, false)
+        WHEN 'rerank' THEN (SELECT jsonb_agg(jsonb_build_array(document, score))::text
+                            FROM steadytext_rerank(params->>'query', ARRAY(SELECT jsonb_array_elements_text(params->'documents'))))
+        WHEN 'batch_rerank' THEN (SELECT jsonb_agg(document)::text
+                            FROM steadytext_rerank(params->>'query', ARRAY(SELECT jsonb_array_elements_text(params->'documents'))))
+        END) || '/' || count(*) FROM steadytext_queue"
+}
+structured_jobs postgres
+wait_until 120 postgres "NOT EXISTS (SELECT 1 FROM steadytext_queue WHERE status IN ('pending', 'processing'))"
+check "the background worker serves json, regex, choice, rerank and batch_rerank requests" $? \
+    "$(q -c "SELECT request_type, status, error FROM steadytext_queue")"
+got=$(same_as_sync postgres)
+check "with the synchronous functions' results ($got)" $([ "$got" = 6/6 ]; echo $?) "$(q -c "SELECT request_type, result FROM steadytext_queue")"
+worker scale structured.log --poll-interval-ms 200; s=$WPID
+structured_jobs scale
+wait_until 120 scale "NOT EXISTS (SELECT 1 FROM steadytext_queue WHERE status IN ('pending', 'processing'))"
+check "st worker serves them too" $? "$(q -d scale -c "SELECT request_type, status, error FROM steadytext_queue")"
+got=$(same_as_sync scale)
+check "with the same results ($got)" $([ "$got" = 6/6 ]; echo $?) "$(q -d scale -c "SELECT request_type, result FROM steadytext_queue")"
+kill -TERM "$s"; wait "$s"
+q -d scale -c "DELETE FROM steadytext_queue" >/dev/null
 
 # --- priority ------------------------------------------------------------------------------
 q -c "DELETE FROM steadytext_queue"

@@ -18,6 +18,7 @@ pub static DAEMON_AUTOSTART: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static INPROCESS_FALLBACK: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static DAEMON_HOST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static DAEMON_PORT: GucSetting<i32> = GucSetting::<i32>::new(0);
+pub static JSON_OUTPUT_TAGS: GucSetting<bool> = GucSetting::<bool>::new(false);
 pub static QUEUE_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static QUEUE_DATABASES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
@@ -71,6 +72,14 @@ pub fn register() {
         c"Off by default: a query should not start a multi-gigabyte download. Use st models download.",
         &ALLOW_MODEL_DOWNLOADS,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_bool_guc(
+        c"steadytext.json_output_tags",
+        c"Wrap steadytext_generate_json's output in <json-output></json-output> tags.",
+        c"Off: plain JSON that casts to jsonb. On: the Python extension's tagged form.",
+        &JSON_OUTPUT_TAGS,
+        GucContext::Userset,
         GucFlags::default(),
     );
     register_daemon();

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use steadytext::client::{self, DaemonClient, DaemonError, DaemonStream};
 use steadytext::registry::{self, ModelChoice, Role};
 use steadytext::store::{self, Fetch};
-use steadytext::{EmbedMode, Engine, GenerateParams, Model, TokenStream};
+use steadytext::{Constraint, EmbedMode, Engine, GenerateParams, Model, TokenStream};
 
 use crate::errors::{raise_library, raise_with};
 use crate::{config, guc};
@@ -109,6 +109,14 @@ pub fn generation_model(args: &ModelArgs) -> steadytext::Result<ModelFile> {
     locate(
         &choice(args, guc::string(&guc::GENERATION_MODEL)),
         Role::Generation,
+    )
+}
+
+/// The reranking model file for a call (`steadytext.reranking_model`, else the default).
+pub fn reranking_model() -> steadytext::Result<ModelFile> {
+    locate(
+        &choice(&ModelArgs::default(), guc::string(&guc::RERANKING_MODEL)),
+        Role::Reranking,
     )
 }
 
@@ -285,7 +293,7 @@ pub fn with_watcher<R>(watch: impl FnMut() + 'static, f: impl FnOnce() -> R) -> 
 
 /// Checks for interrupts (and the watcher) while waiting on the daemon; an interrupt unwinds,
 /// and the client's guard tells the daemon to cancel.
-fn keep_waiting() -> bool {
+pub fn keep_waiting() -> bool {
     pgrx::check_for_interrupts!();
     WATCHER.with(|w| {
         if let Some(watch) = w.borrow_mut().as_mut() {
@@ -297,7 +305,8 @@ fn keep_waiting() -> bool {
 
 fn raise_daemon(context: &str, error: &DaemonError) -> ! {
     let message = error.to_string();
-    let code = if message.starts_with("prompt has") {
+    let code = if message.starts_with("prompt has") || message.starts_with("the constrained output")
+    {
         pgrx::PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED
     } else if matches!(
         error,
@@ -408,6 +417,84 @@ pub fn embed(
     }
     let model = file.load().map_err(|e| e.to_string())?;
     steadytext::embed(model, text, mode, Some(THREADS)).map_err(|e| e.to_string())
+}
+
+/// Text that satisfies `constraint` (already checked by the caller), stripped.
+pub fn generate_constrained(
+    file: &ModelFile,
+    prompt: &str,
+    params: &GenerateParams,
+    constraint: &Constraint,
+) -> String {
+    if let Route::Daemon(client) = route() {
+        let mut request = generate_params(file, prompt, params);
+        let (field, value) = match constraint {
+            Constraint::Json(schema) => ("schema", schema.clone()),
+            Constraint::Regex(pattern) => ("regex", json!(pattern)),
+            Constraint::Choice(choices) => ("choices", json!(choices)),
+        };
+        request[field] = value;
+        match client.call("generate", request, &mut keep_waiting) {
+            Ok(text) => return text.as_str().unwrap_or_default().to_string(),
+            Err(DaemonError::Unreachable(_)) if guc::INPROCESS_FALLBACK.get() => {
+                LAST_FAILURE.set(Some(Instant::now()));
+                warning!("the st daemon went away during the call; generating in this backend");
+            }
+            Err(e) => raise_daemon("structured generation failed", &e),
+        }
+    }
+    let model = file
+        .load()
+        .unwrap_or_else(|e| raise_library("cannot load the model", &e));
+    let mut stream = steadytext::stream_constrained(model, prompt, params, constraint, true)
+        .unwrap_or_else(|e| raise_library("structured generation failed", &e));
+    let mut text = String::new();
+    for piece in stream.by_ref() {
+        keep_waiting();
+        text.push_str(&piece.unwrap_or_else(|e| raise_library("structured generation failed", &e)));
+    }
+    if !stream.completed() {
+        raise_library(
+            "structured generation failed",
+            &steadytext::Error::Incomplete {
+                max_new_tokens: params.max_new_tokens,
+            },
+        );
+    }
+    text.trim().to_string()
+}
+
+/// Each document with its score, best first, from the reranking model (daemon or here).
+pub fn rerank(
+    file: &ModelFile,
+    query: &str,
+    documents: &[String],
+    task: &str,
+) -> Result<Vec<(String, f64)>, String> {
+    if let Route::Daemon(client) = route() {
+        let params = json!({ "query": query, "documents": documents, "task": task,
+                             "return_scores": true, "model": file.path });
+        match client.call("rerank", params, &mut keep_waiting) {
+            Ok(v) => return serde_json::from_value(v).map_err(|e| e.to_string()),
+            Err(DaemonError::Unreachable(_)) if guc::INPROCESS_FALLBACK.get() => {
+                LAST_FAILURE.set(Some(Instant::now()));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let model = file.load().map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(documents.len());
+    for (i, doc) in documents.iter().enumerate() {
+        keep_waiting();
+        let scored = steadytext::rerank::rerank(model, query, &[doc.as_str()], task, Some(THREADS))
+            .map_err(|e| e.to_string())?;
+        out.push((i, scored[0].score));
+    }
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    Ok(out
+        .into_iter()
+        .map(|(i, score)| (documents[i].clone(), score))
+        .collect())
 }
 
 /// Where inference would run now, for `steadytext_info()`.

@@ -16,7 +16,9 @@ mod guc;
 mod inference;
 mod info;
 mod queue;
+mod rerank;
 mod spi;
+mod structured;
 mod supervisor;
 mod vector;
 
@@ -28,6 +30,19 @@ extension_sql_file!(
     "../sql/queue.sql",
     name = "queue",
     requires = ["schema", queue::_steadytext_queue_wake]
+);
+extension_sql_file!(
+    "../sql/structured.sql",
+    name = "structured",
+    requires = [
+        "queue",
+        rerank::steadytext_rerank,
+        rerank::steadytext_rerank_batch,
+        structured::steadytext_generate_json,
+        structured::steadytext_generate_regex,
+        structured::steadytext_generate_choice,
+        structured::_steadytext_check_constraint,
+    ]
 );
 
 #[pg_guard]

@@ -16,7 +16,7 @@ use pgrx::{register_xact_callback, PgSqlErrorCode, PgXactCallbackEvent};
 use serde_json::Value;
 use steadytext::jobs::{Job, Output};
 
-use crate::errors::raise;
+use crate::errors::{raise, raise_with};
 use crate::inference::{self, ModelArgs, ModelFile, THREADS};
 use crate::vector::Vector;
 use crate::{cache, guc};
@@ -320,9 +320,44 @@ fn execute(id: i32, me: &str, job: &Job) -> bool {
                 .and_then(cache::embedding)
                 .unwrap_or_else(|| {
                     inference::embed(inference::route(), &file, text, *mode)
-                        .unwrap_or_else(|e| raise(&format!("embedding failed: {e}")))
+                        .unwrap_or_else(|e| raise_transient(&format!("embedding failed: {e}")))
                 });
             (Output::Embedding(vector), key, file.name())
+        }
+        Job::Structured {
+            prompt,
+            params,
+            constraint,
+            model,
+            ..
+        } => {
+            let file = model_file(inference::generation_model(&ModelArgs {
+                model: model.clone(),
+                ..Default::default()
+            }));
+            let key = job.cache_key(&sha256(&file));
+            let text = key.as_deref().and_then(cache::response).unwrap_or_else(|| {
+                let params = steadytext::GenerateParams {
+                    threads: Some(THREADS),
+                    ..params.clone()
+                };
+                inference::generate_constrained(&file, prompt, &params, constraint)
+            });
+            (Output::Text(text), key, file.name())
+        }
+        Job::Rerank {
+            query,
+            documents,
+            task,
+            return_scores,
+        } => {
+            // No fallback here: a queued rerank without a model fails (and is retried) rather
+            // than storing word-overlap scores as if they were the model's.
+            let file = model_file(inference::reranking_model());
+            let ranked = inference::rerank(&file, query, documents, task)
+                .unwrap_or_else(|e| raise_transient(&format!("reranking failed: {e}")));
+            let text = steadytext::jobs::rerank_result(&ranked, *return_scores);
+            (Output::Text(text), None, file.name())
         }
     };
     let (text, vector) = match output {
@@ -344,13 +379,18 @@ fn execute(id: i32, me: &str, job: &Job) -> bool {
     .unwrap_or(false)
 }
 
+/// An error a retry may cure (a model being installed, a daemon restarting).
+fn raise_transient(message: &str) -> ! {
+    raise_with(PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, message)
+}
+
 fn model_file(found: steadytext::Result<ModelFile>) -> ModelFile {
-    found.unwrap_or_else(|e| raise(&format!("no model: {e}")))
+    found.unwrap_or_else(|e| raise_transient(&format!("no model: {e}")))
 }
 
 fn sha256(file: &ModelFile) -> String {
     file.sha256()
-        .unwrap_or_else(|e| raise(&format!("cannot fingerprint the model: {e}")))
+        .unwrap_or_else(|e| raise_transient(&format!("cannot fingerprint the model: {e}")))
 }
 
 /// Records how a job ended (a failure or a give-back) in its own transaction.

@@ -18,10 +18,10 @@ use anyhow::{bail, Context, Result};
 use postgres::{Client, NoTls};
 use serde_json::{json, Value};
 use steadytext::client::DaemonClient;
-use steadytext::jobs::{InvalidJob, Job, Output};
+use steadytext::jobs::{rerank_result, InvalidJob, Job, Output};
 use steadytext::registry::{self, ModelChoice, Role};
 use steadytext::store::{self, Fetch};
-use steadytext::{Engine, GenerateParams};
+use steadytext::{Constraint, Engine, GenerateParams};
 
 /// Options of `st worker`.
 #[derive(Debug, clap::Args)]
@@ -329,7 +329,11 @@ fn work(
                 )?
                 .get(0);
             tally.failed.fetch_add(1, Ordering::SeqCst);
-            tracing::warn!(id, error = %message, status = ?status, "request failed");
+            if status.as_deref() == Some("failed") {
+                tracing::error!(id, error = %message, "request failed");
+            } else {
+                tracing::warn!(id, error = %message, status = ?status, "request failed; retrying");
+            }
         }
     }
     Ok(())
@@ -425,11 +429,7 @@ impl Runner {
     }
 
     fn run(&self, job: &Job, check: &mut dyn FnMut() -> Option<Stop>) -> Ended {
-        let role = match job {
-            Job::Generate { .. } => Role::Generation,
-            Job::Embed { .. } => Role::Embedding,
-        };
-        let file = match model_file(job.model(), role) {
+        let file = match model_file(job.model(), job.role()) {
             Ok(f) => f,
             Err(e) => return Ended::Failed(format!("no model: {e}"), true),
         };
@@ -458,28 +458,55 @@ impl Runner {
         check: &mut dyn FnMut() -> Option<Stop>,
     ) -> Result<Output, Result<Stop, (String, bool)>> {
         let failed = |e: steadytext::Error| Err((e.to_string(), e.is_permanent()));
+        let model = Engine::global()
+            .load(&file.path, job.role(), file.n_ctx)
+            .map_err(failed)?;
         match job {
-            Job::Generate { prompt, params, .. } => {
-                let model = Engine::global()
-                    .load(&file.path, Role::Generation, file.n_ctx)
-                    .map_err(failed)?;
+            Job::Generate { prompt, params, .. } | Job::Structured { prompt, params, .. } => {
                 let params = GenerateParams {
                     threads: Some(self.threads),
                     ..params.clone()
                 };
+                let mut stream = match job {
+                    Job::Structured { constraint, .. } => {
+                        steadytext::stream_constrained(model, prompt, &params, constraint, true)
+                    }
+                    _ => steadytext::stream(model, prompt, &params),
+                }
+                .map_err(failed)?;
                 let mut text = String::new();
-                for piece in steadytext::stream(model, prompt, &params).map_err(failed)? {
+                for piece in stream.by_ref() {
                     text.push_str(&piece.map_err(failed)?);
                     if let Some(stop) = check() {
                         return Err(Ok(stop));
                     }
                 }
+                if matches!(job, Job::Structured { .. }) && !stream.completed() {
+                    let max_new_tokens = params.max_new_tokens;
+                    return Err(failed(steadytext::Error::Incomplete { max_new_tokens }));
+                }
                 Ok(Output::Text(text.trim().to_string()))
             }
+            Job::Rerank {
+                query,
+                documents,
+                task,
+                return_scores,
+            } => {
+                let mut ranked = Vec::with_capacity(documents.len());
+                for doc in documents {
+                    let scored =
+                        steadytext::rerank::rerank(model, query, &[doc], task, Some(self.threads))
+                            .map_err(failed)?;
+                    ranked.push((doc.clone(), scored[0].score));
+                    if let Some(stop) = check() {
+                        return Err(Ok(stop));
+                    }
+                }
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                Ok(Output::Text(rerank_result(&ranked, *return_scores)))
+            }
             Job::Embed { text, mode, .. } => {
-                let model = Engine::global()
-                    .load(&file.path, Role::Embedding, file.n_ctx)
-                    .map_err(failed)?;
                 let v =
                     steadytext::embed(model, text, *mode, Some(self.threads)).map_err(failed)?;
                 Ok(Output::Embedding(v))
@@ -511,6 +538,37 @@ impl Runner {
                 "embed",
                 json!({ "text_input": text, "mode": mode.as_str(), "model": file.path }),
             ),
+            Job::Structured {
+                prompt,
+                params,
+                constraint,
+                ..
+            } => {
+                let mut request = json!({
+                    "prompt": prompt,
+                    "max_new_tokens": params.max_new_tokens,
+                    "seed": params.seed,
+                    "temperature": params.temperature,
+                    "model": file.path,
+                });
+                let (field, value) = match constraint {
+                    Constraint::Json(schema) => ("schema", schema.clone()),
+                    Constraint::Regex(pattern) => ("regex", json!(pattern)),
+                    Constraint::Choice(choices) => ("choices", json!(choices)),
+                };
+                request[field] = value;
+                ("generate", request)
+            }
+            Job::Rerank {
+                query,
+                documents,
+                task,
+                ..
+            } => (
+                "rerank",
+                json!({ "query": query, "documents": documents, "task": task,
+                        "return_scores": true, "model": file.path }),
+            ),
         };
         let mut stopped = None;
         let result = client.call(method, params, &mut || {
@@ -521,13 +579,19 @@ impl Runner {
             return Err(Ok(stop));
         }
         let value = result.map_err(|e| Err((e.to_string(), e.is_permanent())))?;
+        let malformed = |e: serde_json::Error| Err((e.to_string(), true));
         match job {
-            Job::Generate { .. } => {
+            Job::Generate { .. } | Job::Structured { .. } => {
                 Ok(Output::Text(value.as_str().unwrap_or_default().to_string()))
             }
             Job::Embed { .. } => serde_json::from_value(value)
                 .map(Output::Embedding)
-                .map_err(|e| Err((e.to_string(), true))),
+                .map_err(malformed),
+            Job::Rerank { return_scores, .. } => {
+                let ranked: Vec<(String, f64)> =
+                    serde_json::from_value(value).map_err(malformed)?;
+                Ok(Output::Text(rerank_result(&ranked, *return_scores)))
+            }
         }
     }
 }

@@ -41,6 +41,41 @@ pub fn generation(
     )
 }
 
+/// Key of a structured generation request (`constraint` is [`crate::Constraint::key`]).
+pub fn structured(
+    model_sha256: &str,
+    prompt: &str,
+    max_tokens: usize,
+    seed: u32,
+    temperature: f32,
+    constraint: &str,
+) -> String {
+    digest(
+        "structured",
+        &[
+            model_sha256.as_bytes(),
+            prompt.as_bytes(),
+            &(max_tokens as u64).to_le_bytes(),
+            &seed.to_le_bytes(),
+            &temperature.to_bits().to_le_bytes(),
+            constraint.as_bytes(),
+        ],
+    )
+}
+
+/// Key of one document's reranking score.
+pub fn rerank(model_sha256: &str, query: &str, document: &str, task: &str) -> String {
+    digest(
+        "rerank",
+        &[
+            model_sha256.as_bytes(),
+            query.as_bytes(),
+            document.as_bytes(),
+            task.as_bytes(),
+        ],
+    )
+}
+
 /// Key of an embedding request.
 pub fn embedding(model_sha256: &str, mode: &str, text: &str) -> String {
     digest(

@@ -37,7 +37,8 @@ impl DaemonError {
     pub fn is_permanent(&self) -> bool {
         // The daemon reports library errors as text; a prompt that does not fit is the one a
         // caller can trigger with valid-looking arguments.
-        matches!(self, DaemonError::Remote(m) if m.starts_with("prompt has"))
+        matches!(self, DaemonError::Remote(m)
+            if m.starts_with("prompt has") || m.starts_with("the constrained output"))
     }
 }
 

@@ -264,8 +264,9 @@ fn check_schema_patterns(schema: &serde_json::Value) -> Result<()> {
     match schema {
         serde_json::Value::Object(map) => {
             if let Some(serde_json::Value::String(pattern)) = map.get("pattern") {
-                regex_gbnf(pattern)
-                    .map_err(|e| invalid(format!("Invalid JSON schema: pattern {pattern:?}: {e}")))?;
+                regex_gbnf(pattern).map_err(|e| {
+                    invalid(format!("Invalid JSON schema: pattern {pattern:?}: {e}"))
+                })?;
             }
             map.values().try_for_each(check_schema_patterns)
         }

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::grammar::Constraint;
 use crate::params::{EmbedMode, GenerateParams, DEFAULT_SEED, EOS_SENTINEL};
 
 /// One queued request.
@@ -24,6 +25,21 @@ pub enum Job {
         model: Option<String>,
         use_cache: bool,
     },
+    /// `steadytext_generate_{json,regex,choice}_async`: the synchronous structured function.
+    Structured {
+        prompt: String,
+        params: GenerateParams,
+        constraint: Constraint,
+        model: Option<String>,
+        use_cache: bool,
+    },
+    /// `steadytext_rerank_async` and each row of `steadytext_rerank_batch_async`.
+    Rerank {
+        query: String,
+        documents: Vec<String>,
+        task: String,
+        return_scores: bool,
+    },
 }
 
 /// Why a row cannot run. These are permanent: retrying the same row cannot succeed.
@@ -43,6 +59,10 @@ impl Job {
         match request_type {
             "generate" => Self::generate(prompt, params),
             "embed" => Self::embed(prompt, params),
+            "generate_json" | "generate_regex" | "generate_choice" => {
+                Self::structured(request_type, prompt, params)
+            }
+            "rerank" | "batch_rerank" => Self::rerank(params),
             other => Err(InvalidJob(format!(
                 "request_type '{other}' has no handler in this version of pg_steadytext"
             ))),
@@ -94,10 +114,81 @@ impl Job {
         })
     }
 
+    fn structured(kind: &str, prompt: Option<&str>, params: &Value) -> Result<Job, InvalidJob> {
+        let Job::Generate {
+            prompt,
+            params: generate,
+            model,
+            use_cache,
+        } = Self::generate(prompt, params)?
+        else {
+            unreachable!("generate() makes a Generate job")
+        };
+        let field = |name: &str| {
+            params
+                .get(name)
+                .cloned()
+                .ok_or_else(|| InvalidJob(format!("params.{name} is missing")))
+        };
+        let constraint = match kind {
+            "generate_json" => Constraint::Json(field("schema")?),
+            "generate_regex" => Constraint::Regex(
+                field("pattern")?
+                    .as_str()
+                    .ok_or_else(|| InvalidJob("params.pattern must be a string".into()))?
+                    .to_string(),
+            ),
+            _ => Constraint::Choice(
+                serde_json::from_value(field("choices")?)
+                    .map_err(|_| InvalidJob("params.choices must be a list of strings".into()))?,
+            ),
+        };
+        constraint
+            .to_gbnf()
+            .map_err(|e| InvalidJob(e.to_string()))?;
+        Ok(Job::Structured {
+            prompt,
+            params: generate,
+            constraint,
+            model,
+            use_cache,
+        })
+    }
+
+    fn rerank(params: &Value) -> Result<Job, InvalidJob> {
+        let query = non_empty(params.get("query").and_then(Value::as_str), "Query")?;
+        let documents: Vec<String> = params
+            .get("documents")
+            .and_then(|d| serde_json::from_value(d.clone()).ok())
+            .filter(|d: &Vec<String>| !d.is_empty())
+            .ok_or_else(|| InvalidJob("Documents array cannot be empty".into()))?;
+        Ok(Job::Rerank {
+            query,
+            documents,
+            task: text_field(params, "task").unwrap_or_else(|| crate::rerank::DEFAULT_TASK.into()),
+            return_scores: params
+                .get("return_scores")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
+        })
+    }
+
     /// The model setting the job asks for, if any.
     pub fn model(&self) -> Option<&str> {
         match self {
-            Job::Generate { model, .. } | Job::Embed { model, .. } => model.as_deref(),
+            Job::Generate { model, .. }
+            | Job::Embed { model, .. }
+            | Job::Structured { model, .. } => model.as_deref(),
+            Job::Rerank { .. } => None,
+        }
+    }
+
+    /// The model role the job runs on.
+    pub fn role(&self) -> crate::Role {
+        match self {
+            Job::Generate { .. } | Job::Structured { .. } => crate::Role::Generation,
+            Job::Embed { .. } => crate::Role::Embedding,
+            Job::Rerank { .. } => crate::Role::Reranking,
         }
     }
 
@@ -128,6 +219,20 @@ impl Job {
                 mode.as_str(),
                 text,
             )),
+            Job::Structured {
+                prompt,
+                params,
+                constraint,
+                use_cache: true,
+                ..
+            } => Some(crate::cache_key::structured(
+                model_sha256,
+                prompt,
+                params.max_new_tokens,
+                params.seed,
+                params.temperature,
+                &constraint.key(),
+            )),
             _ => None,
         }
     }
@@ -138,6 +243,23 @@ impl Job {
 pub enum Output {
     Text(String),
     Embedding(Vec<f32>),
+}
+
+/// A rerank job's `result`: `[[doc, score], ...]` best first, or `[doc, ...]`, in jsonb's text
+/// form (what the Python worker stored, and what `::jsonb::text` of the same value gives).
+pub fn rerank_result(ranked: &[(String, f64)], return_scores: bool) -> String {
+    let quote = |d: &String| serde_json::Value::from(d.as_str()).to_string();
+    let items: Vec<String> = ranked
+        .iter()
+        .map(|(d, s)| {
+            if return_scores {
+                format!("[{}, {}]", quote(d), serde_json::Value::from(*s))
+            } else {
+                quote(d)
+            }
+        })
+        .collect();
+    format!("[{}]", items.join(", "))
 }
 
 impl Output {
@@ -229,5 +351,39 @@ mod tests {
         assert!(err("generate", Some("p"), json!({"seed": -1})).contains("seed"));
         assert!(err("embed", Some("p"), json!({"mode": "x"})).contains("mode"));
         assert!(err("batch_embed", Some("p"), json!({})).contains("no handler"));
+        assert!(
+            err("generate_regex", Some("p"), json!({"pattern": "(a)\\1"}))
+                .contains("backreferences")
+        );
+        assert_eq!(
+            err("rerank", None, json!({"query": "q", "documents": []})),
+            "Documents array cannot be empty"
+        );
+    }
+
+    #[test]
+    fn structured_and_rerank_rows_parse() {
+        let job = Job::parse(
+            "generate_choice",
+            Some("p"),
+            Some(&json!({"choices": ["a", "b"], "max_tokens": 9})),
+        )
+        .unwrap();
+        assert!(
+            matches!(&job, Job::Structured { constraint: Constraint::Choice(c), params, .. } if c.len() == 2 && params.max_new_tokens == 9)
+        );
+        assert!(job.cache_key("m").unwrap().starts_with("structured:"));
+        let job = Job::parse(
+            "batch_rerank",
+            Some("q"),
+            Some(&json!({"query": "q", "documents": ["x"]})),
+        )
+        .unwrap();
+        assert!(
+            matches!(&job, Job::Rerank { task, return_scores: true, .. } if task == crate::rerank::DEFAULT_TASK)
+        );
+        let two = [("d".to_string(), 0.5), ("e\"".to_string(), 0.25)];
+        assert_eq!(rerank_result(&two, true), r#"[["d", 0.5], ["e\"", 0.25]]"#);
+        assert_eq!(rerank_result(&two, false), r#"["d", "e\""]"#);
     }
 }

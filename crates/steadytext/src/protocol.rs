@@ -100,15 +100,59 @@ pub struct GenerateRequest {
     /// SteadyText's logprobs flag (always answered without logprobs, as SteadyText in practice).
     #[serde(default)]
     pub return_logprobs: bool,
-    /// Structured generation (not served by this daemon yet).
+    /// Structured generation: a JSON schema the output must validate against.
     #[serde(default)]
     pub schema: Option<Value>,
-    /// Structured generation (not served by this daemon yet).
+    /// Structured generation: a regular expression the output must match in full.
     #[serde(default)]
     pub regex: Option<String>,
-    /// Structured generation (not served by this daemon yet).
+    /// Structured generation: the output is exactly one of these strings.
     #[serde(default)]
     pub choices: Option<Value>,
+}
+
+impl GenerateRequest {
+    /// The structured-generation constraint, if the request has one (at most one is allowed).
+    pub fn constraint(&self) -> Result<Option<crate::Constraint>, String> {
+        use crate::Constraint;
+        let mut found = Vec::new();
+        if let Some(schema) = &self.schema {
+            found.push(Constraint::Json(schema.clone()));
+        }
+        if let Some(regex) = &self.regex {
+            found.push(Constraint::Regex(regex.clone()));
+        }
+        if let Some(choices) = &self.choices {
+            let list: Vec<String> = serde_json::from_value(choices.clone())
+                .map_err(|_| "choices must be a list of strings".to_string())?;
+            found.push(Constraint::Choice(list));
+        }
+        if found.len() > 1 {
+            return Err("only one of schema, regex and choices may be given".into());
+        }
+        Ok(found.pop())
+    }
+}
+
+/// Parameters of `rerank`, as SteadyText's client sends them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RerankRequest {
+    /// The query.
+    pub query: String,
+    /// A string or a list of strings.
+    pub documents: Value,
+    /// The instruction; SteadyText's default when absent.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// `[[doc, score], ...]` when true (the default), `[doc, ...]` otherwise.
+    #[serde(default)]
+    pub return_scores: Option<bool>,
+    /// Accepted and ignored: scores come from logits, not sampling.
+    #[serde(default)]
+    pub seed: Option<i64>,
+    /// Registry name or path of the reranking model.
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// Parameters of `embed`: one text, or a list (averaged into one vector, as SteadyText).

@@ -175,7 +175,7 @@ impl Server {
                     &Response::ok(&request.id, json!("shutdown initiated")),
                 )
             }
-            "generate" | "generate_iter" | "embed" | "embed_batch" => {
+            "generate" | "generate_iter" | "embed" | "embed_batch" | "rerank" => {
                 self.submit(identity, request)
             }
             other => self.send(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use steadytext::cache::{self, FrecencyCache, Kind};
 use steadytext::protocol::{
-    EmbedBatchRequest, EmbedRequest, GenerateRequest, Response, STREAM_END,
+    EmbedBatchRequest, EmbedRequest, GenerateRequest, RerankRequest, Response, STREAM_END,
 };
 use steadytext::store::Fetch;
 use steadytext::{cache_key, EmbedMode, Engine, GenerateParams, Model, ModelChoice, Role};
@@ -51,6 +51,8 @@ pub enum Work {
     Embed(EmbedRequest),
     /// `embed_batch`.
     EmbedBatch(EmbedBatchRequest),
+    /// `rerank`.
+    Rerank(RerankRequest),
 }
 
 impl Work {
@@ -62,6 +64,7 @@ impl Work {
             "generate_iter" => Work::Stream(serde_json::from_value(params).map_err(bad)?),
             "embed" => Work::Embed(serde_json::from_value(params).map_err(bad)?),
             "embed_batch" => Work::EmbedBatch(serde_json::from_value(params).map_err(bad)?),
+            "rerank" => Work::Rerank(serde_json::from_value(params).map_err(bad)?),
             other => return Err(format!("Unknown method: {other}")),
         })
     }
@@ -154,6 +157,7 @@ impl Worker {
                 Work::EmbedBatch(req) => {
                     Outgoing::Reply(job.identity.clone(), self.embed_batch(&job, req))
                 }
+                Work::Rerank(req) => Outgoing::Reply(job.identity.clone(), self.rerank(&job, req)),
             };
             if out.send(message).is_err() {
                 return;
@@ -190,12 +194,7 @@ impl Worker {
         req: &GenerateRequest,
         emit: &mut dyn FnMut(&str),
     ) -> Result<(), String> {
-        if req.schema.is_some() || req.regex.is_some() || req.choices.is_some() {
-            return Err(
-                "structured generation (schema, regex, choices) is not served by this daemon yet"
-                    .into(),
-            );
-        }
+        let constraint = req.constraint()?;
         let model = generation_model(req)?;
         let params = GenerateParams {
             max_new_tokens: req
@@ -212,15 +211,23 @@ impl Worker {
                 .unwrap_or_else(|| steadytext::params::EOS_SENTINEL.into()),
             threads: Some(self.threads),
         };
-        let key = model.sha256().ok().map(|sha| {
-            cache_key::generation(
+        let key = model.sha256().ok().map(|sha| match &constraint {
+            Some(c) => cache_key::structured(
+                sha,
+                &req.prompt,
+                params.max_new_tokens,
+                params.seed,
+                params.temperature,
+                &c.key(),
+            ),
+            None => cache_key::generation(
                 sha,
                 &req.prompt,
                 params.max_new_tokens,
                 params.seed,
                 params.temperature,
                 &params.eos_string,
-            )
+            ),
         });
         if let Some(hit) = self.lookup(Kind::Generation, key.as_deref()) {
             // Replayed in word-sized pieces, as SteadyText replays a cached stream.
@@ -230,13 +237,24 @@ impl Worker {
             return Ok(());
         }
         let mut raw = String::new();
-        for piece in steadytext::stream(model, &req.prompt, &params).map_err(|e| e.to_string())? {
+        let mut stream = match &constraint {
+            Some(c) => steadytext::stream_constrained(model, &req.prompt, &params, c, true),
+            None => steadytext::stream(model, &req.prompt, &params),
+        }
+        .map_err(|e| e.to_string())?;
+        for piece in stream.by_ref() {
             if job.cancel.load(Ordering::Relaxed) {
                 return Err("cancelled".into());
             }
             let piece = piece.map_err(|e| e.to_string())?;
             emit(&piece);
             raw.push_str(&piece);
+        }
+        if constraint.is_some() && !stream.completed() {
+            return Err(steadytext::Error::Incomplete {
+                max_new_tokens: params.max_new_tokens,
+            }
+            .to_string());
         }
         self.store(Kind::Generation, key.as_deref(), raw.as_bytes());
         Ok(())
@@ -308,6 +326,70 @@ impl Worker {
         Ok(v)
     }
 
+    /// Scores every document (each cached on its own) and answers as SteadyText's daemon did:
+    /// `[[doc, score], ...]` best first, or `[doc, ...]`. No model is an error: the caller
+    /// decides whether to fall back to word overlap, and says so.
+    fn rerank(&self, job: &Job, req: &RerankRequest) -> Response {
+        let documents: Vec<String> = match &req.documents {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => return Response::err(&job.id, "documents must be a string or a list of strings"),
+        };
+        let task = req
+            .task
+            .as_deref()
+            .unwrap_or(steadytext::rerank::DEFAULT_TASK);
+        let result = reranking_model(req.model.as_deref()).and_then(|model| {
+            let mut scored = Vec::with_capacity(documents.len());
+            for (index, doc) in documents.iter().enumerate() {
+                if job.cancel.load(Ordering::Relaxed) {
+                    return Err("cancelled".to_string());
+                }
+                let score = self.rerank_one(model, &req.query, doc, task)?;
+                scored.push(steadytext::rerank::Scored { index, score });
+            }
+            scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+            Ok(scored)
+        });
+        match result {
+            Ok(scored) if req.return_scores.unwrap_or(true) => Response::ok(
+                &job.id,
+                json!(scored
+                    .iter()
+                    .map(|s| json!([documents[s.index], s.score]))
+                    .collect::<Vec<_>>()),
+            ),
+            Ok(scored) => Response::ok(
+                &job.id,
+                json!(scored
+                    .iter()
+                    .map(|s| &documents[s.index])
+                    .collect::<Vec<_>>()),
+            ),
+            Err(e) => Response::err(&job.id, e),
+        }
+    }
+
+    fn rerank_one(&self, model: &Model, query: &str, doc: &str, task: &str) -> Result<f64, String> {
+        let key = model
+            .sha256()
+            .ok()
+            .map(|sha| cache_key::rerank(sha, query, doc, task));
+        if let Some(hit) = self.lookup(Kind::Reranking, key.as_deref()) {
+            if let Ok(bytes) = <[u8; 8]>::try_from(hit.as_slice()) {
+                return Ok(f64::from_le_bytes(bytes));
+            }
+        }
+        let scored = steadytext::rerank::rerank(model, query, &[doc], task, Some(self.threads))
+            .map_err(|e| e.to_string())?;
+        let score = scored[0].score;
+        self.store(Kind::Reranking, key.as_deref(), &score.to_le_bytes());
+        Ok(score)
+    }
+
     fn lookup(&self, kind: Kind, key: Option<&str>) -> Option<Vec<u8>> {
         self.cache.as_ref()?.get(kind, key?)
     }
@@ -335,6 +417,16 @@ fn generation_model(req: &GenerateRequest) -> Result<&'static Model, String> {
     };
     Engine::global()
         .model(&choice, Role::Generation, Fetch::IfAllowed)
+        .map_err(|e| e.to_string())
+}
+
+fn reranking_model(model: Option<&str>) -> Result<&'static Model, String> {
+    let choice = ModelChoice {
+        model: model.map(str::to_string),
+        ..Default::default()
+    };
+    Engine::global()
+        .model(&choice, Role::Reranking, Fetch::IfAllowed)
         .map_err(|e| e.to_string())
 }
 

@@ -1,0 +1,246 @@
+-- pg_steadytext structured generation and reranking: the SQL forms over the Rust functions,
+-- their *_async forms (handled by the queue workers) and st_* aliases.
+
+---------------------------------------------------------------------------------------------
+-- Reranking
+---------------------------------------------------------------------------------------------
+
+CREATE FUNCTION steadytext_rerank_docs_only(
+    query text, documents text[],
+    task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
+    seed int DEFAULT 42)
+RETURNS TABLE(document text) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT r.document FROM @extschema@.steadytext_rerank(query, documents, task, true, seed) r
+$$;
+
+CREATE FUNCTION steadytext_rerank_top_k(
+    query text, documents text[], top_k int,
+    task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
+    return_scores boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS TABLE(document text, score float8) LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+    IF top_k IS NULL OR top_k <= 0 THEN
+        PERFORM @extschema@._steadytext_raise_p0001('top_k must be greater than 0');
+    END IF;
+    RETURN QUERY
+        SELECT r.document, CASE WHEN return_scores THEN r.score END
+        FROM @extschema@.steadytext_rerank($1, $2, $4, true, $6) r
+        ORDER BY r.score DESC LIMIT top_k;
+END;
+$$;
+
+---------------------------------------------------------------------------------------------
+-- Async forms (sql/queue.sql has the queue; the workers have a handler per request type)
+---------------------------------------------------------------------------------------------
+
+-- The checks every *_async structured function makes before queueing.
+CREATE FUNCTION _steadytext_structured_async(request_type text, prompt text, kind text,
+                                             constraint_value jsonb, max_tokens int,
+                                             use_cache boolean, seed int)
+RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF prompt IS NULL THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be null');
+    END IF;
+    IF trim(prompt) = '' THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be empty');
+    END IF;
+    IF max_tokens IS NOT NULL AND (max_tokens < 1 OR max_tokens > 4096) THEN
+        PERFORM @extschema@._steadytext_raise_p0001('max_tokens must be between 1 and 4096');
+    END IF;
+    PERFORM @extschema@._steadytext_check_constraint(kind, constraint_value);
+    RETURN @extschema@._steadytext_enqueue(request_type, prompt,
+        jsonb_build_object(
+            'max_tokens', coalesce(max_tokens,
+                @extschema@._steadytext_config_number('default_max_tokens', 512)::int),
+            'use_cache', coalesce(use_cache, true),
+            'seed', coalesce(seed, 42),
+            CASE kind WHEN 'json' THEN 'schema' WHEN 'regex' THEN 'pattern' ELSE 'choices' END,
+            constraint_value)
+        || @extschema@._steadytext_session_model('steadytext.generation_model'));
+END;
+$$;
+
+CREATE FUNCTION steadytext_generate_json_async(prompt text, schema jsonb,
+                                               max_tokens int DEFAULT 512,
+                                               use_cache boolean DEFAULT true,
+                                               seed int DEFAULT 42)
+RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF schema IS NULL THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Schema cannot be null');
+    END IF;
+    RETURN @extschema@._steadytext_structured_async('generate_json', prompt, 'json', schema,
+                                                    max_tokens, use_cache, seed);
+END;
+$$;
+
+CREATE FUNCTION steadytext_generate_regex_async(prompt text, pattern text,
+                                                max_tokens int DEFAULT 512,
+                                                use_cache boolean DEFAULT true,
+                                                seed int DEFAULT 42)
+RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF pattern IS NULL OR pattern = '' THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Pattern cannot be null or empty');
+    END IF;
+    RETURN @extschema@._steadytext_structured_async('generate_regex', prompt, 'regex',
+                                                    to_jsonb(pattern), max_tokens, use_cache, seed);
+END;
+$$;
+
+CREATE FUNCTION steadytext_generate_choice_async(prompt text, choices text[],
+                                                 max_tokens int DEFAULT 512,
+                                                 use_cache boolean DEFAULT true,
+                                                 seed int DEFAULT 42)
+RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF choices IS NULL OR cardinality(choices) = 0 THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Choices cannot be null or empty');
+    END IF;
+    IF cardinality(choices) < 2 THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Must provide at least 2 choices');
+    END IF;
+    RETURN @extschema@._steadytext_structured_async('generate_choice', prompt, 'choice',
+                                                    to_jsonb(choices), max_tokens, use_cache, seed);
+END;
+$$;
+
+-- The synchronous function's checks (the Python extension queued anything).
+CREATE FUNCTION _steadytext_rerank_params(query text, documents text[], task text,
+                                          return_scores boolean, seed int)
+RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF query IS NULL THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Query cannot be null');
+    END IF;
+    IF trim(query) = '' THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Query cannot be empty');
+    END IF;
+    IF documents IS NULL THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Documents cannot be null');
+    END IF;
+    IF cardinality(documents) = 0 THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Documents array cannot be empty');
+    END IF;
+    IF array_position(documents, NULL) IS NOT NULL THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Documents cannot contain null elements');
+    END IF;
+    RETURN jsonb_build_object('query', query, 'documents', to_jsonb(documents),
+                              'task', task, 'return_scores', coalesce(return_scores, true),
+                              'seed', coalesce(seed, 42));
+END;
+$$;
+
+CREATE FUNCTION steadytext_rerank_async(
+    query text, documents text[],
+    task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
+    return_scores boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    RETURN @extschema@._steadytext_enqueue('rerank', query,
+        @extschema@._steadytext_rerank_params(query, documents, task, return_scores, seed));
+END;
+$$;
+
+-- One 'batch_rerank' row per query, each with that query's parameters.
+CREATE FUNCTION steadytext_rerank_batch_async(
+    queries text[], documents text[],
+    task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
+    return_scores boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS uuid[] LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    q text;
+    ids uuid[] := '{}';
+BEGIN
+    IF queries IS NULL OR cardinality(queries) = 0 THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Queries cannot be empty');
+    END IF;
+    FOREACH q IN ARRAY queries LOOP
+        PERFORM @extschema@._steadytext_rerank_params(q, documents, task, return_scores, seed);
+    END LOOP;
+    FOREACH q IN ARRAY queries LOOP
+        ids := ids || @extschema@._steadytext_enqueue('batch_rerank', q,
+            @extschema@._steadytext_rerank_params(q, documents, task, return_scores, seed));
+    END LOOP;
+    RETURN ids;
+END;
+$$;
+
+---------------------------------------------------------------------------------------------
+-- st_* aliases (the structured ones take no model, as in the Python extension)
+---------------------------------------------------------------------------------------------
+
+CREATE FUNCTION st_generate_json(prompt text, schema jsonb, max_tokens int DEFAULT NULL,
+                                 use_cache boolean DEFAULT true, seed int DEFAULT 42,
+                                 unsafe_mode boolean DEFAULT false)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_generate_json(prompt, schema, max_tokens, use_cache, seed,
+                                                unsafe_mode)
+$$;
+
+CREATE FUNCTION st_generate_regex(prompt text, pattern text, max_tokens int DEFAULT NULL,
+                                  use_cache boolean DEFAULT true, seed int DEFAULT 42,
+                                  unsafe_mode boolean DEFAULT false)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_generate_regex(prompt, pattern, max_tokens, use_cache, seed,
+                                                 unsafe_mode)
+$$;
+
+CREATE FUNCTION st_generate_choice(prompt text, choices text[], max_tokens int DEFAULT NULL,
+                                   use_cache boolean DEFAULT true, seed int DEFAULT 42,
+                                   unsafe_mode boolean DEFAULT false)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT @extschema@.steadytext_generate_choice(prompt, choices, max_tokens, use_cache, seed,
+                                                  unsafe_mode)
+$$;
+
+CREATE FUNCTION st_rerank(
+    query text, documents text[],
+    task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
+    return_scores boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS TABLE(document text, score float8) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_rerank(query, documents, task, return_scores, seed)
+$$;
+
+CREATE FUNCTION st_rerank_docs_only(
+    query text, documents text[],
+    task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
+    seed int DEFAULT 42)
+RETURNS TABLE(document text) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_rerank_docs_only(query, documents, task, seed)
+$$;
+
+-- As in the Python extension: the parameter is named k and defaults to 5.
+CREATE FUNCTION st_rerank_top_k(
+    query text, documents text[], k int DEFAULT 5,
+    task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
+    return_scores boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS TABLE(document text, score float8) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_rerank_top_k(query, documents, k, task, return_scores, seed)
+$$;
+
+CREATE FUNCTION st_rerank_batch(
+    queries text[], documents text[],
+    task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
+    return_scores boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS TABLE(query_index int, document text, score float8)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT * FROM @extschema@.steadytext_rerank_batch(queries, documents, task, return_scores, seed)
+$$;
+
+CREATE FUNCTION st_rerank_async(
+    query text, documents text[],
+    task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
+    return_scores boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS uuid LANGUAGE sql VOLATILE AS $$
+    SELECT @extschema@.steadytext_rerank_async(query, documents, task, return_scores, seed)
+$$;
+
+CREATE FUNCTION st_rerank_batch_async(
+    queries text[], documents text[],
+    task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
+    return_scores boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS uuid[] LANGUAGE sql VOLATILE AS $$
+    SELECT @extschema@.steadytext_rerank_batch_async(queries, documents, task, return_scores, seed)
+$$;
