@@ -42,6 +42,35 @@ pub struct Args {
     /// Ask the running daemon (STEADYTEXT_DAEMON_HOST/PORT) instead of loading the model here.
     #[arg(long)]
     daemon: bool,
+    /// Output JSON that validates against this JSON schema (inline, or @file).
+    #[arg(long, group = "structure")]
+    schema: Option<String>,
+    /// Output text that this regular expression matches in full.
+    #[arg(long, group = "structure")]
+    regex: Option<String>,
+    /// Output exactly one of these comma-separated choices.
+    #[arg(long, group = "structure", value_delimiter = ',')]
+    choices: Option<Vec<String>>,
+}
+
+impl Args {
+    /// The constraint given by --schema, --regex or --choices (clap allows only one).
+    fn constraint(&self) -> Result<Option<steadytext::Constraint>> {
+        use steadytext::Constraint;
+        if let Some(schema) = &self.schema {
+            let text = match schema.strip_prefix('@') {
+                Some(path) => std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the schema file {path}"))?,
+                None => schema.clone(),
+            };
+            let value = serde_json::from_str(&text).context("--schema is not valid JSON")?;
+            return Ok(Some(Constraint::Json(value)));
+        }
+        if let Some(regex) = &self.regex {
+            return Ok(Some(Constraint::Regex(regex.clone())));
+        }
+        Ok(self.choices.clone().map(Constraint::Choice))
+    }
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -56,6 +85,9 @@ pub fn run(args: Args) -> Result<()> {
         eos_string: args.eos_string.clone(),
         threads: args.threads,
     };
+    if let Some(constraint) = args.constraint()? {
+        return structured(&args, &prompt, &params, &constraint);
+    }
     if args.daemon {
         return through_daemon(&args, &prompt);
     }
@@ -109,6 +141,56 @@ pub fn run(args: Args) -> Result<()> {
         "stream": false,
     });
     writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    Ok(())
+}
+
+/// `--schema`, `--regex`, `--choices`: the whole constrained text (never streamed, since a
+/// partial value is not a value), here or in the daemon.
+fn structured(
+    args: &Args,
+    prompt: &str,
+    params: &GenerateParams,
+    constraint: &steadytext::Constraint,
+) -> Result<()> {
+    use steadytext::Constraint;
+    constraint.to_gbnf()?;
+    let text = if args.daemon {
+        let mut request = serde_json::json!({
+            "prompt": prompt,
+            "max_new_tokens": params.max_new_tokens,
+            "seed": params.seed,
+            "temperature": params.temperature,
+            "model": args.model,
+            "size": args.size,
+        });
+        let (field, value) = match constraint {
+            Constraint::Json(schema) => ("schema", schema.clone()),
+            Constraint::Regex(pattern) => ("regex", serde_json::json!(pattern)),
+            Constraint::Choice(choices) => ("choices", serde_json::json!(choices)),
+        };
+        request[field] = value;
+        let client = crate::daemon::connect()?;
+        let text = client.call("generate", request, &mut || true)?;
+        text.as_str().unwrap_or_default().to_string()
+    } else {
+        let choice = ModelChoice {
+            model: args.model.clone(),
+            size: args.size.clone(),
+            ..Default::default()
+        };
+        let model = Engine::global()
+            .model(&choice, Role::Generation, Fetch::IfAllowed)
+            .context("no generation model")?;
+        steadytext::generate_constrained(model, prompt, params, constraint)?
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let report =
+            serde_json::json!({ "text": text, "prompt": prompt, "constraint": constraint.key() });
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        writeln!(out, "{text}")?;
+    }
     Ok(())
 }
 

@@ -5,6 +5,7 @@ mod daemon;
 mod embed_cmd;
 mod generate_cmd;
 mod models_cmd;
+mod rerank_cmd;
 mod worker_cmd;
 
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ enum Command {
     Generate(generate_cmd::Args),
     /// Embed text into a 1024-wide unit vector.
     Embed(embed_cmd::Args),
+    /// Order documents by relevance to a query.
+    Rerank(rerank_cmd::Args),
     /// List, locate, download and fingerprint models.
     Models {
         #[command(subcommand)]
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => generate_cmd::run(args),
         Command::Embed(args) => embed_cmd::run(args),
+        Command::Rerank(args) => rerank_cmd::run(args),
         Command::Models { command } => models_cmd::run(command),
         Command::Daemon { command } => daemon::run(command),
         Command::Cache { command } => cache_cmd::run(command),

@@ -325,3 +325,83 @@ fn worker_refuses_bad_arguments_and_says_which_database_it_cannot_reach() {
     );
     assert!(!stderr.contains("secret"), "{stderr}");
 }
+
+#[test]
+fn structured_generation_and_rerank_on_the_command_line() {
+    let schema =
+        r#"{"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}"#;
+    let out = ok(st(&[
+        "generate",
+        "Is it ok?",
+        "--model",
+        &gen_model(),
+        "--schema",
+        schema,
+        "--max-new-tokens",
+        "32",
+    ])
+    .output()
+    .unwrap());
+    let value: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(value["ok"].is_boolean(), "{out}");
+    let out = ok(st(&[
+        "generate",
+        "Pick",
+        "--model",
+        &gen_model(),
+        "--choices",
+        "left,right",
+    ])
+    .output()
+    .unwrap());
+    assert!(["left", "right"].contains(&out.trim()), "{out}");
+    let bad = st(&[
+        "generate",
+        "x",
+        "--model",
+        &gen_model(),
+        "--regex",
+        "a(?=b)",
+    ])
+    .output()
+    .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("look-around"));
+    let both = st(&["generate", "x", "--regex", "a", "--choices", "a,b"])
+        .output()
+        .unwrap();
+    assert!(!both.status.success(), "only one constraint at a time");
+
+    let out = ok(st(&[
+        "rerank",
+        "What is PostgreSQL?",
+        "A database",
+        "A fruit",
+        "--model",
+        &gen_model(),
+    ])
+    .output()
+    .unwrap());
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].starts_with("1. [0.") && lines[1].starts_with("2. [0."),
+        "{out}"
+    );
+    let fallback = st(&[
+        "rerank",
+        "red apple",
+        "one red apple",
+        "car",
+        "--model",
+        "/nonexistent.gguf",
+        "--json",
+    ])
+    .output()
+    .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&fallback.stdout).unwrap();
+    assert_eq!(report["fallback"], true);
+    assert_eq!(report["documents"][0]["document"], "one red apple");
+    assert_eq!(report["documents"][0]["score"], 1.0);
+    assert!(String::from_utf8_lossy(&fallback.stderr).contains("word overlap"));
+}

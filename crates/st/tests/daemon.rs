@@ -352,3 +352,87 @@ fn start_status_stop() {
     assert!(!home.join("steadytext/daemon-5628.pid").exists());
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[test]
+fn structured_generation_and_reranking_match_the_library_with_and_without_the_cache() {
+    let daemon = Daemon::start(
+        5629,
+        &[("STEADYTEXT_RERANKING_MODEL", gen_path().to_str().unwrap())],
+    );
+    let client = daemon.client();
+    let model = steadytext::Engine::global()
+        .load(&gen_path(), steadytext::Role::Generation, None)
+        .unwrap();
+    let schema = serde_json::json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+    let params = steadytext::GenerateParams {
+        max_new_tokens: 48,
+        ..Default::default()
+    };
+    let local = steadytext::generate_constrained(
+        model,
+        "Pick a number",
+        &params,
+        &steadytext::Constraint::Json(schema.clone()),
+    )
+    .unwrap();
+    let request =
+        serde_json::json!({"prompt": "Pick a number", "max_new_tokens": 48, "schema": schema});
+    for _ in 0..2 {
+        // The second answer comes from the daemon's cache.
+        let remote = client
+            .call("generate", request.clone(), &mut || true)
+            .unwrap();
+        assert_eq!(remote.as_str().unwrap(), local);
+    }
+    let both = serde_json::json!({"prompt": "x", "regex": "a", "choices": ["a", "b"]});
+    let err = client
+        .call("generate", both, &mut || true)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("only one of schema, regex and choices"),
+        "{err}"
+    );
+    let bad = serde_json::json!({"prompt": "x", "regex": "(a)\\1"});
+    let err = client
+        .call("generate", bad, &mut || true)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("backreferences"), "{err}");
+
+    let docs = ["A database", "A fruit", "A violin"];
+    let local = steadytext::rerank::rerank(
+        model,
+        "What is PostgreSQL?",
+        &docs,
+        steadytext::rerank::DEFAULT_TASK,
+        None,
+    )
+    .unwrap();
+    let request = serde_json::json!({"query": "What is PostgreSQL?", "documents": docs});
+    for _ in 0..2 {
+        let remote: Vec<(String, f64)> = serde_json::from_value(
+            client
+                .call("rerank", request.clone(), &mut || true)
+                .unwrap(),
+        )
+        .unwrap();
+        let expected: Vec<(String, f64)> = local
+            .iter()
+            .map(|s| (docs[s.index].to_string(), s.score))
+            .collect();
+        assert_eq!(remote, expected);
+    }
+    let names = client
+        .call(
+            "rerank",
+            serde_json::json!({"query": "q", "documents": "one", "return_scores": false}),
+            &mut || true,
+        )
+        .unwrap();
+    assert_eq!(
+        names,
+        serde_json::json!(["one"]),
+        "a single document and no scores, as SteadyText's daemon"
+    );
+}
