@@ -8,6 +8,7 @@ mod core;
 mod daemon;
 mod queue;
 mod sql;
+mod structured;
 
 use std::path::PathBuf;
 
@@ -26,7 +27,7 @@ struct Args {
     /// The `st` binary (runs the benchmark daemon).
     #[arg(long, default_value = "st")]
     st: PathBuf,
-    /// Run only this section (core, daemon, sql, queue); for working on one benchmark.
+    /// Run only this section (core, structured, daemon, sql, queue); for working on one benchmark.
     #[arg(long)]
     only: Option<String>,
 }
@@ -56,14 +57,21 @@ fn main() -> Result<()> {
     } else {
         skipped()
     };
+    let (structured_json, structured_markdown) = if wanted("structured") {
+        structured::run(args.repeat)?
+    } else {
+        skipped()
+    };
     let results = serde_json::json!({
         "core": core.json, "daemon": daemon_json, "sql": sql_json, "queue": queue_json,
+        "structured": structured_json,
     });
     std::fs::write(
         args.out.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    let report = core.markdown + &daemon_markdown + &sql_markdown + &queue_markdown;
+    let report =
+        core.markdown + &structured_markdown + &daemon_markdown + &sql_markdown + &queue_markdown;
     std::fs::write(args.out.join("README.md"), report)?;
     println!("{}", std::fs::read_to_string(args.out.join("README.md"))?);
     Ok(())
