@@ -22,6 +22,7 @@ cp tests/interop/llama_cpp_shim.py "$SHIM/llama_cpp/__init__.py"
 export XDG_CACHE_HOME=$WORK STEADYTEXT_DAEMON_PORT=$PORT
 export STEADYTEXT_GENERATION_MODEL=$MODELS/smollm2-135m-instruct-q4_1.gguf
 export STEADYTEXT_EMBEDDING_MODEL=$MODELS/all-minilm-l6-v2-f32.gguf
+export STEADYTEXT_RERANKING_MODEL=$MODELS/smollm2-135m-instruct-q4_1.gguf
 trap '"$ST" daemon stop >/dev/null 2>&1 || true; rm -rf "$SHIM" "$WORK"' EXIT
 "$ST" daemon start >/dev/null
 PYTHONPATH=$SHIM "$VENV/bin/python" tests/interop/steadytext_client.py "$PORT" "$ST"
