@@ -67,7 +67,7 @@ INSERT INTO expected VALUES
  ('steadytext_queue_heartbeat', 'job_id integer, worker text, lease_seconds integer DEFAULT NULL::integer', 'boolean', 'v', 'u', false, false),
  ('steadytext_queue_release', 'job_id integer, worker text', 'boolean', 'v', 'u', false, false),
  ('steadytext_set_async_priority', 'request_id uuid, priority integer', 'boolean', 'v', 'u', false, false),
- ('_steadytext_rerank_params', 'query text, documents text[], task text, return_scores boolean, seed integer', 'jsonb', 'i', 'u', false, false),
+ ('_steadytext_rerank_params', 'query text, documents text[], task text, return_scores boolean, seed integer', 'jsonb', 'v', 'u', false, false),
  ('st_generate_choice', 'prompt text, choices text[], max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false', 'text', 'i', 's', false, false),
  ('st_generate_json', 'prompt text, schema jsonb, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false', 'text', 'i', 's', false, false),
  ('st_generate_regex', 'prompt text, pattern text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false', 'text', 'i', 's', false, false),

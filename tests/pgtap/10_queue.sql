@@ -3,7 +3,7 @@
 -- retries with backoff, recovery of a dead worker's rows). Workers themselves run in
 -- tests/queue (this cluster has none, so queued rows stay where the test puts them).
 BEGIN;
-SELECT plan(83);
+SELECT plan(84);
 
 DELETE FROM steadytext_queue;
 
@@ -188,6 +188,11 @@ SELECT is((SELECT params->'documents' FROM steadytext_queue WHERE request_id = :
 SELECT steadytext_rerank_batch_async(ARRAY['q1', 'q2'], ARRAY['d']) AS rb \gset
 SELECT is((SELECT array_agg(params->>'query' ORDER BY id) FROM steadytext_queue WHERE request_type = 'batch_rerank'),
           ARRAY['q1', 'q2'], 'rerank_batch_async queues one batch_rerank row per query');
+SET LOCAL steadytext.reranking_model = '/models/reranker.gguf';
+SELECT steadytext_rerank_async('q', ARRAY['d']) AS rm \gset
+RESET steadytext.reranking_model;
+SELECT is((SELECT params->>'model' FROM steadytext_queue WHERE request_id = :'rm'), '/models/reranker.gguf',
+          'a reranking model set in the session travels with the request');
 SELECT throws_ok($$SELECT steadytext_generate_json_async('x', NULL)$$, 'P0001', 'Schema cannot be null');
 SELECT throws_like($$SELECT steadytext_generate_json_async('x', '[1]')$$, 'Invalid JSON schema:%',
                    'an invalid schema is refused before queueing');

@@ -109,7 +109,7 @@ $$;
 -- The synchronous function's checks (the Python extension queued anything).
 CREATE FUNCTION _steadytext_rerank_params(query text, documents text[], task text,
                                           return_scores boolean, seed int)
-RETURNS jsonb LANGUAGE plpgsql IMMUTABLE AS $$
+RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     IF query IS NULL THEN
         PERFORM @extschema@._steadytext_raise_p0001('Query cannot be null');
@@ -126,9 +126,12 @@ BEGIN
     IF array_position(documents, NULL) IS NOT NULL THEN
         PERFORM @extschema@._steadytext_raise_p0001('Documents cannot contain null elements');
     END IF;
+    -- Loads the library first, which defines the steadytext.* settings read below.
+    PERFORM @extschema@._steadytext_queue_wake();
     RETURN jsonb_build_object('query', query, 'documents', to_jsonb(documents),
                               'task', task, 'return_scores', coalesce(return_scores, true),
-                              'seed', coalesce(seed, 42));
+                              'seed', coalesce(seed, 42))
+        || @extschema@._steadytext_session_model('steadytext.reranking_model');
 END;
 $$;
 

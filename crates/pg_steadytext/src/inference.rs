@@ -112,10 +112,15 @@ pub fn generation_model(args: &ModelArgs) -> steadytext::Result<ModelFile> {
     )
 }
 
-/// The reranking model file for a call (`steadytext.reranking_model`, else the default).
-pub fn reranking_model() -> steadytext::Result<ModelFile> {
+/// The reranking model file for a call (`model`, else `steadytext.reranking_model`, else the
+/// default).
+pub fn reranking_model(model: Option<&str>) -> steadytext::Result<ModelFile> {
+    let args = ModelArgs {
+        model: model.map(str::to_string),
+        ..Default::default()
+    };
     locate(
-        &choice(&ModelArgs::default(), guc::string(&guc::RERANKING_MODEL)),
+        &choice(&args, guc::string(&guc::RERANKING_MODEL)),
         Role::Reranking,
     )
 }

@@ -350,10 +350,11 @@ fn execute(id: i32, me: &str, job: &Job) -> bool {
             documents,
             task,
             return_scores,
+            model,
         } => {
             // No fallback here: a queued rerank without a model fails (and is retried) rather
             // than storing word-overlap scores as if they were the model's.
-            let file = model_file(inference::reranking_model());
+            let file = model_file(inference::reranking_model(model.as_deref()));
             let ranked = inference::rerank(&file, query, documents, task)
                 .unwrap_or_else(|e| raise_transient(&format!("reranking failed: {e}")));
             let text = steadytext::jobs::rerank_result(&ranked, *return_scores);

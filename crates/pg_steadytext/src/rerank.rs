@@ -12,7 +12,7 @@ type Ranked = Vec<(String, Option<f64>)>;
 /// The documents best first, with their scores: the reranking model's P(yes), or, when no
 /// model can be used, SteadyText's word-overlap score with a WARNING saying so.
 fn ranked(function: &str, query: &str, documents: &[String], task: &str) -> Vec<(String, f64)> {
-    let scored = inference::reranking_model()
+    let scored = inference::reranking_model(None)
         .map_err(|e| e.to_string())
         .and_then(|file| inference::rerank(&file, query, documents, task));
     match scored {

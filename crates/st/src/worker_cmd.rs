@@ -492,6 +492,7 @@ impl Runner {
                 documents,
                 task,
                 return_scores,
+                ..
             } => {
                 let mut ranked = Vec::with_capacity(documents.len());
                 for doc in documents {

@@ -39,6 +39,8 @@ pub enum Job {
         documents: Vec<String>,
         task: String,
         return_scores: bool,
+        /// The reranking model captured at enqueue time; `None` is the worker's default.
+        model: Option<String>,
     },
 }
 
@@ -170,6 +172,7 @@ impl Job {
                 .get("return_scores")
                 .and_then(Value::as_bool)
                 .unwrap_or(true),
+            model: text_field(params, "model"),
         })
     }
 
@@ -178,8 +181,8 @@ impl Job {
         match self {
             Job::Generate { model, .. }
             | Job::Embed { model, .. }
-            | Job::Structured { model, .. } => model.as_deref(),
-            Job::Rerank { .. } => None,
+            | Job::Structured { model, .. }
+            | Job::Rerank { model, .. } => model.as_deref(),
         }
     }
 
