@@ -114,9 +114,17 @@ enum Ended {
     },
 }
 
+/// Why the watcher stopped the current job (by raising an error on purpose).
+#[derive(Clone, Copy)]
+enum Stopped {
+    /// The row was cancelled or taken over.
+    NotMine,
+    /// SIGTERM: the row goes back to the queue.
+    ShuttingDown,
+}
+
 thread_local! {
-    /// Why the watcher stopped the current job (an error raised on purpose).
-    static STOPPED: Cell<Option<bool>> = const { Cell::new(None) };
+    static STOPPED: Cell<Option<Stopped>> = const { Cell::new(None) };
 }
 
 #[pg_guard]
@@ -254,8 +262,8 @@ fn run(me: &str, row: Claimed) {
     });
     let ended = match (outcome, STOPPED.take()) {
         (Ok(true), _) => Ended::Done,
-        (Ok(false), _) | (Err(_), Some(false)) => Ended::NotMine,
-        (Err(_), Some(true)) => Ended::ShuttingDown,
+        (Ok(false), _) | (Err(_), Some(Stopped::NotMine)) => Ended::NotMine,
+        (Err(_), Some(Stopped::ShuttingDown)) => Ended::ShuttingDown,
         (Err(e), None) => Ended::Failed {
             message: e.message,
             retryable: e.retryable,
@@ -269,7 +277,7 @@ fn watcher(id: i32, me: String) -> impl FnMut() + 'static {
     let mut last = Instant::now();
     move || {
         if BackgroundWorker::sigterm_received() {
-            STOPPED.set(Some(true));
+            STOPPED.set(Some(Stopped::ShuttingDown));
             raise("pg_steadytext queue worker shutting down");
         }
         if last.elapsed() < WATCH_INTERVAL {
@@ -281,7 +289,7 @@ fn watcher(id: i32, me: String) -> impl FnMut() + 'static {
             &[id.into(), me.as_str().into()],
         );
         if !matches!(mine, Ok(Some(true))) {
-            STOPPED.set(Some(false));
+            STOPPED.set(Some(Stopped::NotMine));
             raise("the request was cancelled");
         }
     }
