@@ -147,14 +147,7 @@ BEGIN
     IF texts IS NULL OR cardinality(texts) = 0 THEN
         PERFORM @extschema@._steadytext_raise_p0001('texts array cannot be null or empty');
     END IF;
-    FOREACH t IN ARRAY texts LOOP
-        IF t IS NULL THEN
-            PERFORM @extschema@._steadytext_raise_p0001('Text cannot be null');
-        END IF;
-        IF trim(t) = '' THEN
-            PERFORM @extschema@._steadytext_raise_p0001('Text cannot be empty');
-        END IF;
-    END LOOP;
+    -- steadytext_embed_async checks each text; an error rolls back the rows queued before it.
     FOREACH t IN ARRAY texts LOOP
         ids := ids || @extschema@.steadytext_embed_async(t);
     END LOOP;

@@ -159,9 +159,7 @@ BEGIN
     IF queries IS NULL OR cardinality(queries) = 0 THEN
         PERFORM @extschema@._steadytext_raise_p0001('Queries cannot be empty');
     END IF;
-    FOREACH q IN ARRAY queries LOOP
-        PERFORM @extschema@._steadytext_rerank_params(q, documents, task, return_scores, seed);
-    END LOOP;
+    -- Each query is checked as it is queued; an error rolls back the rows queued before it.
     FOREACH q IN ARRAY queries LOOP
         ids := ids || @extschema@._steadytext_enqueue('batch_rerank', q,
             @extschema@._steadytext_rerank_params(q, documents, task, return_scores, seed));

@@ -433,12 +433,7 @@ pub fn generate_constrained(
 ) -> String {
     if let Route::Daemon(client) = route() {
         let mut request = generate_params(file, prompt, params);
-        let (field, value) = match constraint {
-            Constraint::Json(schema) => ("schema", schema.clone()),
-            Constraint::Regex(pattern) => ("regex", json!(pattern)),
-            Constraint::Choice(choices) => ("choices", json!(choices)),
-        };
-        request[field] = value;
+        steadytext::protocol::set_constraint(&mut request, constraint);
         match client.call("generate", request, &mut keep_waiting) {
             Ok(text) => return text.as_str().unwrap_or_default().to_string(),
             Err(DaemonError::Unreachable(_)) if guc::INPROCESS_FALLBACK.get() => {

@@ -303,6 +303,12 @@ fn execute(id: i32, me: &str, job: &Job) -> bool {
             params,
             model,
             ..
+        }
+        | Job::Structured {
+            prompt,
+            params,
+            model,
+            ..
         } => {
             let file = model_file(inference::generation_model(&ModelArgs {
                 model: model.clone(),
@@ -314,7 +320,12 @@ fn execute(id: i32, me: &str, job: &Job) -> bool {
                     threads: Some(THREADS),
                     ..params.clone()
                 };
-                inference::generate(&file, prompt, &params)
+                match job {
+                    Job::Structured { constraint, .. } => {
+                        inference::generate_constrained(&file, prompt, &params, constraint)
+                    }
+                    _ => inference::generate(&file, prompt, &params),
+                }
             });
             (Output::Text(text), key, file.name())
         }
@@ -331,27 +342,6 @@ fn execute(id: i32, me: &str, job: &Job) -> bool {
                         .unwrap_or_else(|e| raise_transient(&format!("embedding failed: {e}")))
                 });
             (Output::Embedding(vector), key, file.name())
-        }
-        Job::Structured {
-            prompt,
-            params,
-            constraint,
-            model,
-            ..
-        } => {
-            let file = model_file(inference::generation_model(&ModelArgs {
-                model: model.clone(),
-                ..Default::default()
-            }));
-            let key = job.cache_key(&sha256(&file));
-            let text = key.as_deref().and_then(cache::response).unwrap_or_else(|| {
-                let params = steadytext::GenerateParams {
-                    threads: Some(THREADS),
-                    ..params.clone()
-                };
-                inference::generate_constrained(&file, prompt, &params, constraint)
-            });
-            (Output::Text(text), key, file.name())
         }
         Job::Rerank {
             query,

@@ -54,6 +54,18 @@ pub struct Args {
 }
 
 impl Args {
+    /// The model --model / --size name (else the default), loaded here.
+    fn generation_model(&self) -> Result<&'static steadytext::Model> {
+        let choice = ModelChoice {
+            model: self.model.clone(),
+            size: self.size.clone(),
+            ..Default::default()
+        };
+        Engine::global()
+            .model(&choice, Role::Generation, Fetch::IfAllowed)
+            .context("no generation model")
+    }
+
     /// The constraint given by --schema, --regex or --choices (clap allows only one).
     fn constraint(&self) -> Result<Option<steadytext::Constraint>> {
         use steadytext::Constraint;
@@ -91,14 +103,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.daemon {
         return through_daemon(&args, &prompt);
     }
-    let choice = ModelChoice {
-        model: args.model.clone(),
-        size: args.size.clone(),
-        ..Default::default()
-    };
-    let model = Engine::global()
-        .model(&choice, Role::Generation, Fetch::IfAllowed)
-        .context("no generation model")?;
+    let model = args.generation_model()?;
     let started = Instant::now();
     let mut stream = steadytext::stream(model, &prompt, &params)?;
     let streaming = !args.wait && !args.json;
@@ -152,7 +157,6 @@ fn structured(
     params: &GenerateParams,
     constraint: &steadytext::Constraint,
 ) -> Result<()> {
-    use steadytext::Constraint;
     constraint.to_gbnf()?;
     let text = if args.daemon {
         let mut request = serde_json::json!({
@@ -163,25 +167,12 @@ fn structured(
             "model": args.model,
             "size": args.size,
         });
-        let (field, value) = match constraint {
-            Constraint::Json(schema) => ("schema", schema.clone()),
-            Constraint::Regex(pattern) => ("regex", serde_json::json!(pattern)),
-            Constraint::Choice(choices) => ("choices", serde_json::json!(choices)),
-        };
-        request[field] = value;
+        steadytext::protocol::set_constraint(&mut request, constraint);
         let client = crate::daemon::connect()?;
         let text = client.call("generate", request, &mut || true)?;
         text.as_str().unwrap_or_default().to_string()
     } else {
-        let choice = ModelChoice {
-            model: args.model.clone(),
-            size: args.size.clone(),
-            ..Default::default()
-        };
-        let model = Engine::global()
-            .model(&choice, Role::Generation, Fetch::IfAllowed)
-            .context("no generation model")?;
-        steadytext::generate_constrained(model, prompt, params, constraint)?
+        steadytext::generate_constrained(args.generation_model()?, prompt, params, constraint)?
     };
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -21,7 +21,7 @@ use steadytext::client::DaemonClient;
 use steadytext::jobs::{rerank_result, InvalidJob, Job, Output};
 use steadytext::registry::{self, ModelChoice, Role};
 use steadytext::store::{self, Fetch};
-use steadytext::{Constraint, Engine, GenerateParams};
+use steadytext::{Engine, GenerateParams};
 
 /// Options of `st worker`.
 #[derive(Debug, clap::Args)]
@@ -552,12 +552,7 @@ impl Runner {
                     "temperature": params.temperature,
                     "model": file.path,
                 });
-                let (field, value) = match constraint {
-                    Constraint::Json(schema) => ("schema", schema.clone()),
-                    Constraint::Regex(pattern) => ("regex", json!(pattern)),
-                    Constraint::Choice(choices) => ("choices", json!(choices)),
-                };
-                request[field] = value;
+                steadytext::protocol::set_constraint(&mut request, constraint);
                 ("generate", request)
             }
             Job::Rerank {

@@ -134,6 +134,18 @@ impl GenerateRequest {
     }
 }
 
+/// Adds `constraint` to a `generate` request's JSON parameters as the field
+/// [`GenerateRequest::constraint`] reads back (`schema`, `regex` or `choices`).
+pub fn set_constraint(request: &mut Value, constraint: &crate::Constraint) {
+    use crate::Constraint;
+    let (field, value) = match constraint {
+        Constraint::Json(schema) => ("schema", schema.clone()),
+        Constraint::Regex(pattern) => ("regex", Value::from(pattern.as_str())),
+        Constraint::Choice(choices) => ("choices", Value::from(choices.clone())),
+    };
+    request[field] = value;
+}
+
 /// Parameters of `rerank`, as SteadyText's client sends them.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RerankRequest {
