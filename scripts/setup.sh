@@ -27,6 +27,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The st daemons of scripts/pg-cluster.sh clusters listen on PORT+1000 (55300-55399 for the
+# tests, demo and benchmarks). Those ports are inside Linux's ephemeral range, so a client
+# connection could hold one and the daemon would fail to bind (seen once in the fault tests).
+# Reserving them keeps outgoing connections off them; best effort (a container may refuse).
+reserved=/proc/sys/net/ipv4/ip_local_reserved_ports
+if [ -w "$reserved" ] && ! grep -q '55300-55399' "$reserved"; then
+    current=$(cat "$reserved")
+    echo "${current:+$current,}55300-55399" > "$reserved" 2>/dev/null ||
+        echo "setup: could not reserve ports 55300-55399 for the test daemons" >&2
+fi
+
 step "pgvector"
 PG_CONFIG=$PG_CONFIG scripts/build-pgvector.sh
 
