@@ -16,6 +16,7 @@ PGRX_TEST_PGDATA ?= /tmp/pg_steadytext-pgrx-test
 
 GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
+RERANK_MODEL := $(STEADYTEXT_TEST_MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
 .PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults test-queue lint demo bench models clean
 
@@ -25,7 +26,8 @@ setup:
 	scripts/setup.sh
 	$(MAKE) --no-print-directory install
 	@# `st` works out of the box on the test models (keeps any defaults already saved).
-	st models default --if-unset --generation $(GEN_MODEL) --embedding $(EMB_MODEL) >/dev/null
+	st models default --if-unset --generation $(GEN_MODEL) --embedding $(EMB_MODEL) \
+		--reranking $(RERANK_MODEL) >/dev/null
 
 models:
 	scripts/fetch-test-models.sh

@@ -2,7 +2,7 @@
 -- determinism (calls, connections, daemon and backend), every error text, the JSON tags
 -- setting, reranking's forms and its flagged fallback, and what the *_async forms queue.
 BEGIN;
-SELECT plan(52);
+SELECT plan(53);
 
 -- JSON
 CREATE TEMP TABLE person AS SELECT steadytext_generate_json('Give a person''s name and age',
@@ -110,6 +110,21 @@ SET LOCAL steadytext.reranking_model = '/nonexistent/reranker.gguf';
 SELECT results_eq($$SELECT document, score FROM steadytext_rerank('red apple', ARRAY['a green pear', 'one red apple', 'red car'])$$,
                   $$VALUES ('one red apple', 1.0::float8), ('red car', 0.5), ('a green pear', 0.0)$$,
                   'without a model: the word-overlap fallback (with a WARNING saying so)');
+RESET steadytext.reranking_model;
+
+-- Ranking quality, on the reranking fixture next to the generation model (SmolLM2 cannot judge
+-- relevance): each query's one relevant document among the others' comes first.
+SELECT set_config('steadytext.reranking_model',
+    regexp_replace(current_setting('steadytext.generation_model'), '[^/]+$', 'qwen2.5-coder-1.5b-instruct-q4_k_m.gguf'), true);
+CREATE TEMP TABLE labelled AS SELECT * FROM steadytext_rerank_batch(
+    ARRAY['Who wrote Hamlet?', 'How do cats purr?', 'Which fruit is rich in potassium?'],
+    ARRAY['Bananas are a good source of potassium.', 'Hamlet is a tragedy written by William Shakespeare.',
+          'Cats purr by vibrating the muscles of their larynx.']);
+SELECT results_eq($$SELECT DISTINCT ON (query_index) query_index, document FROM labelled ORDER BY query_index, score DESC$$,
+                  $$VALUES (0, 'Hamlet is a tragedy written by William Shakespeare.'),
+                           (1, 'Cats purr by vibrating the muscles of their larynx.'),
+                           (2, 'Bananas are a good source of potassium.')$$,
+                  'a reranking model puts each query''s relevant document first');
 RESET steadytext.reranking_model;
 
 SELECT * FROM finish();

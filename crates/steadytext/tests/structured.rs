@@ -258,10 +258,103 @@ fn bad_constraints_are_errors_before_decoding() {
     ));
 }
 
-/// SmolLM2-135M is no reranker: on eight labelled query/document pairs it put the relevant
-/// document first three times (see the closing notes), so ranking quality is not asserted on
-/// it. What holds for any model is asserted: continuous scores in [0, 1], each document scored
-/// on its own, best first, deterministic.
+/// Eight queries, each with its one relevant document first and two unrelated ones. The
+/// unrelated documents reuse other queries' topics, so word overlap with the query is not
+/// enough to rank well.
+const LABELLED: [(&str, [&str; 3]); 8] = [
+    (
+        "What is PostgreSQL?",
+        [
+            "PostgreSQL is an open source relational database system.",
+            "Bananas are a good source of potassium.",
+            "A violin has four strings.",
+        ],
+    ),
+    (
+        "How do cats purr?",
+        [
+            "Cats purr by vibrating the muscles of their larynx.",
+            "The stock market fell sharply on Monday.",
+            "Paris is the capital of France.",
+        ],
+    ),
+    (
+        "What is the capital of France?",
+        [
+            "Paris is the capital and largest city of France.",
+            "Photosynthesis converts light into chemical energy.",
+            "A violin has four strings.",
+        ],
+    ),
+    (
+        "How does photosynthesis work?",
+        [
+            "Plants use sunlight, water and carbon dioxide to make glucose and oxygen.",
+            "The Eiffel Tower is in Paris.",
+            "PostgreSQL supports JSON columns.",
+        ],
+    ),
+    (
+        "Who wrote Hamlet?",
+        [
+            "Hamlet is a tragedy written by William Shakespeare.",
+            "Water boils at 100 degrees Celsius at sea level.",
+            "Cats sleep for most of the day.",
+        ],
+    ),
+    (
+        "At what temperature does water boil?",
+        [
+            "Water boils at 100 degrees Celsius at sea level.",
+            "Hamlet is a tragedy written by William Shakespeare.",
+            "The violin is played with a bow.",
+        ],
+    ),
+    (
+        "How many strings does a violin have?",
+        [
+            "A standard violin has four strings tuned in fifths.",
+            "The French Revolution began in 1789.",
+            "Bananas grow in tropical climates.",
+        ],
+    ),
+    (
+        "Which fruit is rich in potassium?",
+        [
+            "Bananas are a good source of potassium.",
+            "PostgreSQL is an open source relational database system.",
+            "The moon orbits the Earth.",
+        ],
+    ),
+];
+
+/// On the reranking fixture every relevant document comes first, by a clear margin (the
+/// smallest measured was 0.08), and relevant documents score higher than unrelated ones on
+/// average. SmolLM2-135M put the relevant document first on none of these eight.
+#[test]
+fn reranking_puts_the_relevant_document_first_on_a_labelled_set() {
+    let model = common::reranker();
+    let (mut relevant, mut unrelated) = (0.0, 0.0);
+    for (query, docs) in LABELLED {
+        let scored = rerank::rerank(model, query, &docs, rerank::DEFAULT_TASK, None).unwrap();
+        assert_eq!(scored[0].index, 0, "{query}: {scored:?}");
+        assert!(
+            scored[0].score - scored[1].score > 0.02,
+            "{query}: {scored:?}"
+        );
+        relevant += scored[0].score;
+        unrelated += scored[1].score + scored[2].score;
+    }
+    let (relevant, unrelated) = (relevant / 8.0, unrelated / 16.0);
+    assert!(
+        relevant > unrelated + 0.1,
+        "mean relevant {relevant}, unrelated {unrelated}"
+    );
+}
+
+/// What holds for any model, even one that cannot judge relevance (SmolLM2, the fixture every
+/// other path uses): continuous scores in [0, 1], each document scored on its own, best first,
+/// deterministic.
 #[test]
 fn reranking_gives_each_document_its_own_continuous_score() {
     let model = common::generator();

@@ -29,6 +29,18 @@ pub fn embedding_model_path() -> PathBuf {
     fixture("all-minilm-l6-v2-f32.gguf")
 }
 
+/// Qwen2.5-Coder-1.5B-Instruct: the smallest model in reach of the test machines that judges
+/// relevance (SmolLM2-135M answers "yes" to everything), so reranking quality is tested on it.
+pub fn reranking_model_path() -> PathBuf {
+    fixture("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+}
+
+pub fn reranker() -> &'static Model {
+    Engine::global()
+        .load(&reranking_model_path(), Role::Reranking, None)
+        .expect("the reranking test model loads")
+}
+
 pub fn generator() -> &'static Model {
     Engine::global()
         .load(&generation_model_path(), Role::Generation, None)
