@@ -7,6 +7,7 @@
 mod core;
 mod daemon;
 mod queue;
+mod rerank;
 mod sql;
 mod structured;
 
@@ -27,7 +28,8 @@ struct Args {
     /// The `st` binary (runs the benchmark daemon).
     #[arg(long, default_value = "st")]
     st: PathBuf,
-    /// Run only this section (core, structured, daemon, sql, queue); for working on one benchmark.
+    /// Run only this section (core, structured, rerank, daemon, sql, queue); for working on one
+    /// benchmark.
     #[arg(long)]
     only: Option<String>,
 }
@@ -62,16 +64,25 @@ fn main() -> Result<()> {
     } else {
         skipped()
     };
+    let (rerank_json, rerank_markdown) = if wanted("rerank") {
+        rerank::run(args.repeat)?
+    } else {
+        skipped()
+    };
     let results = serde_json::json!({
         "core": core.json, "daemon": daemon_json, "sql": sql_json, "queue": queue_json,
-        "structured": structured_json,
+        "structured": structured_json, "rerank": rerank_json,
     });
     std::fs::write(
         args.out.join("results.json"),
         serde_json::to_string_pretty(&results)?,
     )?;
-    let report =
-        core.markdown + &structured_markdown + &daemon_markdown + &sql_markdown + &queue_markdown;
+    let report = core.markdown
+        + &structured_markdown
+        + &rerank_markdown
+        + &daemon_markdown
+        + &sql_markdown
+        + &queue_markdown;
     std::fs::write(args.out.join("README.md"), report)?;
     println!("{}", std::fs::read_to_string(args.out.join("README.md"))?);
     Ok(())

@@ -483,12 +483,12 @@ pub fn rerank(
         }
     }
     let model = file.load().map_err(|e| e.to_string())?;
+    let mut scorer = steadytext::rerank::QueryScorer::new(model, query, task, Some(THREADS))
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(documents.len());
     for (i, doc) in documents.iter().enumerate() {
         keep_waiting();
-        let scored = steadytext::rerank::rerank(model, query, &[doc.as_str()], task, Some(THREADS))
-            .map_err(|e| e.to_string())?;
-        out.push((i, scored[0].score));
+        out.push((i, scorer.score(doc).map_err(|e| e.to_string())?));
     }
     out.sort_by(|a, b| b.1.total_cmp(&a.1));
     Ok(out

@@ -3,6 +3,7 @@
 //! of the first answer token (softmax over the two), so it is continuous; SteadyText scored the
 //! greedy token as 0 or 1.
 
+use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 
@@ -40,11 +41,10 @@ pub fn rerank(
     task: &str,
     threads: Option<i32>,
 ) -> Result<Vec<Scored>> {
-    let (yes, no) = answer_tokens(model)?;
-    let threads = threads.unwrap_or_else(default_threads);
+    let mut scorer = QueryScorer::new(model, query, task, threads)?;
     let mut scored = Vec::with_capacity(documents.len());
     for (index, document) in documents.iter().enumerate() {
-        let score = score(model, &prompt(query, document, task), &yes, &no, threads)?;
+        let score = scorer.score(document)?;
         scored.push(Scored { index, score });
     }
     sort(&mut scored);
@@ -54,6 +54,143 @@ pub fn rerank(
 /// Best first; a stable sort, so ties keep the input order.
 fn sort(scored: &mut [Scored]) {
     scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+}
+
+/// Scores one query's documents one at a time. The prompt up to the document (system text,
+/// task, query: most of the tokens for short documents) is decoded once per scorer; each
+/// document's tokens are decoded after it and dropped again. A document's score depends only
+/// on the query, the task and the document: its tokens always sit at the same cache positions
+/// behind the same prefix, and llama.cpp's attention width follows the cells in use, not the
+/// context size (a test asserts a document scores the same alone and after others).
+pub struct QueryScorer<'m> {
+    model: &'m Model,
+    query: String,
+    task: String,
+    threads: i32,
+    yes: Vec<LlamaToken>,
+    no: Vec<LlamaToken>,
+    /// The shared prompt's tokens (starting with BOS when the model adds one).
+    prefix: Vec<LlamaToken>,
+    /// The context, and whether the prefix is in its cache; made on the first document, and
+    /// again larger when a document does not fit.
+    ctx: Option<(LlamaContext<'m>, bool)>,
+}
+
+impl<'m> QueryScorer<'m> {
+    /// A scorer for `query` under `task`; `threads` defaults to all cores.
+    pub fn new(model: &'m Model, query: &str, task: &str, threads: Option<i32>) -> Result<Self> {
+        let (yes, no) = answer_tokens(model)?;
+        let vocab = model.llama.vocab();
+        // Up to "Document:" without the space: BPE tokenizers start the document's first word
+        // with that space, so the split falls on a token boundary.
+        let shared = prompt(query, "", task);
+        let shared = &shared[..shared
+            .find("Document: ")
+            .map_or(0, |i| i + "Document:".len())];
+        Ok(Self {
+            model,
+            query: query.to_string(),
+            task: task.to_string(),
+            threads: threads.unwrap_or_else(default_threads),
+            yes,
+            no,
+            prefix: vocab.tokenize(shared.as_bytes(), vocab.should_add_bos(), true),
+            ctx: None,
+        })
+    }
+
+    /// P(yes) over {yes, no} for `document`.
+    pub fn score(&mut self, document: &str) -> Result<f64> {
+        let vocab = self.model.llama.vocab();
+        let full = prompt(&self.query, document, &self.task);
+        let tokens = vocab.tokenize(full.as_bytes(), vocab.should_add_bos(), true);
+        let n_ctx = self.model.n_ctx() as usize;
+        if tokens.len() >= n_ctx {
+            return Err(Error::ContextLengthExceeded {
+                input_tokens: tokens.len(),
+                max_input_tokens: n_ctx - 1,
+                n_ctx: self.model.n_ctx(),
+                max_new_tokens: 1,
+            });
+        }
+        self.make_room(tokens.len())?;
+        let Self {
+            ctx,
+            prefix,
+            yes,
+            no,
+            ..
+        } = self;
+        let (ctx, prefix_loaded) = ctx.as_mut().expect("made by make_room");
+        // A tokenizer may merge across the document's start; such a prompt is decoded whole
+        // (rare, and still the same for the same inputs).
+        let shared = tokens.starts_with(prefix) && prefix.len() < tokens.len();
+        let start = if shared {
+            if !*prefix_loaded {
+                decode(ctx, prefix, 0, false)?;
+                *prefix_loaded = true;
+            }
+            prefix.len()
+        } else {
+            clear(ctx, 0)?;
+            *prefix_loaded = false;
+            0
+        };
+        let last = decode(ctx, &tokens[start..], start, true)?;
+        let logits = ctx.get_logits_ith(last);
+        let logit = |t: &LlamaToken| f64::from(logits[t.0 as usize]);
+        // A softmax over the answer tokens, shifted by the largest logit so exp() cannot overflow.
+        let top = yes
+            .iter()
+            .chain(no.iter())
+            .map(logit)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let mass =
+            |tokens: &[LlamaToken]| tokens.iter().map(|t| (logit(t) - top).exp()).sum::<f64>();
+        let (p_yes, p_no) = (mass(yes), mass(no));
+        clear(ctx, start)?;
+        Ok(p_yes / (p_yes + p_no))
+    }
+
+    /// Makes the context (or remakes it larger, with an empty cache) so `needed` tokens fit.
+    fn make_room(&mut self, needed: usize) -> Result<()> {
+        let cells = ((needed as u32 + 1).div_ceil(256) * 256).min(self.model.n_ctx());
+        if self.ctx.as_ref().is_none_or(|(c, _)| c.n_ctx() < cells) {
+            self.ctx = Some((self.model.context(cells, self.threads, false)?, false));
+        }
+        Ok(())
+    }
+}
+
+/// Decodes `tokens` at positions `start..`, in N_BATCH chunks; only the last token of the last
+/// chunk asks for logits when `logits` is set. Returns that token's index in its chunk.
+fn decode(
+    ctx: &mut LlamaContext,
+    tokens: &[LlamaToken],
+    start: usize,
+    logits: bool,
+) -> Result<i32> {
+    let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
+    let chunks: Vec<_> = tokens.chunks(N_BATCH as usize).collect();
+    for (c, chunk) in chunks.iter().enumerate() {
+        batch.clear();
+        for (i, &token) in chunk.iter().enumerate() {
+            let last = logits && c + 1 == chunks.len() && i + 1 == chunk.len();
+            batch
+                .add(token, (start + c * N_BATCH as usize + i) as i32, &[0], last)
+                .map_err(|e| Error::Inference(e.to_string()))?;
+        }
+        ctx.decode(&mut batch)
+            .map_err(|e| Error::Inference(format!("reranking failed: {e}")))?;
+    }
+    Ok(batch.n_tokens() - 1)
+}
+
+/// Drops the cached tokens from position `from` on.
+fn clear(ctx: &mut LlamaContext, from: usize) -> Result<()> {
+    ctx.clear_kv_cache_seq(Some(0), Some(from as u32), None)
+        .map(|_| ())
+        .map_err(|e| Error::Inference(format!("reranking failed: {e}")))
 }
 
 /// The first tokens of "yes"/"Yes" and of "no"/"No" (a model may answer in either case; a
@@ -75,53 +212,6 @@ fn answer_tokens(model: &Model) -> Result<(Vec<LlamaToken>, Vec<LlamaToken>)> {
         Ok(tokens)
     };
     Ok((first(["yes", "Yes"])?, first(["no", "No"])?))
-}
-
-/// P(yes) over {yes, no} for one prompt, in a fresh context.
-fn score(
-    model: &Model,
-    prompt: &str,
-    yes: &[LlamaToken],
-    no: &[LlamaToken],
-    threads: i32,
-) -> Result<f64> {
-    let vocab = model.llama.vocab();
-    let tokens = vocab.tokenize(prompt.as_bytes(), vocab.should_add_bos(), true);
-    let n_ctx = model.n_ctx() as usize;
-    if tokens.len() >= n_ctx {
-        return Err(Error::ContextLengthExceeded {
-            input_tokens: tokens.len(),
-            max_input_tokens: n_ctx - 1,
-            n_ctx: model.n_ctx(),
-            max_new_tokens: 1,
-        });
-    }
-    let cells = (tokens.len() as u32 + 1).div_ceil(256) * 256;
-    let mut ctx = model.context(cells.min(model.n_ctx()), threads, false)?;
-    let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
-    let chunks: Vec<_> = tokens.chunks(N_BATCH as usize).collect();
-    for (c, chunk) in chunks.iter().enumerate() {
-        batch.clear();
-        for (i, &token) in chunk.iter().enumerate() {
-            let last = c + 1 == chunks.len() && i + 1 == chunk.len();
-            batch
-                .add(token, (c * N_BATCH as usize + i) as i32, &[0], last)
-                .map_err(|e| Error::Inference(e.to_string()))?;
-        }
-        ctx.decode(&mut batch)
-            .map_err(|e| Error::Inference(format!("reranking failed: {e}")))?;
-    }
-    let logits = ctx.get_logits_ith(batch.n_tokens() - 1);
-    let logit = |t: &LlamaToken| f64::from(logits[t.0 as usize]);
-    // A softmax over the answer tokens, shifted by the largest logit so exp() cannot overflow.
-    let top = yes
-        .iter()
-        .chain(no)
-        .map(logit)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let mass = |tokens: &[LlamaToken]| tokens.iter().map(|t| (logit(t) - top).exp()).sum::<f64>();
-    let (p_yes, p_no) = (mass(yes), mass(no));
-    Ok(p_yes / (p_yes + p_no))
 }
 
 /// SteadyText's score without a model: the share of query words found in the document.

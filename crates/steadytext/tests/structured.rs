@@ -329,7 +329,7 @@ const LABELLED: [(&str, [&str; 3]); 8] = [
 ];
 
 /// On the reranking fixture every relevant document comes first, by a clear margin (the
-/// smallest measured was 0.08), and relevant documents score higher than unrelated ones on
+/// smallest measured was 0.07), and relevant documents score higher than unrelated ones on
 /// average. SmolLM2-135M put the relevant document first on none of these eight.
 #[test]
 fn reranking_puts_the_relevant_document_first_on_a_labelled_set() {
@@ -359,13 +359,17 @@ fn reranking_puts_the_relevant_document_first_on_a_labelled_set() {
 fn reranking_gives_each_document_its_own_continuous_score() {
     let model = common::generator();
     let query = "What is PostgreSQL?";
+    // The long document (over 256 tokens) makes the scorer grow its context, and the violin
+    // is scored after it: neither may change a score.
+    let long = "A long note about storage engines and write-ahead logs. ".repeat(30);
     let docs = [
         "PostgreSQL is an open source relational database system.",
         "Bananas are a good source of potassium.",
+        &long,
         "A violin has four strings.",
     ];
     let scored = rerank::rerank(model, query, &docs, rerank::DEFAULT_TASK, None).unwrap();
-    assert_eq!(scored.len(), 3);
+    assert_eq!(scored.len(), 4);
     assert!(
         scored.windows(2).all(|w| w[0].score >= w[1].score),
         "best first: {scored:?}"

@@ -10,6 +10,7 @@ use steadytext::cache::{self, FrecencyCache, Kind};
 use steadytext::protocol::{
     EmbedBatchRequest, EmbedRequest, GenerateRequest, RerankRequest, Response, STREAM_END,
 };
+use steadytext::rerank::QueryScorer;
 use steadytext::store::Fetch;
 use steadytext::{cache_key, EmbedMode, Engine, GenerateParams, Model, ModelChoice, Role};
 
@@ -344,11 +345,13 @@ impl Worker {
             .unwrap_or(steadytext::rerank::DEFAULT_TASK);
         let result = reranking_model(req.model.as_deref()).and_then(|model| {
             let mut scored = Vec::with_capacity(documents.len());
+            // Made on the first cache miss: it decodes the query's part of the prompt once.
+            let mut scorer = None;
             for (index, doc) in documents.iter().enumerate() {
                 if job.cancel.load(Ordering::Relaxed) {
                     return Err("cancelled".to_string());
                 }
-                let score = self.rerank_one(model, &req.query, doc, task)?;
+                let score = self.rerank_one(model, &mut scorer, &req.query, doc, task)?;
                 scored.push(steadytext::rerank::Scored { index, score });
             }
             scored.sort_by(|a, b| b.score.total_cmp(&a.score));
@@ -373,7 +376,14 @@ impl Worker {
         }
     }
 
-    fn rerank_one(&self, model: &Model, query: &str, doc: &str, task: &str) -> Result<f64, String> {
+    fn rerank_one<'m>(
+        &self,
+        model: &'m Model,
+        scorer: &mut Option<QueryScorer<'m>>,
+        query: &str,
+        doc: &str,
+        task: &str,
+    ) -> Result<f64, String> {
         let key = model
             .sha256()
             .ok()
@@ -383,9 +393,14 @@ impl Worker {
                 return Ok(f64::from_le_bytes(bytes));
             }
         }
-        let scored = steadytext::rerank::rerank(model, query, &[doc], task, Some(self.threads))
-            .map_err(|e| e.to_string())?;
-        let score = scored[0].score;
+        let scorer = match scorer {
+            Some(scorer) => scorer,
+            None => scorer.insert(
+                QueryScorer::new(model, query, task, Some(self.threads))
+                    .map_err(|e| e.to_string())?,
+            ),
+        };
+        let score = scorer.score(doc).map_err(|e| e.to_string())?;
         self.store(Kind::Reranking, key.as_deref(), &score.to_le_bytes());
         Ok(score)
     }
