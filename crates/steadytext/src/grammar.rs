@@ -95,7 +95,8 @@ fn json_gbnf(schema: &serde_json::Value) -> Result<String> {
             "Invalid JSON schema: a schema is an object or a boolean, got {schema}"
         )));
     }
-    check_schema_patterns(schema)?;
+    let mut schema = schema.clone();
+    rewrite_schema_patterns(&mut schema)?;
     llama_cpp_2::json_schema_to_grammar(&schema.to_string()).map_err(|_| {
         invalid("Invalid JSON schema: llama.cpp cannot convert it to a grammar".into())
     })
@@ -258,21 +259,221 @@ fn check_ambiguity(hir: &Hir, depth: usize) -> Result<()> {
     }
 }
 
-/// Patterns inside a JSON schema (`pattern` keywords) are held to the same rules as
-/// [`Constraint::Regex`] before llama.cpp converts them.
-fn check_schema_patterns(schema: &serde_json::Value) -> Result<()> {
+/// Keywords whose values are data, not schemas: a `pattern` key inside them is left alone.
+const DATA_KEYWORDS: [&str; 4] = ["const", "enum", "default", "examples"];
+
+/// Rewrites every `pattern` keyword for llama.cpp's JSON-schema converter. That converter reads
+/// a small regex dialect, only whole-string (`^...$`) patterns, and silently accepts *any*
+/// string for everything else (`\d`, `\w`, `(?i)`, an unanchored pattern), so the output
+/// would not validate. Each pattern is parsed here (held to the rules of
+/// [`Constraint::Regex`]) and written back in that dialect, with JSON Schema's search
+/// semantics made explicit: an end without an anchor gets "any characters" added.
+fn rewrite_schema_patterns(schema: &mut serde_json::Value) -> Result<()> {
     match schema {
         serde_json::Value::Object(map) => {
-            if let Some(serde_json::Value::String(pattern)) = map.get("pattern") {
-                regex_gbnf(pattern).map_err(|e| {
+            if let Some(serde_json::Value::String(pattern)) = map.get_mut("pattern") {
+                *pattern = llama_pattern(pattern).map_err(|e| {
                     invalid(format!("Invalid JSON schema: pattern {pattern:?}: {e}"))
                 })?;
             }
-            map.values().try_for_each(check_schema_patterns)
+            for (key, value) in map.iter_mut() {
+                match (key.as_str(), value) {
+                    // Maps from names to schemas: a property may be called "const".
+                    (
+                        "properties" | "patternProperties" | "$defs" | "definitions"
+                        | "dependentSchemas",
+                        serde_json::Value::Object(schemas),
+                    ) => schemas.values_mut().try_for_each(rewrite_schema_patterns)?,
+                    (key, _) if DATA_KEYWORDS.contains(&key) => {}
+                    (_, value) => rewrite_schema_patterns(value)?,
+                }
+            }
+            Ok(())
         }
-        serde_json::Value::Array(items) => items.iter().try_for_each(check_schema_patterns),
+        serde_json::Value::Array(items) => items.iter_mut().try_for_each(rewrite_schema_patterns),
         _ => Ok(()),
     }
+}
+
+/// Any character a JSON string can hold unescaped, in llama.cpp's pattern dialect.
+const ANY_JSON_CHARS: &str = r#"[^\\"\x00-\x1F]*"#;
+
+/// `pattern` (JSON Schema semantics: a match anywhere) as a whole-string pattern in llama.cpp's
+/// dialect: literals, `[...]` classes with `\UXXXXXXXX` escapes, groups, `|`, `*`, `+`, `?`, `{m,n}`.
+fn llama_pattern(pattern: &str) -> Result<String> {
+    regex_gbnf(pattern)?;
+    let hir = regex_syntax::ParserBuilder::new()
+        .build()
+        .parse(pattern)
+        .map_err(|e| invalid(describe_parse_error(&e)))?;
+    let alternatives = match hir.into_kind() {
+        HirKind::Alternation(alts) => alts,
+        other => vec![rebuild(other)],
+    };
+    let mut out = Vec::new();
+    for alt in alternatives {
+        let mut parts = match alt.into_kind() {
+            HirKind::Concat(parts) => parts,
+            other => vec![rebuild(other)],
+        };
+        let is_start = |h: &Hir| matches!(h.kind(), HirKind::Look(Look::Start | Look::StartLF));
+        let is_end = |h: &Hir| matches!(h.kind(), HirKind::Look(Look::End | Look::EndLF));
+        let start = parts.first().is_some_and(is_start);
+        if start {
+            parts.remove(0);
+        }
+        let end = !parts.is_empty() && parts.last().is_some_and(is_end);
+        if end {
+            parts.pop();
+        }
+        let mut text = String::new();
+        if !start {
+            text.push_str(ANY_JSON_CHARS);
+        }
+        for part in &parts {
+            write_llama(&mut text, part)?;
+        }
+        if !end {
+            text.push_str(ANY_JSON_CHARS);
+        }
+        if text.is_empty() {
+            return Err(invalid(
+                "a pattern that matches only the empty string is not supported".into(),
+            ));
+        }
+        out.push(text);
+    }
+    Ok(format!("^({})$", out.join("|")))
+}
+
+fn write_llama(out: &mut String, hir: &Hir) -> Result<()> {
+    match hir.kind() {
+        HirKind::Empty => {}
+        HirKind::Literal(lit) => {
+            let text = std::str::from_utf8(&lit.0)
+                .map_err(|_| invalid("Regex matches bytes that are not UTF-8".into()))?;
+            for c in text.chars() {
+                llama_literal_char(out, c)?;
+            }
+        }
+        HirKind::Class(class) => {
+            // The converter copies classes into the JSON string unescaped: characters JSON
+            // must escape are left out (the output can only be narrower, never invalid).
+            let ranges = class_ranges(class)?
+                .into_iter()
+                .flat_map(|(a, b)| json_safe_ranges(a, b))
+                .collect::<Vec<_>>();
+            if ranges.is_empty() {
+                return Err(invalid(
+                    "Regex class matches only characters a JSON string must escape".into(),
+                ));
+            }
+            out.push('[');
+            for (a, b) in ranges {
+                let _ = write!(out, "\\U{:08X}-\\U{:08X}", a as u32, b as u32);
+            }
+            out.push(']');
+        }
+        HirKind::Look(look) => {
+            return Err(invalid(format!(
+                "Regex construct not supported in generation: {}",
+                look_name(*look)
+            )))
+        }
+        HirKind::Capture(capture) => {
+            out.push('(');
+            write_llama(out, &capture.sub)?;
+            out.push(')');
+        }
+        HirKind::Concat(parts) => {
+            out.push('(');
+            for part in parts {
+                write_llama(out, part)?;
+            }
+            out.push(')');
+        }
+        HirKind::Alternation(alts) => {
+            // An empty alternative becomes an optional group: `(a|)` is written `(a)?`.
+            let mut written = Vec::new();
+            for alt in alts.iter().filter(|a| !matches!(a.kind(), HirKind::Empty)) {
+                let mut text = String::new();
+                write_llama(&mut text, alt)?;
+                written.push(text);
+            }
+            let _ = write!(out, "({})", written.join("|"));
+            if written.len() < alts.len() {
+                out.push('?');
+            }
+        }
+        HirKind::Repetition(rep) => {
+            out.push('(');
+            write_llama(out, &rep.sub)?;
+            out.push(')');
+            match (rep.min, rep.max) {
+                (0, None) => out.push('*'),
+                (1, None) => out.push('+'),
+                (0, Some(1)) => out.push('?'),
+                (min, None) => {
+                    let _ = write!(out, "{{{min},}}");
+                }
+                (min, Some(max)) => {
+                    let _ = write!(out, "{{{min},{max}}}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One literal character in llama.cpp's pattern dialect, as it must appear inside a JSON string.
+fn llama_literal_char(out: &mut String, c: char) -> Result<()> {
+    match c {
+        '"' => out.push('"'), // the converter writes it as \" in the JSON string
+        '\\' | '\0'..='\u{1F}' => {
+            return Err(invalid(format!(
+                "a JSON schema pattern cannot require {c:?}: JSON escapes it, and the generated \
+                 text would not match"
+            )))
+        }
+        c if c.is_ascii_alphanumeric() || !c.is_ascii() => out.push(c),
+        c => {
+            out.push('\\');
+            out.push(c);
+        }
+    }
+    Ok(())
+}
+
+/// The class's ranges as characters, without NUL (as [`write_class`] emits them).
+fn class_ranges(class: &Class) -> Result<Vec<(char, char)>> {
+    let mut gbnf = String::new();
+    write_class(&mut gbnf, class)?;
+    Ok(match class {
+        Class::Unicode(c) => c.ranges().iter().map(|r| (r.start(), r.end())).collect(),
+        Class::Bytes(c) => c
+            .ranges()
+            .iter()
+            .map(|r| (char::from(r.start()), char::from(r.end())))
+            .collect(),
+    })
+}
+
+/// `a..=b` without control characters, `"` and `\\`.
+fn json_safe_ranges(a: char, b: char) -> Vec<(char, char)> {
+    let mut out = Vec::new();
+    let mut from = a.max('\u{20}');
+    for hole in ['"', '\\'] {
+        if from <= hole && hole <= b {
+            if from < hole {
+                out.push((from, char::from_u32(hole as u32 - 1).expect("ASCII")));
+            }
+            from = char::from_u32(hole as u32 + 1).expect("ASCII");
+        }
+    }
+    if from <= b {
+        out.push((from, b));
+    }
+    out
 }
 
 /// About how many grammar elements the pattern expands to (llama.cpp unrolls repetitions).
@@ -416,6 +617,38 @@ fn look_name(look: Look) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_patterns_are_rewritten_for_llama_cpp() {
+        let any = ANY_JSON_CHARS;
+        assert_eq!(llama_pattern("^ab$").unwrap(), "^(ab)$");
+        assert_eq!(llama_pattern("ab").unwrap(), format!("^({any}ab{any})$"));
+        assert_eq!(
+            llama_pattern("^a|b$").unwrap(),
+            format!("^(a{any}|{any}b)$")
+        );
+        assert_eq!(
+            llama_pattern("^[0-9]{2}$").unwrap(),
+            "^(([\\U00000030-\\U00000039]){2,2})$"
+        );
+        // Quote and backslash are left out of classes; a literal quote stays (JSON escapes it).
+        assert_eq!(
+            llama_pattern("^[!-#]\"$").unwrap(),
+            "^([\\U00000021-\\U00000021\\U00000023-\\U00000023]\")$"
+        );
+        assert_eq!(llama_pattern("^(a|)$").unwrap(), "^(((a)?))$");
+        assert!(llama_pattern("^a\\\\b$").is_err(), "a literal backslash");
+        assert!(llama_pattern("^$").is_err());
+        assert!(llama_pattern("(a)\\1").is_err(), "backreference");
+        let mut schema = serde_json::json!({"properties": {"const": {"pattern": "x"}},
+                                            "const": {"pattern": "x"}});
+        rewrite_schema_patterns(&mut schema).unwrap();
+        assert_eq!(
+            schema["properties"]["const"]["pattern"],
+            format!("^({any}x{any})$")
+        );
+        assert_eq!(schema["const"]["pattern"], "x", "data is left alone");
+    }
 
     fn gbnf(pattern: &str) -> String {
         regex_gbnf(pattern).unwrap()

@@ -82,14 +82,28 @@ fn schemas() -> Vec<(&'static str, serde_json::Value)> {
             "Give a temperature in Celsius",
             json!({"type": "object", "properties": {"celsius": {"type": "integer", "minimum": -50, "maximum": 60}, "unit": {"const": "C"}}, "required": ["celsius", "unit"], "additionalProperties": false}),
         ),
+        // Patterns llama.cpp's converter would replace by "any string" if given as written:
+        // unanchored (JSON Schema matches anywhere), `\d`, `\w`.
+        (
+            "Give a phone number",
+            json!({"type": "string", "pattern": "\\d{3}-\\d{4}"}),
+        ),
+        (
+            "Give a product code and a note",
+            json!({"type": "object", "properties": {"code": {"type": "string", "pattern": "^\\w{2}\\d{2}$"}, "note": {"type": "string", "pattern": "^ok"}}, "required": ["code", "note"], "additionalProperties": false}),
+        ),
+        (
+            "Will it rain tomorrow?",
+            json!({"type": "string", "pattern": "^(yes|no)$"}),
+        ),
     ]
 }
 
 #[test]
-fn twenty_schemas_give_json_that_validates() {
+fn twenty_three_schemas_give_json_that_validates() {
     let model = common::generator();
     let cases = schemas();
-    assert_eq!(cases.len(), 20);
+    assert_eq!(cases.len(), 23);
     for (prompt, schema) in cases {
         let out = generate_constrained(
             model,
