@@ -374,12 +374,7 @@ fn write_llama(out: &mut String, hir: &Hir) -> Result<()> {
             }
             out.push(']');
         }
-        HirKind::Look(look) => {
-            return Err(invalid(format!(
-                "Regex construct not supported in generation: {}",
-                look_name(*look)
-            )))
-        }
+        HirKind::Look(look) => return Err(unsupported_look(*look)),
         HirKind::Capture(capture) => {
             out.push('(');
             write_llama(out, &capture.sub)?;
@@ -409,17 +404,7 @@ fn write_llama(out: &mut String, hir: &Hir) -> Result<()> {
             out.push('(');
             write_llama(out, &rep.sub)?;
             out.push(')');
-            match (rep.min, rep.max) {
-                (0, None) => out.push('*'),
-                (1, None) => out.push('+'),
-                (0, Some(1)) => out.push('?'),
-                (min, None) => {
-                    let _ = write!(out, "{{{min},}}");
-                }
-                (min, Some(max)) => {
-                    let _ = write!(out, "{{{min},{max}}}");
-                }
-            }
+            push_quantifier(out, rep.min, rep.max);
         }
     }
     Ok(())
@@ -511,12 +496,7 @@ fn write_hir(out: &mut String, hir: &Hir) -> Result<()> {
             out.push_str(&literal(text));
         }
         HirKind::Class(class) => write_class(out, class)?,
-        HirKind::Look(look) => {
-            return Err(invalid(format!(
-                "Regex construct not supported in generation: {}",
-                look_name(*look)
-            )))
-        }
+        HirKind::Look(look) => return Err(unsupported_look(*look)),
         HirKind::Capture(capture) => {
             out.push('(');
             write_hir(out, &capture.sub)?;
@@ -546,20 +526,7 @@ fn write_hir(out: &mut String, hir: &Hir) -> Result<()> {
             out.push('(');
             write_hir(out, &rep.sub)?;
             out.push(')');
-            match (rep.min, rep.max) {
-                (0, None) => out.push('*'),
-                (1, None) => out.push('+'),
-                (0, Some(1)) => out.push('?'),
-                (min, None) => {
-                    let _ = write!(out, "{{{min},}}");
-                }
-                (min, Some(max)) if min == max => {
-                    let _ = write!(out, "{{{min}}}");
-                }
-                (min, Some(max)) => {
-                    let _ = write!(out, "{{{min},{max}}}");
-                }
-            }
+            push_quantifier(out, rep.min, rep.max);
         }
     }
     Ok(())
@@ -606,6 +573,31 @@ fn write_class(out: &mut String, class: &Class) -> Result<()> {
     Ok(())
 }
 
+/// A quantifier, in the syntax GBNF and llama.cpp's pattern dialect share.
+fn push_quantifier(out: &mut String, min: u32, max: Option<u32>) {
+    match (min, max) {
+        (0, None) => out.push('*'),
+        (1, None) => out.push('+'),
+        (0, Some(1)) => out.push('?'),
+        (min, None) => {
+            let _ = write!(out, "{{{min},}}");
+        }
+        (min, Some(max)) if min == max => {
+            let _ = write!(out, "{{{min}}}");
+        }
+        (min, Some(max)) => {
+            let _ = write!(out, "{{{min},{max}}}");
+        }
+    }
+}
+
+fn unsupported_look(look: Look) -> Error {
+    invalid(format!(
+        "Regex construct not supported in generation: {}",
+        look_name(look)
+    ))
+}
+
 fn look_name(look: Look) -> &'static str {
     match look {
         Look::Start | Look::StartLF | Look::StartCRLF => "the start anchor (^) inside the pattern",
@@ -629,7 +621,7 @@ mod tests {
         );
         assert_eq!(
             llama_pattern("^[0-9]{2}$").unwrap(),
-            "^(([\\U00000030-\\U00000039]){2,2})$"
+            "^(([\\U00000030-\\U00000039]){2})$"
         );
         // Quote and backslash are left out of classes; a literal quote stays (JSON escapes it).
         assert_eq!(
