@@ -329,14 +329,7 @@ fn raise_daemon(context: &str, error: &DaemonError) -> ! {
 // ---------------------------------------------------------------------------------------------
 
 fn generate_params(file: &ModelFile, prompt: &str, params: &GenerateParams) -> Value {
-    json!({
-        "prompt": prompt,
-        "max_new_tokens": params.max_new_tokens,
-        "seed": params.seed,
-        "temperature": params.temperature,
-        "eos_string": params.eos_string,
-        "model": file.path,
-    })
+    steadytext::protocol::generate_params(prompt, params, Some(&file.path))
 }
 
 /// The generated text, stripped.

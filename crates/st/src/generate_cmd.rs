@@ -159,14 +159,9 @@ fn structured(
 ) -> Result<()> {
     constraint.to_gbnf()?;
     let text = if args.daemon {
-        let mut request = serde_json::json!({
-            "prompt": prompt,
-            "max_new_tokens": params.max_new_tokens,
-            "seed": params.seed,
-            "temperature": params.temperature,
-            "model": args.model,
-            "size": args.size,
-        });
+        let model = args.model.as_deref().map(std::path::Path::new);
+        let mut request = steadytext::protocol::generate_params(prompt, params, model);
+        request["size"] = serde_json::json!(args.size);
         steadytext::protocol::set_constraint(&mut request, constraint);
         let client = crate::daemon::connect()?;
         let text = client.call("generate", request, &mut || true)?;

@@ -19,6 +19,7 @@ use postgres::{Client, NoTls};
 use serde_json::{json, Value};
 use steadytext::client::DaemonClient;
 use steadytext::jobs::{rerank_result, InvalidJob, Job, Output};
+use steadytext::protocol;
 use steadytext::registry::{self, ModelChoice, Role};
 use steadytext::store::{self, Fetch};
 use steadytext::{Engine, GenerateParams};
@@ -526,14 +527,7 @@ impl Runner {
         let (method, params) = match job {
             Job::Generate { prompt, params, .. } => (
                 "generate",
-                json!({
-                    "prompt": prompt,
-                    "max_new_tokens": params.max_new_tokens,
-                    "seed": params.seed,
-                    "temperature": params.temperature,
-                    "eos_string": params.eos_string,
-                    "model": file.path,
-                }),
+                protocol::generate_params(prompt, params, Some(&file.path)),
             ),
             Job::Embed { text, mode, .. } => (
                 "embed",
@@ -545,14 +539,8 @@ impl Runner {
                 constraint,
                 ..
             } => {
-                let mut request = json!({
-                    "prompt": prompt,
-                    "max_new_tokens": params.max_new_tokens,
-                    "seed": params.seed,
-                    "temperature": params.temperature,
-                    "model": file.path,
-                });
-                steadytext::protocol::set_constraint(&mut request, constraint);
+                let mut request = protocol::generate_params(prompt, params, Some(&file.path));
+                protocol::set_constraint(&mut request, constraint);
                 ("generate", request)
             }
             Job::Rerank {

@@ -134,6 +134,23 @@ impl GenerateRequest {
     }
 }
 
+/// The JSON parameters of a `generate` request for `prompt` under `params` (the fields
+/// [`GenerateRequest`] reads back), with `model` a registry name or a path.
+pub fn generate_params(
+    prompt: &str,
+    params: &crate::GenerateParams,
+    model: Option<&std::path::Path>,
+) -> Value {
+    serde_json::json!({
+        "prompt": prompt,
+        "max_new_tokens": params.max_new_tokens,
+        "seed": params.seed,
+        "temperature": params.temperature,
+        "eos_string": params.eos_string,
+        "model": model,
+    })
+}
+
 /// Adds `constraint` to a `generate` request's JSON parameters as the field
 /// [`GenerateRequest::constraint`] reads back (`schema`, `regex` or `choices`).
 pub fn set_constraint(request: &mut Value, constraint: &crate::Constraint) {
