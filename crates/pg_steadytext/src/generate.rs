@@ -17,6 +17,29 @@ struct Request {
     model: ModelArgs,
 }
 
+/// The prompt, refused when NULL or blank (the Python extension's texts).
+pub(crate) fn check_prompt(prompt: Option<&str>) -> &str {
+    let Some(prompt) = prompt else {
+        raise("Prompt cannot be null")
+    };
+    if prompt.trim().is_empty() {
+        raise("Prompt cannot be empty");
+    }
+    prompt
+}
+
+/// `max_tokens`, or the `default_max_tokens` config row when NULL (512 without one); at least 1.
+pub(crate) fn max_tokens_or_default(max_tokens: Option<i32>) -> usize {
+    let max_tokens = max_tokens
+        .map(i64::from)
+        .or_else(|| config::int("default_max_tokens"))
+        .unwrap_or(512);
+    if max_tokens < 1 {
+        raise(&format!("max_tokens must be at least 1, got {max_tokens}"));
+    }
+    max_tokens as usize
+}
+
 impl Request {
     /// Validates in the Python extension's order, with its messages, and fills NULLs from the
     /// config rows.
@@ -29,12 +52,7 @@ impl Request {
         model: ModelArgs,
         unsafe_mode: bool,
     ) -> Self {
-        let Some(prompt) = prompt else {
-            raise("Prompt cannot be null")
-        };
-        if prompt.trim().is_empty() {
-            raise("Prompt cannot be empty");
-        }
+        let prompt = check_prompt(prompt);
         let seed = seed
             .map(i64::from)
             .or_else(|| config::int("default_seed"))
@@ -46,17 +64,11 @@ impl Request {
         if unsafe_mode && model.model.is_none() {
             raise("unsafe_mode=TRUE requires a model parameter");
         }
-        let max_tokens = max_tokens
-            .map(i64::from)
-            .or_else(|| config::int("default_max_tokens"))
-            .unwrap_or(512);
-        if max_tokens < 1 {
-            raise(&format!("max_tokens must be at least 1, got {max_tokens}"));
-        }
+        let max_tokens = max_tokens_or_default(max_tokens);
         Request {
             prompt: prompt.to_string(),
             params: GenerateParams {
-                max_new_tokens: max_tokens as usize,
+                max_new_tokens: max_tokens,
                 seed: seed as u32,
                 temperature: 0.0,
                 eos_string: eos_string

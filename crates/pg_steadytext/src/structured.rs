@@ -6,8 +6,9 @@ use pgrx::JsonB;
 use steadytext::{cache_key, Constraint, GenerateParams};
 
 use crate::errors::{check_remote_model, raise};
+use crate::generate::{check_prompt, max_tokens_or_default};
 use crate::inference::{self, ModelArgs, ModelFile, THREADS};
-use crate::{cache, config, guc};
+use crate::{cache, guc};
 
 /// A validated structured call.
 struct Request {
@@ -29,24 +30,13 @@ impl Request {
         model: Option<&str>,
         unsafe_mode: Option<bool>,
     ) -> Self {
-        let Some(prompt) = prompt else {
-            raise("Prompt cannot be null")
-        };
-        if prompt.trim().is_empty() {
-            raise("Prompt cannot be empty");
-        }
+        let prompt = check_prompt(prompt);
         let constraint = constraint();
         if let Err(e) = constraint.to_gbnf() {
             raise(&e.to_string());
         }
         check_remote_model(model, unsafe_mode.unwrap_or(false));
-        let max_tokens = max_tokens
-            .map(i64::from)
-            .or_else(|| config::int("default_max_tokens"))
-            .unwrap_or(512);
-        if max_tokens < 1 {
-            raise(&format!("max_tokens must be at least 1, got {max_tokens}"));
-        }
+        let max_tokens = max_tokens_or_default(max_tokens);
         let seed = seed.map(i64::from).unwrap_or(42);
         if seed < 0 {
             raise("seed must be non-negative");
@@ -59,7 +49,7 @@ impl Request {
             prompt: prompt.to_string(),
             constraint,
             params: GenerateParams {
-                max_new_tokens: max_tokens as usize,
+                max_new_tokens: max_tokens,
                 seed: seed as u32,
                 temperature,
                 eos_string: steadytext::params::EOS_SENTINEL.to_string(),
