@@ -429,20 +429,6 @@ fn llama_literal_char(out: &mut String, c: char) -> Result<()> {
     Ok(())
 }
 
-/// The class's ranges as characters, without NUL (as [`write_class`] emits them).
-fn class_ranges(class: &Class) -> Result<Vec<(char, char)>> {
-    let mut gbnf = String::new();
-    write_class(&mut gbnf, class)?;
-    Ok(match class {
-        Class::Unicode(c) => c.ranges().iter().map(|r| (r.start(), r.end())).collect(),
-        Class::Bytes(c) => c
-            .ranges()
-            .iter()
-            .map(|r| (char::from(r.start()), char::from(r.end())))
-            .collect(),
-    })
-}
-
 /// `a..=b` without control characters, `"` and `\\`.
 fn json_safe_ranges(a: char, b: char) -> Vec<(char, char)> {
     let mut out = Vec::new();
@@ -533,6 +519,21 @@ fn write_hir(out: &mut String, hir: &Hir) -> Result<()> {
 }
 
 fn write_class(out: &mut String, class: &Class) -> Result<()> {
+    out.push('[');
+    for (start, end) in class_ranges(class)? {
+        class_char(out, start);
+        if end != start {
+            out.push('-');
+            class_char(out, end);
+        }
+    }
+    out.push(']');
+    Ok(())
+}
+
+/// The class's ranges as characters, without NUL; refused when nothing is left or when it
+/// holds bytes beyond ASCII.
+fn class_ranges(class: &Class) -> Result<Vec<(char, char)>> {
     let ranges: Vec<(char, char)> = match class {
         Class::Unicode(c) => c.ranges().iter().map(|r| (r.start(), r.end())).collect(),
         Class::Bytes(c) => {
@@ -561,16 +562,7 @@ fn write_class(out: &mut String, class: &Class) -> Result<()> {
     if ranges.is_empty() {
         return Err(invalid("Regex class matches no character".into()));
     }
-    out.push('[');
-    for (start, end) in ranges {
-        class_char(out, start);
-        if end != start {
-            out.push('-');
-            class_char(out, end);
-        }
-    }
-    out.push(']');
-    Ok(())
+    Ok(ranges)
 }
 
 /// A quantifier, in the syntax GBNF and llama.cpp's pattern dialect share.
