@@ -66,6 +66,18 @@ impl Cluster {
     pub fn psql_script(&self, script: &str) -> Result<()> {
         let path = self.dir.with_extension("script.sql");
         std::fs::write(&path, script)?;
+        let result = self.run_psql("-f", path.as_os_str());
+        std::fs::remove_file(&path)?;
+        result.map(|_| ())
+    }
+
+    pub fn psql(&self, sql: &str) -> Result<String> {
+        self.run_psql("-c", sql.as_ref())
+    }
+
+    /// psql as postgres on the cluster's `postgres` database, unaligned and tuples only, stopping
+    /// at the first error; `source` is `-c` (a statement) or `-f` (a file).
+    fn run_psql(&self, source: &str, arg: &std::ffi::OsStr) -> Result<String> {
         let out = Command::new("psql")
             .args(["-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.dir)
@@ -76,38 +88,9 @@ impl Cluster {
                 "postgres",
                 "-d",
                 "postgres",
-                "-f",
             ])
-            .arg(&path)
-            .output()?;
-        std::fs::remove_file(&path)?;
-        if !out.status.success() {
-            bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(())
-    }
-
-    pub fn psql(&self, sql: &str) -> Result<String> {
-        let out = Command::new("psql")
-            .args([
-                "-X",
-                "-q",
-                "-At",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-h",
-                self.dir.to_str().unwrap(),
-            ])
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                sql,
-            ])
+            .arg(source)
+            .arg(arg)
             .output()?;
         if !out.status.success() {
             bail!("psql failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -1,5 +1,5 @@
 //! `steadytext_rerank` and `steadytext_rerank_batch` (the `_docs_only` and `_top_k` forms are
-//! SQL over `steadytext_rerank`, in sql/rerank.sql).
+//! SQL over `steadytext_rerank`, in sql/structured.sql).
 
 use pgrx::prelude::*;
 use steadytext::rerank::{self, DEFAULT_TASK};
