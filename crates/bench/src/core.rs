@@ -5,14 +5,16 @@ use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use serde_json::json;
-use steadytext::{EmbedMode, Engine, GenerateParams, Role};
+use steadytext::{Engine, ModelRef, Role};
+
+use crate::library;
 
 const MAX_NEW: usize = 128;
 const THREADS: i32 = 2;
@@ -30,11 +32,10 @@ pub fn models_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/cache/steadytext/test-models"))
 }
 
-/// The generation and embedding test models, loaded once for every benchmark.
-pub fn test_models() -> Result<(&'static steadytext::Model, &'static steadytext::Model)> {
-    let engine = Engine::global();
-    let generator = engine.load(&models_dir().join(GENERATION_MODEL), Role::Generation, None)?;
-    let embedder = engine.load(&models_dir().join(EMBEDDING_MODEL), Role::Embedding, None)?;
+/// The generation and embedding test models.
+pub fn test_models() -> Result<(ModelRef, ModelRef)> {
+    let generator = library::model_ref(&models_dir().join(GENERATION_MODEL), Role::Generation)?;
+    let embedder = library::model_ref(&models_dir().join(EMBEDDING_MODEL), Role::Embedding)?;
     Ok((generator, embedder))
 }
 
@@ -74,26 +75,13 @@ fn prompt() -> String {
     )
 }
 
-fn library_run(model: &steadytext::Model, prompt: &str) -> Result<Timing> {
-    let params = GenerateParams {
-        max_new_tokens: MAX_NEW,
-        threads: Some(THREADS),
-        ..Default::default()
-    };
-    let start = Instant::now();
-    let mut stream = steadytext::stream(model, prompt, &params)?;
-    let mut first = None;
-    for piece in stream.by_ref() {
-        piece?;
-        first.get_or_insert_with(|| start.elapsed().as_secs_f64());
-    }
-    let total = start.elapsed().as_secs_f64();
-    let first = first.context("no output")?;
+fn library_run(model: &ModelRef, prompt: &str) -> Result<Timing> {
+    let timed = library::timed(library::generate_request(model, prompt, MAX_NEW, None), THREADS)?;
     Ok(Timing {
-        prompt_tokens: stream.prompt_tokens(),
-        generated: stream.generated_tokens(),
-        first,
-        rest: total - first,
+        prompt_tokens: timed.summary.prompt_tokens,
+        generated: timed.summary.generated_tokens,
+        first: timed.first,
+        rest: timed.total - timed.first,
     })
 }
 
@@ -156,19 +144,20 @@ pub fn run(repeat: usize) -> Result<Report> {
     let gen_path = models_dir().join(GENERATION_MODEL);
     let emb_path = models_dir().join(EMBEDDING_MODEL);
     let (model, embedder) = test_models()?;
+    let loaded = Engine::global().model(&model)?;
     let raw_model = LlamaModel::load_from_file(
         steadytext::engine::backend(),
         &gen_path,
         &LlamaModelParams::default(),
     )?;
     let prompt = prompt();
-    let tokens = steadytext::generate::prompt_tokens(model, &prompt);
+    let tokens = steadytext::generate::prompt_tokens(loaded, &prompt);
 
-    library_run(model, &prompt)?; // warm-up: page the model in
+    library_run(&model, &prompt)?; // warm-up: page the model in
     let mut lib = Vec::new();
     let mut raw = Vec::new();
     for _ in 0..repeat {
-        let l = library_run(model, &prompt)?;
+        let l = library_run(&model, &prompt)?;
         raw.push(raw_run(&raw_model, &tokens, l.generated)?);
         lib.push(l);
     }
@@ -179,13 +168,13 @@ pub fn run(repeat: usize) -> Result<Report> {
 
     let texts = embedding_texts();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    steadytext::embed(embedder, refs[0], EmbedMode::Query, Some(THREADS))?;
+    library::embed(&embedder, refs[0], THREADS)?;
     let single = median(
         (0..repeat)
             .map(|_| {
                 let start = Instant::now();
                 for t in &refs {
-                    steadytext::embed(embedder, t, EmbedMode::Query, Some(THREADS)).unwrap();
+                    library::embed(&embedder, t, THREADS).unwrap();
                 }
                 refs.len() as f64 / start.elapsed().as_secs_f64()
             })
@@ -195,7 +184,7 @@ pub fn run(repeat: usize) -> Result<Report> {
         (0..repeat)
             .map(|_| {
                 let start = Instant::now();
-                steadytext::embed_batch(embedder, &refs, EmbedMode::Query, Some(THREADS)).unwrap();
+                library::embed_batch(&embedder, &refs, THREADS).unwrap();
                 refs.len() as f64 / start.elapsed().as_secs_f64()
             })
             .collect(),
@@ -203,6 +192,7 @@ pub fn run(repeat: usize) -> Result<Report> {
 
     let json = json!({
         "fingerprint": steadytext::build_info::fingerprint(),
+        "profile": steadytext::build_info::profile(),
         "generation_model": gen_path,
         "embedding_model": emb_path,
         "threads": THREADS,
@@ -219,7 +209,7 @@ pub fn run(repeat: usize) -> Result<Report> {
     let markdown = format!(
         "# Benchmark results\n\n\
          Produced by `make bench` (`crates/bench`). Medians of {repeat} runs, {THREADS} threads, \
-         build `{fp}`.\n\n\
+         build `{fp}`, profile `{profile}`.\n\n\
          ## Core library (SmolLM2-135M Q4_1, all-MiniLM-L6-v2 F32)\n\n\
          Generation: a {pt}-token prompt, {gen} greedy tokens. The baseline is a minimal loop over \
          the same `llama-cpp-2` crate with the same tokens, context size, attention settings and sampler.\n\n\
@@ -229,6 +219,7 @@ pub fn run(repeat: usize) -> Result<Report> {
          Embeddings ({n} short texts): {single:.1}/s one call per text, {batched:.1}/s with \
          `embed_batch` (ratio {br:.3}; each text is still its own decode, by design).\n",
         fp = steadytext::build_info::fingerprint(),
+        profile = steadytext::build_info::profile(),
         pt = tokens.len(),
         gen = lib[0].generated,
         lp = lib_prefill,

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use serde_json::json;
 use steadytext::client::DaemonClient;
-use steadytext::{EmbedMode, GenerateParams};
-
 use crate::core::{median, models_dir, test_models, EMBEDDING_MODEL, GENERATION_MODEL};
+use crate::library;
 
 const PORT: u16 = 5641;
 const THREADS: i32 = 2;
@@ -69,14 +68,9 @@ pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
     let (_daemon, client) = start(st)?;
     let (model, embedder) = test_models()?;
     let prompt = "Explain in a few sentences what a database index is.";
-    let params = GenerateParams {
-        max_new_tokens: 32,
-        threads: Some(THREADS),
-        ..Default::default()
-    };
     let gen_request = json!({ "prompt": prompt, "max_new_tokens": 32 });
     client.call("generate", gen_request.clone(), &mut || true)?;
-    steadytext::generate(model, prompt, &params)?;
+    library::generate(&model, prompt, 32, THREADS)?;
     let gen_daemon = median(
         (0..repeat)
             .map(|_| {
@@ -92,7 +86,7 @@ pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
         (0..repeat)
             .map(|_| {
                 time_ms(|| {
-                    steadytext::generate(model, prompt, &params).unwrap();
+                    library::generate(&model, prompt, 32, THREADS).unwrap();
                 })
             })
             .collect(),
@@ -116,13 +110,7 @@ pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
         (0..repeat * 4)
             .map(|i| {
                 time_ms(|| {
-                    steadytext::embed(
-                        embedder,
-                        &format!("overhead {i}"),
-                        EmbedMode::Query,
-                        Some(THREADS),
-                    )
-                    .unwrap();
+                    library::embed(&embedder, &format!("overhead {i}"), THREADS).unwrap();
                 })
             })
             .collect(),

@@ -6,6 +6,7 @@
 
 mod core;
 mod daemon;
+mod library;
 mod queue;
 mod rerank;
 mod sql;

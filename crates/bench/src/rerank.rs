@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use anyhow::Result;
 use serde_json::json;
-use steadytext::rerank::{self, DEFAULT_TASK};
-use steadytext::{Engine, Model, Role};
+use steadytext::{ModelRef, Role};
 
 use crate::core::{median, models_dir, GENERATION_MODEL};
+use crate::library;
 
 const RERANK_MODEL: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 const QUERY: &str = "How does PostgreSQL keep data safe after a crash?";
@@ -26,19 +26,19 @@ const DOCUMENTS: [&str; 8] = [
 ];
 
 /// Documents per second of one pass over the documents.
-fn rate(model: &Model, shared: bool) -> Result<f64> {
+fn rate(model: &ModelRef, shared: bool) -> Result<f64> {
     let start = Instant::now();
     if shared {
-        rerank::rerank(model, QUERY, &DOCUMENTS, DEFAULT_TASK, Some(2))?;
+        library::rerank(model, QUERY, &DOCUMENTS, 2)?;
     } else {
         for doc in DOCUMENTS {
-            rerank::rerank(model, QUERY, &[doc], DEFAULT_TASK, Some(2))?;
+            library::rerank(model, QUERY, &[doc], 2)?;
         }
     }
     Ok(DOCUMENTS.len() as f64 / start.elapsed().as_secs_f64())
 }
 
-fn median_rate(model: &Model, shared: bool, repeat: usize) -> Result<f64> {
+fn median_rate(model: &ModelRef, shared: bool, repeat: usize) -> Result<f64> {
     rate(model, shared)?;
     let runs = (0..repeat)
         .map(|_| rate(model, shared))
@@ -59,9 +59,9 @@ pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
         ("Qwen2.5-Coder-1.5B-Instruct Q4_K_M", RERANK_MODEL),
         ("SmolLM2-135M-Instruct Q4_1", GENERATION_MODEL),
     ] {
-        let model = Engine::global().load(&models_dir().join(file), Role::Reranking, None)?;
-        let shared = median_rate(model, true, repeat)?;
-        let fresh = median_rate(model, false, repeat)?;
+        let model = library::model_ref(&models_dir().join(file), Role::Reranking)?;
+        let shared = median_rate(&model, true, repeat)?;
+        let fresh = median_rate(&model, false, repeat)?;
         markdown.push_str(&format!(
             "| {name} | {shared:.2} | {fresh:.2} | {:.2} |\n",
             shared / fresh

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use steadytext::{EmbedMode, GenerateParams};
+use crate::library;
 
 use crate::core::{median, test_models};
 
@@ -204,17 +204,12 @@ pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
     let (model, embedder) = test_models()?;
 
     // Generation: same prompt, max_tokens and thread count (the backend uses one thread).
-    let params = GenerateParams {
-        max_new_tokens: MAX_TOKENS,
-        threads: Some(1),
-        ..Default::default()
-    };
-    steadytext::generate(model, PROMPT, &params)?;
+    library::generate(&model, PROMPT, MAX_TOKENS, 1)?;
     let library_ms = median(
         (0..repeat)
             .map(|_| {
                 let start = Instant::now();
-                steadytext::generate(model, PROMPT, &params).unwrap();
+                library::generate(&model, PROMPT, MAX_TOKENS, 1).unwrap();
                 start.elapsed().as_secs_f64() * 1000.0
             })
             .collect(),
@@ -242,10 +237,10 @@ pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
         .map(|i| format!("Row {i} of a table about orders and customers"))
         .collect();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    steadytext::embed(embedder, refs[0], EmbedMode::Query, Some(1))?;
+    library::embed(&embedder, refs[0], 1)?;
     let start = Instant::now();
     for _ in 0..repeat {
-        steadytext::embed_batch(embedder, &refs, EmbedMode::Query, Some(1))?;
+        library::embed_batch(&embedder, &refs, 1)?;
     }
     let library_eps = (repeat * refs.len()) as f64 / start.elapsed().as_secs_f64();
     let single_ms = median(cluster.pgbench(

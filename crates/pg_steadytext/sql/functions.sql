@@ -7,11 +7,13 @@
 ---------------------------------------------------------------------------------------------
 
 -- Stores the value as a JSON string, as the Python extension did; every reader accepts a
--- number written as text.
+-- number written as text. steadytext_admin only (EXECUTE and the table's privileges); each key the
+-- extension reads is checked for its type and range, the Python extension's keys with its texts.
 CREATE FUNCTION steadytext_config_set(config_key text, config_value text) RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL SAFE STRICT AS $$
+LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     k text := lower(config_key);
+    v text := btrim(config_value);
 BEGIN
     IF k = 'daemon_host' AND config_value !~ '^[A-Za-z0-9._-]+$' THEN
         PERFORM @extschema@._steadytext_raise_p0001('Invalid host format');
@@ -29,17 +31,41 @@ BEGIN
     IF k LIKE '%table_name' AND config_value !~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN
         PERFORM @extschema@._steadytext_raise_p0001('Invalid table name');
     END IF;
+    IF k IN ('default_max_tokens', 'default_seed', 'cache_max_entries', 'queue_lease_seconds')
+       AND (v !~ '^[0-9]{1,9}$'
+            OR (k = 'default_max_tokens' AND v::int < 1)
+            OR (k = 'queue_lease_seconds' AND v::int < 3)) THEN
+        PERFORM @extschema@._steadytext_raise_p0001(format(
+            '%s must be a whole number%s, got %L', k,
+            CASE k WHEN 'default_max_tokens' THEN ' of at least 1'
+                   WHEN 'queue_lease_seconds' THEN ' of at least 3'
+                   ELSE ' of at least 0' END,
+            config_value));
+    END IF;
+    IF k IN ('cache_max_size_mb', 'queue_retry_base_seconds')
+       AND v !~ '^[0-9]{1,9}(\.[0-9]+)?$' THEN
+        PERFORM @extschema@._steadytext_raise_p0001(format(
+            '%s must be a number of at least 0, got %L', k, config_value));
+    END IF;
+    IF k IN ('daemon_auto_start', 'cache_enabled', 'cache_eviction_enabled')
+       AND lower(v) NOT IN ('true', 'false', 't', 'f', '1', '0', 'yes', 'no', 'on', 'off') THEN
+        PERFORM @extschema@._steadytext_raise_p0001(format(
+            '%s must be true or false, got %L', k, config_value));
+    END IF;
+    IF k IN ('daemon_host', 'daemon_port') THEN
+        RAISE NOTICE '% is recorded but does not move the daemon: its endpoint is the setting steadytext.daemon_endpoint (superuser)', k;
+    END IF;
     INSERT INTO @extschema@.steadytext_config (key, value, updated_at, updated_by)
     VALUES (config_key, to_jsonb(config_value), now(), current_user)
     ON CONFLICT (key) DO UPDATE
         SET value = EXCLUDED.value, updated_at = now(), updated_by = current_user;
-    INSERT INTO @extschema@.steadytext_audit_log (event_type, details)
-    VALUES ('config_change', jsonb_build_object('key', config_key, 'value', config_value));
+    PERFORM @extschema@._steadytext_audit('config_change'::text,
+        jsonb_build_object('key', config_key, 'value', config_value));
 END;
 $$;
 
 CREATE FUNCTION steadytext_config_get(config_key text) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE STRICT AS $$
+LANGUAGE sql STABLE PARALLEL SAFE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT value #>> '{}' FROM @extschema@.steadytext_config WHERE key = config_key
 $$;
 
@@ -50,7 +76,7 @@ $$;
 
 -- Bytes a row takes in the cache: its key, prompt and value.
 CREATE FUNCTION _steadytext_cache_row_size(c @extschema@.steadytext_cache) RETURNS bigint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT (pg_column_size(c.cache_key) + pg_column_size(c.prompt)
             + COALESCE(pg_column_size(c.response), 0)
             + COALESCE(pg_column_size(c.embedding), 0))::bigint
@@ -59,7 +85,7 @@ $$;
 CREATE FUNCTION steadytext_cache_stats()
 RETURNS TABLE(total_entries bigint, total_size_mb float8, cache_hit_rate float8,
               avg_access_count float8, oldest_entry timestamptz, newest_entry timestamptz)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT count(*),
            COALESCE(sum(@extschema@._steadytext_cache_row_size(c)), 0) / 1048576.0,
            (SELECT CASE WHEN l.hits + l.misses = 0 THEN 0.0
@@ -71,10 +97,20 @@ LANGUAGE sql STABLE PARALLEL SAFE AS $$
     FROM @extschema@.steadytext_cache c
 $$;
 
+-- Removes every row and starts the hit rate again.
 CREATE FUNCTION steadytext_cache_clear() RETURNS bigint
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    removed bigint;
+BEGIN
     WITH deleted AS (DELETE FROM @extschema@.steadytext_cache RETURNING 1)
-    SELECT count(*) FROM deleted
+    SELECT count(*) INTO removed FROM deleted;
+    UPDATE @extschema@.steadytext_cache_lookups SET hits = 0, misses = 0, since = now()
+    WHERE id = 1;
+    PERFORM @extschema@._steadytext_audit('cache_clear'::text,
+        jsonb_build_object('removed', removed));
+    RETURN removed;
+END;
 $$;
 
 -- Shared by the two eviction functions: deletes batches of rows, in the order `order_by`
@@ -85,7 +121,7 @@ CREATE FUNCTION _steadytext_cache_evict(
     min_access_count int, order_by text, eviction_type text)
 RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
               remaining_size_mb float8)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     max_entries bigint := COALESCE(target_entries,
         @extschema@._steadytext_config_number('cache_max_entries', 10000)::bigint);
@@ -120,8 +156,7 @@ BEGIN
         EXIT WHEN batch_count = 0;
         evicted_count := evicted_count + batch_count;
         freed_size_mb := freed_size_mb + batch_mb;
-        INSERT INTO @extschema@.steadytext_audit_log (event_type, details)
-        VALUES ('cache_eviction', jsonb_build_object(
+        PERFORM @extschema@._steadytext_audit('cache_eviction'::text, jsonb_build_object(
             'evicted_count', batch_count, 'freed_size_mb', batch_mb,
             'eviction_type', eviction_type));
     END LOOP;
@@ -137,10 +172,10 @@ CREATE FUNCTION steadytext_cache_evict_by_age(
     batch_size int DEFAULT 100, min_age_hours int DEFAULT 1)
 RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
               remaining_size_mb float8)
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@._steadytext_cache_evict(
-        target_entries, target_size_mb, batch_size, min_age_hours, NULL,
-        'created_at ASC, id ASC', 'age_based')
+        target_entries, target_size_mb, batch_size, min_age_hours, NULL::int,
+        'created_at ASC, id ASC'::text, 'age_based'::text)
 $$;
 
 -- Lowest frecency first (access count weighted by recency, see steadytext_cache_with_frecency).
@@ -150,16 +185,16 @@ CREATE FUNCTION steadytext_cache_evict_by_frecency(
     batch_size int DEFAULT 100, min_access_count int DEFAULT 2, min_age_hours int DEFAULT 1)
 RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
               remaining_size_mb float8)
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@._steadytext_cache_evict(
         target_entries, target_size_mb, batch_size, min_age_hours, min_access_count,
-        'frecency_score ASC, last_accessed ASC, id ASC', 'frecency')
+        'frecency_score ASC, last_accessed ASC, id ASC'::text, 'frecency'::text)
 $$;
 
 -- For pg_cron: evicts by frecency to the configured targets unless cache_eviction_enabled is
 -- false.
 CREATE FUNCTION steadytext_cache_scheduled_eviction() RETURNS void
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     enabled text := @extschema@.steadytext_config_get('cache_eviction_enabled');
     r record;
@@ -179,7 +214,7 @@ $$;
 CREATE FUNCTION steadytext_cache_preview_eviction(preview_count int DEFAULT 10)
 RETURNS TABLE(cache_key text, prompt text, access_count int, last_accessed timestamptz,
               created_at timestamptz, age_days float8, size_bytes bigint)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT f.cache_key,
            CASE WHEN length(f.prompt) > 50 THEN left(f.prompt, 50) || '...' ELSE f.prompt END,
            f.access_count, f.last_accessed, f.created_at,
@@ -196,7 +231,7 @@ $$;
 CREATE FUNCTION steadytext_cache_analyze_usage()
 RETURNS TABLE(age_bucket text, entry_count bigint, avg_access_count float8,
               total_size_mb float8, percentage_of_cache float8)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     WITH rows AS (
         SELECT CASE
                    WHEN c.created_at > now() - interval '1 hour' THEN 1
@@ -221,6 +256,8 @@ $$;
 -- Semantic search over the cache's embeddings (served by the HNSW index)
 ---------------------------------------------------------------------------------------------
 
+-- Over the rows the calling role may see (its own; all for steadytext_admin). Its search_path is
+-- set at the end of this file to pg_catalog and pgvector's schema (for the <=> operator).
 CREATE FUNCTION steadytext_semantic_search(
     query_text text, limit_results int DEFAULT 10, similarity_threshold float8 DEFAULT 0.7)
 RETURNS TABLE(content text, similarity float8, generated_text text)
@@ -238,11 +275,13 @@ $$;
 -- Labels pgrx cannot declare
 ---------------------------------------------------------------------------------------------
 
-ALTER FUNCTION steadytext_embed(text, boolean, integer, text, boolean) LEAKPROOF;
+-- steadytext_embed is not LEAKPROOF (the Python extension marked it so): it raises errors that
+-- depend on its input ("Text cannot be empty").
 ALTER FUNCTION steadytext_version() LEAKPROOF;
 
 ---------------------------------------------------------------------------------------------
--- st_* aliases, with the Python extension's quirks in names and defaults
+-- st_* aliases, with the Python extension's quirks in names and defaults. Those that write are
+-- PARALLEL UNSAFE (the Python extension marked them SAFE).
 ---------------------------------------------------------------------------------------------
 
 CREATE FUNCTION st_generate(
@@ -250,60 +289,66 @@ CREATE FUNCTION st_generate(
     seed integer DEFAULT 42, eos_string text DEFAULT '[EOS]', model text DEFAULT NULL,
     model_repo text DEFAULT NULL, model_filename text DEFAULT NULL, size text DEFAULT NULL,
     unsafe_mode boolean DEFAULT false)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate(prompt, max_tokens, use_cache, seed, eos_string,
         model, model_repo, model_filename, size, unsafe_mode)
 $$;
 
 CREATE FUNCTION st_generate_cached(
     prompt text, max_tokens integer DEFAULT NULL, seed integer DEFAULT 42)
-RETURNS text LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+RETURNS text LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_cached(prompt, max_tokens, seed)
 $$;
 
 CREATE FUNCTION st_embed(
     text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42,
     model text DEFAULT NULL, unsafe_mode boolean DEFAULT false)
-RETURNS vector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS vector LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_embed(text_input, use_cache, seed, model, unsafe_mode)
 $$;
 
 CREATE FUNCTION st_embed_cached(
     text_input text, seed integer DEFAULT 42, model text DEFAULT NULL,
     unsafe_mode boolean DEFAULT false)
-RETURNS vector LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+RETURNS vector LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_embed_cached(text_input, seed, model, unsafe_mode)
 $$;
 
 CREATE FUNCTION st_embed_batch(texts text[])
-RETURNS TABLE(index integer, embedding vector) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS TABLE(index integer, embedding vector)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_embed_batch(texts)
 $$;
 
-CREATE FUNCTION st_version() RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+CREATE FUNCTION st_version() RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_version()
 $$;
 
-CREATE FUNCTION st_info() RETURNS jsonb LANGUAGE sql VOLATILE AS $$
+CREATE FUNCTION st_info() RETURNS jsonb
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_info()
 $$;
 
 CREATE FUNCTION st_config_get(key text) RETURNS text
-LANGUAGE sql STABLE PARALLEL SAFE STRICT AS $$
+LANGUAGE sql STABLE PARALLEL SAFE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_config_get(key)
 $$;
 
 CREATE FUNCTION st_config_set(key text, value text) RETURNS void
-LANGUAGE sql VOLATILE PARALLEL SAFE STRICT AS $$
+LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_config_set(key, value)
 $$;
 
 CREATE FUNCTION st_cache_stats()
 RETURNS TABLE(total_entries bigint, total_size_mb float8, cache_hit_rate float8,
               avg_access_count float8, oldest_entry timestamptz, newest_entry timestamptz)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT * FROM @extschema@.steadytext_cache_stats() $$;
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT * FROM @extschema@.steadytext_cache_stats()
+$$;
 
-CREATE FUNCTION st_cache_clear() RETURNS bigint LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+CREATE FUNCTION st_cache_clear() RETURNS bigint
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_cache_clear()
 $$;
 
@@ -312,7 +357,7 @@ CREATE FUNCTION st_cache_evict_by_age(
     batch_size int DEFAULT 100, min_age_hours int DEFAULT 1)
 RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
               remaining_size_mb float8)
-LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_cache_evict_by_age(
         target_entries, target_size_mb, batch_size, min_age_hours)
 $$;
@@ -320,53 +365,158 @@ $$;
 CREATE FUNCTION st_cache_preview_eviction(preview_count int DEFAULT 10)
 RETURNS TABLE(cache_key text, prompt text, access_count int, last_accessed timestamptz,
               created_at timestamptz, age_days float8, size_bytes bigint)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_cache_preview_eviction(preview_count)
 $$;
 
 CREATE FUNCTION st_cache_analyze_usage()
 RETURNS TABLE(age_bucket text, entry_count bigint, avg_access_count float8,
               total_size_mb float8, percentage_of_cache float8)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_cache_analyze_usage()
 $$;
 
 CREATE FUNCTION st_cache_scheduled_eviction() RETURNS void
-LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_cache_scheduled_eviction()
 $$;
 
-CREATE FUNCTION st_daemon_start() RETURNS boolean LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+CREATE FUNCTION st_daemon_start() RETURNS boolean
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_daemon_start()
 $$;
 
-CREATE FUNCTION st_daemon_stop() RETURNS boolean LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+CREATE FUNCTION st_daemon_stop() RETURNS boolean
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_daemon_stop()
 $$;
 
 -- STABLE, as the Python extension's alias (it still records the status row).
 CREATE FUNCTION st_daemon_status()
 RETURNS TABLE(daemon_id text, status text, endpoint text, last_heartbeat timestamptz, uptime_seconds int)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_daemon_status()
 $$;
 
 CREATE FUNCTION st_semantic_search(
     query_text text, limit_results int DEFAULT 10, similarity_threshold float8 DEFAULT 0.7)
 RETURNS TABLE(content text, similarity float8, generated_text text)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_semantic_search(
         query_text, limit_results, similarity_threshold)
 $$;
 
 ---------------------------------------------------------------------------------------------
--- Privileges: the extension's own objects only (the Python extension granted on every table
--- in the schema, the user's included).
+-- The audit trail (admin only)
 ---------------------------------------------------------------------------------------------
 
-GRANT SELECT, INSERT, UPDATE ON steadytext_cache, steadytext_cache_lookups, steadytext_queue,
-    steadytext_config, steadytext_daemon_health, steadytext_rate_limits, steadytext_audit_log
-    TO PUBLIC;
-GRANT SELECT ON steadytext_cache_with_frecency TO PUBLIC;
-GRANT USAGE ON SEQUENCE steadytext_cache_id_seq, steadytext_queue_id_seq,
-    steadytext_audit_log_id_seq TO PUBLIC;
+-- Every event: the audit table's rows and the refusals kept in the audit file.
+CREATE VIEW steadytext_audit_events WITH (security_invoker = true) AS
+SELECT a.created_at, a.event_type, a.user_id, a.details, a.success
+FROM steadytext_audit_log a
+UNION ALL
+SELECT f.created_at, f.event_type, f.user_id, f.details, false
+FROM _steadytext_audit_file() f;
+
+ALTER VIEW steadytext_cache_with_frecency SET (security_invoker = true);
+
+---------------------------------------------------------------------------------------------
+-- Privileges. Only the extension's own objects: no table has a PUBLIC privilege. PUBLIC keeps
+-- EXECUTE on the side-effect-free inference functions (drop-in compatibility: a role that could
+-- call steadytext_generate still can; limits and rate limits bound them, and a DBA may revoke).
+-- steadytext_user adds what writes or reads a role's own rows; steadytext_admin adds
+-- configuration, the cache, rate limits, the audit trail and the daemon; steadytext_worker the
+-- claim protocol. See the README's "Security".
+---------------------------------------------------------------------------------------------
+
+GRANT SELECT ON steadytext_cache TO steadytext_user;
+GRANT SELECT, UPDATE, DELETE ON steadytext_cache TO steadytext_admin;
+GRANT SELECT, UPDATE ON steadytext_cache_lookups TO steadytext_admin;
+GRANT SELECT ON steadytext_cache_with_frecency TO steadytext_admin;
+GRANT SELECT ON steadytext_queue TO steadytext_user, steadytext_worker;
+GRANT SELECT, DELETE ON steadytext_queue TO steadytext_admin;
+GRANT SELECT ON steadytext_config TO steadytext_user;
+GRANT INSERT, UPDATE, DELETE ON steadytext_config TO steadytext_admin;
+GRANT SELECT ON steadytext_daemon_health TO steadytext_user;
+GRANT SELECT, INSERT, UPDATE, DELETE ON steadytext_rate_limits TO steadytext_admin;
+GRANT SELECT ON steadytext_audit_log, steadytext_audit_events TO steadytext_admin;
+
+DO $privileges$
+DECLARE
+    public_functions text[] := ARRAY[
+        'steadytext_generate', 'steadytext_generate_stream', 'st_generate', 'st_generate_stream',
+        'steadytext_embed', 'steadytext_embed_batch', 'st_embed', 'st_embed_batch',
+        'steadytext_generate_json', 'steadytext_generate_regex', 'steadytext_generate_choice',
+        'steadytext_generate_grammar', 'st_generate_json', 'st_generate_regex',
+        'st_generate_choice', 'st_generate_grammar',
+        'steadytext_rerank', 'steadytext_rerank_docs_only', 'steadytext_rerank_top_k',
+        'steadytext_rerank_batch', 'st_rerank', 'st_rerank_docs_only', 'st_rerank_top_k',
+        'st_rerank_batch', 'steadytext_version', 'st_version',
+        '_steadytext_raise_p0001', '_steadytext_check_constraint', '_steadytext_config_number'];
+    user_functions text[] := ARRAY[
+        'steadytext_generate_cached', 'st_generate_cached', 'steadytext_embed_cached',
+        'st_embed_cached', 'steadytext_semantic_search', 'st_semantic_search',
+        'steadytext_config_get', 'st_config_get', 'steadytext_daemon_status', 'st_daemon_status',
+        'steadytext_info', 'st_info', 'steadytext_check_rate_limit',
+        'steadytext_generate_async', 'st_generate_async', 'steadytext_generate_batch_async',
+        'st_generate_batch_async', 'steadytext_embed_async', 'st_embed_async',
+        'steadytext_embed_batch_async', 'st_embed_batch_async', 'steadytext_check_async',
+        'st_check_async', 'steadytext_check_async_batch', 'st_check_async_batch',
+        'steadytext_get_async_result', 'st_get_async_result', 'steadytext_cancel_async',
+        'st_cancel_async', 'steadytext_set_async_priority', 'st_set_async_priority',
+        '_steadytext_enqueue_empty',
+        'steadytext_generate_json_async', 'steadytext_generate_regex_async',
+        'steadytext_generate_choice_async', 'steadytext_generate_grammar_async',
+        'st_generate_json_async', 'st_generate_regex_async', 'st_generate_choice_async',
+        'st_generate_grammar_async', 'steadytext_rerank_async', 'st_rerank_async',
+        'steadytext_rerank_batch_async', 'st_rerank_batch_async',
+        '_steadytext_enqueue', '_steadytext_session_model', '_steadytext_check_remote_model',
+        '_steadytext_structured_async', '_steadytext_rerank_params'];
+    admin_functions text[] := ARRAY[
+        'steadytext_config_set', 'st_config_set', 'steadytext_cache_stats', 'st_cache_stats',
+        'steadytext_cache_clear', 'st_cache_clear', 'steadytext_cache_evict_by_age',
+        'st_cache_evict_by_age', 'steadytext_cache_evict_by_frecency',
+        'steadytext_cache_scheduled_eviction', 'st_cache_scheduled_eviction',
+        'steadytext_cache_preview_eviction', 'st_cache_preview_eviction',
+        'steadytext_cache_analyze_usage', 'st_cache_analyze_usage', '_steadytext_cache_evict',
+        '_steadytext_cache_row_size', 'steadytext_daemon_start', 'st_daemon_start',
+        'steadytext_daemon_stop', 'st_daemon_stop', '_steadytext_audit',
+        '_steadytext_audit_file'];
+    worker_functions text[] := ARRAY[
+        'steadytext_queue_claim', 'steadytext_queue_heartbeat', 'steadytext_queue_complete',
+        'steadytext_queue_fail', 'steadytext_queue_release'];
+    f record;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure AS sig, p.proname::text AS name, p.prokind
+        FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_proc'::regclass
+             AND d.objid = p.oid AND d.deptype = 'e'
+             AND d.refclassid = 'pg_catalog.pg_extension'::regclass
+        JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_steadytext'
+    LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig);
+        IF f.name = ANY (public_functions) THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f.sig);
+        ELSIF f.name = ANY (user_functions) THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO steadytext_user', f.sig);
+        ELSIF f.name = ANY (admin_functions) THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO steadytext_admin', f.sig);
+        ELSIF f.name = ANY (worker_functions) THEN
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO steadytext_worker', f.sig);
+        END IF;
+    END LOOP;
+END
+$privileges$;
+
+-- Functions that use pgvector's operators find them in pgvector's schema (and nowhere else).
+DO $vector_path$
+DECLARE
+    vector_schema text := (SELECT n.nspname FROM pg_catalog.pg_extension e
+                           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+                           WHERE e.extname = 'vector');
+BEGIN
+    EXECUTE format('ALTER FUNCTION @extschema@.steadytext_semantic_search(text, int, float8) '
+                   'SET search_path = pg_catalog, %I, pg_temp', vector_schema);
+END
+$vector_path$;

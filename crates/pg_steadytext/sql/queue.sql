@@ -9,36 +9,24 @@
 --                          |--lease expired / worker process gone--> pending or failed
 --                          |--release (worker shutting down)--> pending
 --   pending/processing --cancel--> cancelled (the worker notices at its next heartbeat)
+--
+-- Rows are written only by functions: _steadytext_enqueue (Rust: checks the request as the
+-- synchronous function would, records the calling role), steadytext_cancel_async and
+-- steadytext_set_async_priority (Rust: the calling role's rows only), and the claim protocol
+-- (SECURITY DEFINER, for steadytext_worker). Every function pins its search_path.
 
 ---------------------------------------------------------------------------------------------
--- Enqueueing
+-- Enqueueing (the Python extension's texts, then _steadytext_enqueue's checks)
 ---------------------------------------------------------------------------------------------
-
--- Inserts one request and wakes the workers when the transaction commits: background
--- workers through their latch, `st worker`s through NOTIFY.
-CREATE FUNCTION _steadytext_enqueue(request_type text, prompt text, params jsonb,
-                                    priority int DEFAULT 5)
-RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    rid uuid := gen_random_uuid();
-BEGIN
-    INSERT INTO @extschema@.steadytext_queue (request_id, request_type, prompt, params, priority,
-                                              user_id)
-    VALUES (rid, request_type, prompt, params, priority, current_user);
-    PERFORM pg_notify('steadytext_queue', rid::text);
-    PERFORM @extschema@._steadytext_queue_wake();
-    RETURN rid;
-END;
-$$;
 
 -- The remote-model gate of the synchronous functions.
 CREATE FUNCTION _steadytext_check_remote_model(model text, unsafe_mode boolean) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF model LIKE '%:%' THEN
         IF NOT coalesce(unsafe_mode, false) THEN
             PERFORM @extschema@._steadytext_raise_p0001(
-                'Remote models (containing '':'' ) require unsafe_mode=TRUE');
+                'Remote models (containing '':'' ) require unsafe_mode=TRUE'::text);
         END IF;
         RAISE EXCEPTION USING ERRCODE = '0A000', MESSAGE = format(
             'remote model ''%s'' is not supported: pg_steadytext runs local GGUF models only; '
@@ -47,12 +35,12 @@ BEGIN
 END;
 $$;
 
--- A model set for this session (SET, ALTER ROLE ... SET), captured at enqueue time so that a
--- worker, which has the server's settings, uses the model the caller would have used
--- synchronously. The server's own setting is left to the worker: `st worker` on another host
--- has its own model paths.
+-- A model set for this session (SET by a superuser, ALTER ROLE ... SET), captured at enqueue
+-- time so that a worker, which has the server's settings, uses the model the caller would have
+-- used synchronously. The server's own setting is left to the worker: `st worker` on another
+-- host has its own model paths.
 CREATE FUNCTION _steadytext_session_model(setting_name text) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN nullif(trim(s.value), '') IS NULL
                   OR s.source IN ('default', 'configuration file', 'override')
                 THEN '{}'::jsonb
@@ -62,48 +50,46 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 CREATE FUNCTION steadytext_generate_async(prompt text, max_tokens int DEFAULT 512)
-RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF prompt IS NULL OR trim(prompt) = '' THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be empty');
+        PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be empty'::text);
     END IF;
     IF max_tokens IS NOT NULL AND (max_tokens < 1 OR max_tokens > 4096) THEN
-        PERFORM @extschema@._steadytext_raise_p0001('max_tokens must be between 1 and 4096');
+        PERFORM @extschema@._steadytext_raise_p0001('max_tokens must be between 1 and 4096'::text);
     END IF;
     -- Loads the library first, which defines the steadytext.* settings read below.
-    PERFORM @extschema@._steadytext_queue_wake();
-    RETURN @extschema@._steadytext_enqueue('generate', prompt,
+    PERFORM @extschema@.steadytext_version();
+    RETURN @extschema@._steadytext_enqueue('generate'::text, prompt,
         jsonb_build_object(
             'max_tokens', coalesce(max_tokens,
-                @extschema@._steadytext_config_number('default_max_tokens', 512)::int),
+                @extschema@._steadytext_config_number('default_max_tokens'::text, 512::float8)::int),
             'use_cache', true,
             'seed', 42)
-        || @extschema@._steadytext_session_model('steadytext.generation_model'));
+        || @extschema@._steadytext_session_model('steadytext.generation_model'::text), 5);
 END;
 $$;
 
 CREATE FUNCTION steadytext_generate_batch_async(prompts text[], max_tokens int DEFAULT 512)
-RETURNS uuid[] LANGUAGE plpgsql VOLATILE AS $$
+RETURNS uuid[] LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p text;
     ids uuid[] := '{}';
 BEGIN
     IF prompts IS NULL THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Batch cannot be empty');
+        PERFORM @extschema@._steadytext_raise_p0001('Batch cannot be empty'::text);
     END IF;
     IF array_length(prompts, 1) > 100 THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Batch size exceeds maximum limit');
+        PERFORM @extschema@._steadytext_raise_p0001('Batch size exceeds maximum limit'::text);
     END IF;
+    -- One request per element: a NULL or blank prompt gets a request that has already failed
+    -- with the text steadytext_generate would give, so the rest of the batch still runs.
     FOREACH p IN ARRAY prompts LOOP
-        IF p IS NULL THEN
-            PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be null');
+        IF p IS NULL OR trim(p) = '' THEN
+            ids := ids || @extschema@._steadytext_enqueue_empty('generate'::text, p);
+        ELSE
+            ids := ids || @extschema@.steadytext_generate_async(p, max_tokens);
         END IF;
-        IF trim(p) = '' THEN
-            PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be empty');
-        END IF;
-    END LOOP;
-    FOREACH p IN ARRAY prompts LOOP
-        ids := ids || @extschema@.steadytext_generate_async(p, max_tokens);
     END LOOP;
     RETURN ids;
 END;
@@ -114,17 +100,17 @@ $$;
 CREATE FUNCTION steadytext_embed_async(text_input text, use_cache boolean DEFAULT true,
                                        seed int DEFAULT 42, model text DEFAULT NULL,
                                        unsafe_mode boolean DEFAULT false)
-RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF text_input IS NULL THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Text cannot be null');
+        PERFORM @extschema@._steadytext_raise_p0001('Text cannot be null'::text);
     END IF;
     IF trim(text_input) = '' THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Text cannot be empty');
+        PERFORM @extschema@._steadytext_raise_p0001('Text cannot be empty'::text);
     END IF;
     PERFORM @extschema@._steadytext_check_remote_model(model, unsafe_mode);
-    PERFORM @extschema@._steadytext_queue_wake();
-    RETURN @extschema@._steadytext_enqueue('embed', text_input,
+    PERFORM @extschema@.steadytext_version();
+    RETURN @extschema@._steadytext_enqueue('embed'::text, text_input,
         jsonb_build_object(
             'text_input', text_input,
             'use_cache', coalesce(use_cache, true),
@@ -133,54 +119,44 @@ BEGIN
             'mode', coalesce(nullif(current_setting('steadytext.embedding_mode', true), ''),
                              'query'))
         || CASE WHEN model IS NULL
-                THEN @extschema@._steadytext_session_model('steadytext.embedding_model')
-                ELSE jsonb_build_object('model', model) END);
+                THEN @extschema@._steadytext_session_model('steadytext.embedding_model'::text)
+                ELSE jsonb_build_object('model', model) END, 5);
 END;
 $$;
 
+-- One row per element, in order. A NULL or blank element gets a request that has already
+-- completed with the zero vector (what steadytext_embed_batch gives it, and what the Python
+-- extension stored).
 CREATE FUNCTION steadytext_embed_batch_async(texts text[])
-RETURNS uuid[] LANGUAGE plpgsql VOLATILE AS $$
+RETURNS uuid[] LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t text;
     ids uuid[] := '{}';
 BEGIN
     IF texts IS NULL OR cardinality(texts) = 0 THEN
-        PERFORM @extschema@._steadytext_raise_p0001('texts array cannot be null or empty');
+        PERFORM @extschema@._steadytext_raise_p0001('texts array cannot be null or empty'::text);
     END IF;
     -- steadytext_embed_async checks each text; an error rolls back the rows queued before it.
     FOREACH t IN ARRAY texts LOOP
-        ids := ids || @extschema@.steadytext_embed_async(t);
+        IF t IS NULL OR trim(t) = '' THEN
+            ids := ids || @extschema@._steadytext_enqueue_empty('embed'::text, t);
+        ELSE
+            ids := ids || @extschema@.steadytext_embed_async(t);
+        END IF;
     END LOOP;
     RETURN ids;
 END;
 $$;
 
--- Not in the Python extension, whose functions take no priority: changes a pending request's
--- priority (1..10, higher first).
-CREATE FUNCTION steadytext_set_async_priority(request_id uuid, priority int)
-RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    changed int;
-BEGIN
-    IF priority IS NULL OR priority NOT BETWEEN 1 AND 10 THEN
-        PERFORM @extschema@._steadytext_raise_p0001('priority must be between 1 and 10');
-    END IF;
-    UPDATE @extschema@.steadytext_queue q SET priority = $2
-    WHERE q.request_id = $1 AND q.status = 'pending';
-    GET DIAGNOSTICS changed = ROW_COUNT;
-    RETURN changed > 0;
-END;
-$$;
-
 ---------------------------------------------------------------------------------------------
--- Reading results
+-- Reading results (the calling role's rows: row-level security)
 ---------------------------------------------------------------------------------------------
 
 CREATE FUNCTION steadytext_check_async(request_id uuid)
 RETURNS TABLE(status text, result text, results text[], embedding vector, embeddings vector[],
               error text, created_at timestamptz, completed_at timestamptz,
               processing_time_ms int, request_type text)
-LANGUAGE sql STABLE PARALLEL SAFE LEAKPROOF AS $$
+LANGUAGE sql STABLE PARALLEL SAFE LEAKPROOF SET search_path = pg_catalog, pg_temp AS $$
     SELECT q.status, q.result, q.results, q.embedding, q.embeddings, q.error, q.created_at,
            q.completed_at, q.processing_time_ms, q.request_type
     FROM @extschema@.steadytext_queue q WHERE q.request_id = $1
@@ -190,7 +166,7 @@ $$;
 -- same statement.
 CREATE FUNCTION steadytext_check_async_batch(request_ids uuid[])
 RETURNS TABLE(request_id uuid, status text, result text, error text, completed_at timestamptz)
-LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+LANGUAGE sql VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT q.request_id, q.status, q.result, q.error, q.completed_at
     FROM unnest($1) WITH ORDINALITY AS u(id, ord)
     JOIN @extschema@.steadytext_queue q ON q.request_id = u.id
@@ -199,20 +175,21 @@ $$;
 
 -- Waits for a request: its text (the vector's text form for embeddings). A cancelled request
 -- fails at once, and so does waiting in the transaction that queued it (the workers only see
--- the row once it commits).
+-- the row once it commits). A timeout on a request no worker has claimed says so, and how to
+-- get a worker.
 CREATE FUNCTION steadytext_get_async_result(request_id uuid, timeout_seconds int DEFAULT 30)
-RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     wait int := coalesce(timeout_seconds, 30);
     deadline timestamptz;
     r record;
 BEGIN
     IF wait < 0 THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Timeout cannot be negative');
+        PERFORM @extschema@._steadytext_raise_p0001('Timeout cannot be negative'::text);
     END IF;
     deadline := clock_timestamp() + wait * interval '1 second';
     LOOP
-        SELECT q.status, q.result, q.embedding, q.error,
+        SELECT q.status, q.result, q.embedding, q.error, q.started_at IS NULL AS unclaimed,
                q.xmin = xid(pg_current_xact_id_if_assigned()) AS mine
         INTO r FROM @extschema@.steadytext_queue q
         WHERE q.request_id = $1 ORDER BY q.id DESC LIMIT 1;
@@ -234,6 +211,13 @@ BEGIN
                 $1));
         END IF;
         IF clock_timestamp() >= deadline THEN
+            IF r.unclaimed THEN
+                PERFORM @extschema@._steadytext_raise_p0001(format(
+                    'Timeout waiting for async result (%s seconds): no worker has claimed the '
+                    'request. Queue workers run when pg_steadytext is in shared_preload_libraries '
+                    '(steadytext.queue_workers, steadytext.queue_databases), or run `st worker '
+                    '--dsn ...` on any host', wait));
+            END IF;
             PERFORM @extschema@._steadytext_raise_p0001(
                 format('Timeout waiting for async result (%s seconds)', wait));
         END IF;
@@ -242,21 +226,8 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION steadytext_cancel_async(request_id uuid)
-RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
-DECLARE
-    changed int;
-BEGIN
-    UPDATE @extschema@.steadytext_queue q
-    SET status = 'cancelled', completed_at = now(), lease_until = NULL
-    WHERE q.request_id = $1 AND q.status IN ('pending', 'processing');
-    GET DIAGNOSTICS changed = ROW_COUNT;
-    RETURN changed > 0;
-END;
-$$;
-
 ---------------------------------------------------------------------------------------------
--- The claim protocol (workers)
+-- The claim protocol (workers: steadytext_worker; SECURITY DEFINER)
 --
 -- A worker names itself (`worker`): background workers are 'pg_steadytext:<pid>' and own
 -- their rows for as long as that process lives; every other worker holds a lease that it
@@ -265,7 +236,7 @@ $$;
 
 -- Returns rows whose worker is gone to the queue, counting the attempt as a retry.
 CREATE FUNCTION _steadytext_queue_recover() RETURNS int
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     recovered int;
 BEGIN
@@ -293,24 +264,26 @@ BEGIN
 END;
 $$;
 
--- The lease a non-background worker gets, in seconds.
+-- The lease a non-background worker gets.
 CREATE FUNCTION _steadytext_queue_lease(worker text, lease_seconds int) RETURNS interval
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN worker LIKE 'pg_steadytext:%' THEN NULL
                 ELSE make_interval(secs => coalesce(lease_seconds,
-                    @extschema@._steadytext_config_number('queue_lease_seconds', 60)::int)) END
+                    @extschema@._steadytext_config_number('queue_lease_seconds'::text,
+                                                          60::float8)::int)) END
 $$;
 
 -- Claims up to max_rows runnable rows: highest priority first, then oldest. Rows locked by
 -- another claim are skipped, so concurrent workers never get the same row.
 CREATE FUNCTION steadytext_queue_claim(worker text, max_rows int DEFAULT 1,
                                        lease_seconds int DEFAULT NULL)
-RETURNS SETOF steadytext_queue LANGUAGE plpgsql VOLATILE AS $$
+RETURNS SETOF steadytext_queue LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lease interval := @extschema@._steadytext_queue_lease(worker, lease_seconds);
 BEGIN
     IF worker IS NULL OR worker = '' THEN
-        PERFORM @extschema@._steadytext_raise_p0001('worker cannot be empty');
+        PERFORM @extschema@._steadytext_raise_p0001('worker cannot be empty'::text);
     END IF;
     PERFORM @extschema@._steadytext_queue_recover();
     RETURN QUERY
@@ -337,7 +310,8 @@ $$;
 -- after the lease expired), in which case the worker must stop working on it.
 CREATE FUNCTION steadytext_queue_heartbeat(job_id int, worker text,
                                            lease_seconds int DEFAULT NULL)
-RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lease interval := @extschema@._steadytext_queue_lease(worker, lease_seconds);
 BEGIN
@@ -347,14 +321,15 @@ BEGIN
 END;
 $$;
 
--- Stores the result and, when the request allows it, the cache row. False (and nothing
--- stored) when the row is no longer this worker's.
+-- Stores the result and, when the request allows it, the cache row (recorded as the queueing
+-- role's). False (and nothing stored) when the row is no longer this worker's.
 CREATE FUNCTION steadytext_queue_complete(job_id int, worker text,
                                           result_text text DEFAULT NULL,
                                           result_embedding vector DEFAULT NULL,
                                           cache_key text DEFAULT NULL,
                                           model_name text DEFAULT NULL)
-RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     r @extschema@.steadytext_queue;
 BEGIN
@@ -369,10 +344,10 @@ BEGIN
     END IF;
     IF cache_key IS NOT NULL AND coalesce((r.params ->> 'use_cache')::boolean, true) THEN
         INSERT INTO @extschema@.steadytext_cache AS c (cache_key, prompt, response, embedding,
-            model_name, seed, generation_params, response_size, generation_time_ms)
-        VALUES ($5, r.prompt, result_text, result_embedding, $6,
+            model_name, seed, generation_params, response_size, generation_time_ms, created_by)
+        VALUES ($5, r.prompt, result_text, result_embedding, coalesce($6, 'unknown'),
                 (r.params ->> 'seed')::int, r.params, length(result_text),
-                r.processing_time_ms)
+                r.processing_time_ms, coalesce(r.user_id, current_user))
         ON CONFLICT ON CONSTRAINT steadytext_cache_cache_key_key DO NOTHING;
     END IF;
     RETURN true;
@@ -384,9 +359,11 @@ $$;
 -- (NULL when the row is no longer this worker's).
 CREATE FUNCTION steadytext_queue_fail(job_id int, worker text, error_message text,
                                       retryable boolean DEFAULT true)
-RETURNS text LANGUAGE plpgsql VOLATILE AS $$
+RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    base float8 := @extschema@._steadytext_config_number('queue_retry_base_seconds', 1);
+    base float8 := @extschema@._steadytext_config_number('queue_retry_base_seconds'::text,
+                                                         1::float8);
     new_status text;
 BEGIN
     UPDATE @extschema@.steadytext_queue q
@@ -408,7 +385,8 @@ $$;
 
 -- Gives a claimed row back untouched (a worker shutting down); not counted as a retry.
 CREATE FUNCTION steadytext_queue_release(job_id int, worker text)
-RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE @extschema@.steadytext_queue q
     SET status = 'pending', worker_id = NULL, lease_until = NULL, started_at = NULL
@@ -418,24 +396,25 @@ END;
 $$;
 
 ---------------------------------------------------------------------------------------------
--- Observability
+-- Observability (a role sees its own requests; steadytext_admin all)
 ---------------------------------------------------------------------------------------------
 
-CREATE VIEW steadytext_queue_status AS
+CREATE VIEW steadytext_queue_status WITH (security_invoker = true) AS
 SELECT q.request_type,
        q.status,
        count(*) AS requests,
-       extract(epoch FROM now() - min(q.created_at) FILTER (WHERE q.status = 'pending'))
-           AS oldest_pending_seconds,
+       round(extract(epoch FROM now() - min(q.created_at) FILTER (WHERE q.status = 'pending')),
+             1) AS oldest_pending_seconds,
        count(*) FILTER (WHERE q.completed_at > now() - interval '1 minute'
                           AND q.status = 'completed') AS completed_last_minute,
-       avg(q.processing_time_ms) FILTER (WHERE q.status = 'completed') AS mean_processing_ms,
-       avg(q.wait_time_ms) AS mean_wait_ms,
+       round(avg(q.processing_time_ms) FILTER (WHERE q.status = 'completed'), 1)
+           AS mean_processing_ms,
+       round(avg(q.wait_time_ms), 1) AS mean_wait_ms,
        sum(q.retry_count) AS retries
 FROM steadytext_queue q
 GROUP BY q.request_type, q.status;
 
-GRANT SELECT ON steadytext_queue_status TO PUBLIC;
+GRANT SELECT ON steadytext_queue_status TO steadytext_user;
 
 ---------------------------------------------------------------------------------------------
 -- st_* aliases
@@ -443,24 +422,25 @@ GRANT SELECT ON steadytext_queue_status TO PUBLIC;
 
 -- As in the Python extension, the alias's max_tokens defaults to NULL (the configured default).
 CREATE FUNCTION st_generate_async(prompt text, max_tokens int DEFAULT NULL)
-RETURNS uuid LANGUAGE sql VOLATILE AS $$
+RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_async(prompt, max_tokens)
 $$;
 
 CREATE FUNCTION st_generate_batch_async(prompts text[], max_tokens int DEFAULT 512)
-RETURNS uuid[] LANGUAGE sql VOLATILE AS $$
+RETURNS uuid[] LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_batch_async(prompts, max_tokens)
 $$;
 
+-- PARALLEL UNSAFE: it writes (the Python extension's alias was marked SAFE).
 CREATE FUNCTION st_embed_async(text_input text, use_cache boolean DEFAULT true,
                                seed int DEFAULT 42, model text DEFAULT NULL,
                                unsafe_mode boolean DEFAULT false)
-RETURNS uuid LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_embed_async(text_input, use_cache, seed, model, unsafe_mode)
 $$;
 
 CREATE FUNCTION st_embed_batch_async(texts text[])
-RETURNS uuid[] LANGUAGE sql VOLATILE AS $$
+RETURNS uuid[] LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_embed_batch_async(texts)
 $$;
 
@@ -468,22 +448,22 @@ CREATE FUNCTION st_check_async(request_id uuid)
 RETURNS TABLE(status text, result text, results text[], embedding vector, embeddings vector[],
               error text, created_at timestamptz, completed_at timestamptz,
               processing_time_ms int, request_type text)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_check_async(request_id)
 $$;
 
 CREATE FUNCTION st_check_async_batch(request_ids uuid[])
 RETURNS TABLE(request_id uuid, status text, result text, error text, completed_at timestamptz)
-LANGUAGE sql VOLATILE PARALLEL SAFE AS $$
+LANGUAGE sql VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_check_async_batch(request_ids)
 $$;
 
 CREATE FUNCTION st_get_async_result(request_id uuid, timeout_seconds int DEFAULT 30)
-RETURNS text LANGUAGE sql VOLATILE AS $$
+RETURNS text LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_get_async_result(request_id, timeout_seconds)
 $$;
 
 CREATE FUNCTION st_cancel_async(request_id uuid)
-RETURNS boolean LANGUAGE sql VOLATILE AS $$
+RETURNS boolean LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_cancel_async(request_id)
 $$;

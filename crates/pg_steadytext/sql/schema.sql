@@ -1,6 +1,25 @@
--- pg_steadytext schema: the tables, the view and the default configuration.
+-- pg_steadytext schema: the roles, the tables, the view and the default configuration.
 -- Layouts follow the Python extension (2025.11.25) so existing SQL keeps working; additions are
--- marked "new".
+-- marked "new". Privileges are granted at the end of functions.sql; no table has any PUBLIC
+-- privilege.
+
+-- The roles of the privilege model (cluster-wide, created once, kept when the extension is
+-- dropped). steadytext_worker has LOGIN because PostgreSQL 15 lets background workers connect
+-- only as login roles; it has no password, so password authentication never admits it.
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'steadytext_user') THEN
+        CREATE ROLE steadytext_user NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'steadytext_admin') THEN
+        CREATE ROLE steadytext_admin NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'steadytext_worker') THEN
+        CREATE ROLE steadytext_worker LOGIN;
+    END IF;
+    GRANT steadytext_user TO steadytext_admin;
+END
+$roles$;
 
 -- The cache (L2). Generation and structured rows fill `response`, embedding rows `embedding`.
 -- `cache_key` is a digest of everything that changes the output (see src/cache_key.rs); the
@@ -21,7 +40,9 @@ CREATE TABLE steadytext_cache (
     eos_string TEXT,
     generation_params JSONB,
     response_size INT,
-    generation_time_ms INT
+    generation_time_ms INT,
+    -- new: the role that caused the row (row-level security shows a role its own rows)
+    created_by TEXT NOT NULL DEFAULT current_user
 );
 CREATE INDEX idx_steadytext_cache_key ON steadytext_cache (cache_key);
 CREATE INDEX idx_steadytext_cache_last_accessed ON steadytext_cache (last_accessed);
@@ -32,6 +53,13 @@ CREATE INDEX idx_steadytext_cache_embedding_hnsw ON steadytext_cache
     USING hnsw (embedding vector_cosine_ops);
 COMMENT ON TABLE steadytext_cache IS
     'pg_steadytext cache: written by the _cached functions and the queue workers, read by every function called with use_cache; keys cover everything that changes the output';
+-- A role sees the rows it caused; steadytext_admin sees all. Exact-key hits go through the
+-- extension's functions and are shared.
+ALTER TABLE steadytext_cache ENABLE ROW LEVEL SECURITY;
+CREATE POLICY steadytext_cache_own ON steadytext_cache FOR SELECT
+    USING (created_by = current_user OR pg_catalog.pg_has_role('steadytext_admin', 'USAGE'));
+CREATE POLICY steadytext_cache_admin ON steadytext_cache FOR DELETE
+    USING (pg_catalog.pg_has_role('steadytext_admin', 'USAGE'));
 
 -- new: lookups counted for a real hit rate in steadytext_cache_stats(). One row; the VOLATILE
 -- functions add to it. Lookups by IMMUTABLE functions are counted in shared memory when the
@@ -97,6 +125,15 @@ CREATE INDEX idx_steadytext_queue_runnable
     ON steadytext_queue (priority DESC, created_at, id) WHERE status = 'pending';
 CREATE INDEX idx_steadytext_queue_processing
     ON steadytext_queue (lease_until) WHERE status = 'processing';
+-- A role sees its own requests; steadytext_admin and the workers see all. Rows are written only
+-- by the extension's functions.
+ALTER TABLE steadytext_queue ENABLE ROW LEVEL SECURITY;
+CREATE POLICY steadytext_queue_own ON steadytext_queue FOR SELECT
+    USING (user_id = current_user
+           OR pg_catalog.pg_has_role('steadytext_admin', 'USAGE')
+           OR pg_catalog.pg_has_role('steadytext_worker', 'USAGE'));
+CREATE POLICY steadytext_queue_admin ON steadytext_queue FOR DELETE
+    USING (pg_catalog.pg_has_role('steadytext_admin', 'USAGE'));
 
 -- Configuration: JSONB values.
 CREATE TABLE steadytext_config (
@@ -107,12 +144,12 @@ CREATE TABLE steadytext_config (
     updated_by TEXT DEFAULT current_user
 );
 INSERT INTO steadytext_config (key, value, description) VALUES
-    ('daemon_host', '"localhost"', 'Host of the st daemon'),
-    ('daemon_port', '5555', 'Port of the st daemon'),
+    ('daemon_host', '"localhost"', 'Informational: the endpoint is the setting steadytext.daemon_endpoint'),
+    ('daemon_port', '5555', 'Informational: the endpoint is the setting steadytext.daemon_endpoint'),
     ('daemon_auto_start', 'true', 'Start the daemon on demand when it is not running'),
     ('default_max_tokens', '512', 'max_tokens when a call passes NULL'),
     ('default_seed', '42', 'seed when a call passes NULL'),
-    ('cache_enabled', 'false', 'Informational only (use_cache decides per call)'),
+    ('cache_enabled', 'false', 'Informational only: use_cache decides per call, as in the Python extension'),
     ('cache_eviction_enabled', 'true', 'Whether steadytext_cache_scheduled_eviction() evicts'),
     ('cache_max_entries', '10000', 'Eviction target: entries'),
     ('cache_max_size_mb', '100', 'Eviction target: megabytes'),
@@ -169,7 +206,7 @@ CREATE INDEX idx_steadytext_audit_log_user ON steadytext_audit_log (user_id, cre
 
 -- The Python extension raised its validation errors through this helper; kept for callers.
 CREATE FUNCTION _steadytext_raise_p0001(message text) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = message;
 END;
@@ -177,7 +214,7 @@ $$;
 
 -- A numeric setting, whether stored as a JSON number or as text.
 CREATE FUNCTION _steadytext_config_number(config_key text, fallback float8) RETURNS float8
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT COALESCE(
         (SELECT CASE WHEN value #>> '{}' ~ '^\s*-?[0-9]+(\.[0-9]+)?\s*$'
                      THEN (value #>> '{}')::float8 END

@@ -9,7 +9,8 @@ CREATE FUNCTION steadytext_rerank_docs_only(
     query text, documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     seed int DEFAULT 42)
-RETURNS TABLE(document text) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS TABLE(document text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT r.document FROM @extschema@.steadytext_rerank(query, documents, task, true, seed) r
 $$;
 
@@ -17,10 +18,11 @@ CREATE FUNCTION steadytext_rerank_top_k(
     query text, documents text[], top_k int,
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
-RETURNS TABLE(document text, score float8) LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS TABLE(document text, score float8)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF top_k IS NULL OR top_k <= 0 THEN
-        PERFORM @extschema@._steadytext_raise_p0001('top_k must be greater than 0');
+        PERFORM @extschema@._steadytext_raise_p0001('top_k must be greater than 0'::text);
     END IF;
     RETURN QUERY
         SELECT r.document, CASE WHEN return_scores THEN r.score END
@@ -33,31 +35,33 @@ $$;
 -- Async forms (sql/queue.sql has the queue; the workers have a handler per request type)
 ---------------------------------------------------------------------------------------------
 
--- The checks every *_async structured function makes before queueing.
+-- The checks every *_async structured function makes before queueing (the library checks the
+-- constraint again in _steadytext_enqueue).
 CREATE FUNCTION _steadytext_structured_async(request_type text, prompt text, kind text,
                                              constraint_value jsonb, max_tokens int,
                                              use_cache boolean, seed int)
-RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF prompt IS NULL THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be null');
+        PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be null'::text);
     END IF;
     IF trim(prompt) = '' THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be empty');
+        PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be empty'::text);
     END IF;
     IF max_tokens IS NOT NULL AND (max_tokens < 1 OR max_tokens > 4096) THEN
-        PERFORM @extschema@._steadytext_raise_p0001('max_tokens must be between 1 and 4096');
+        PERFORM @extschema@._steadytext_raise_p0001('max_tokens must be between 1 and 4096'::text);
     END IF;
     PERFORM @extschema@._steadytext_check_constraint(kind, constraint_value);
     RETURN @extschema@._steadytext_enqueue(request_type, prompt,
         jsonb_build_object(
             'max_tokens', coalesce(max_tokens,
-                @extschema@._steadytext_config_number('default_max_tokens', 512)::int),
+                @extschema@._steadytext_config_number('default_max_tokens'::text, 512::float8)::int),
             'use_cache', coalesce(use_cache, true),
             'seed', coalesce(seed, 42),
-            CASE kind WHEN 'json' THEN 'schema' WHEN 'regex' THEN 'pattern' ELSE 'choices' END,
+            CASE kind WHEN 'json' THEN 'schema' WHEN 'regex' THEN 'pattern'
+                      WHEN 'grammar' THEN 'grammar' ELSE 'choices' END,
             constraint_value)
-        || @extschema@._steadytext_session_model('steadytext.generation_model'));
+        || @extschema@._steadytext_session_model('steadytext.generation_model'::text), 5);
 END;
 $$;
 
@@ -65,13 +69,13 @@ CREATE FUNCTION steadytext_generate_json_async(prompt text, schema jsonb,
                                                max_tokens int DEFAULT 512,
                                                use_cache boolean DEFAULT true,
                                                seed int DEFAULT 42)
-RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF schema IS NULL THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Schema cannot be null');
+        PERFORM @extschema@._steadytext_raise_p0001('Schema cannot be null'::text);
     END IF;
-    RETURN @extschema@._steadytext_structured_async('generate_json', prompt, 'json', schema,
-                                                    max_tokens, use_cache, seed);
+    RETURN @extschema@._steadytext_structured_async('generate_json'::text, prompt, 'json'::text,
+                                                    schema, max_tokens, use_cache, seed);
 END;
 $$;
 
@@ -79,12 +83,12 @@ CREATE FUNCTION steadytext_generate_regex_async(prompt text, pattern text,
                                                 max_tokens int DEFAULT 512,
                                                 use_cache boolean DEFAULT true,
                                                 seed int DEFAULT 42)
-RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF pattern IS NULL OR pattern = '' THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Pattern cannot be null or empty');
+        PERFORM @extschema@._steadytext_raise_p0001('Pattern cannot be null or empty'::text);
     END IF;
-    RETURN @extschema@._steadytext_structured_async('generate_regex', prompt, 'regex',
+    RETURN @extschema@._steadytext_structured_async('generate_regex'::text, prompt, 'regex'::text,
                                                     to_jsonb(pattern), max_tokens, use_cache, seed);
 END;
 $$;
@@ -93,23 +97,39 @@ CREATE FUNCTION steadytext_generate_choice_async(prompt text, choices text[],
                                                  max_tokens int DEFAULT 512,
                                                  use_cache boolean DEFAULT true,
                                                  seed int DEFAULT 42)
-RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF choices IS NULL OR cardinality(choices) = 0 THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Choices cannot be null or empty');
+        PERFORM @extschema@._steadytext_raise_p0001('Choices cannot be null or empty'::text);
     END IF;
     IF cardinality(choices) < 2 THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Must provide at least 2 choices');
+        PERFORM @extschema@._steadytext_raise_p0001('Must provide at least 2 choices'::text);
     END IF;
-    RETURN @extschema@._steadytext_structured_async('generate_choice', prompt, 'choice',
+    RETURN @extschema@._steadytext_structured_async('generate_choice'::text, prompt, 'choice'::text,
                                                     to_jsonb(choices), max_tokens, use_cache, seed);
+END;
+$$;
+
+-- New: a Lark grammar (see steadytext_generate_grammar).
+CREATE FUNCTION steadytext_generate_grammar_async(prompt text, grammar text,
+                                                  max_tokens int DEFAULT 512,
+                                                  use_cache boolean DEFAULT true,
+                                                  seed int DEFAULT 42)
+RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF grammar IS NULL OR trim(grammar) = '' THEN
+        PERFORM @extschema@._steadytext_raise_p0001('Grammar cannot be null or empty'::text);
+    END IF;
+    RETURN @extschema@._steadytext_structured_async('generate_grammar'::text, prompt,
+                                                    'grammar'::text, to_jsonb(grammar), max_tokens,
+                                                    use_cache, seed);
 END;
 $$;
 
 -- The synchronous function's checks (the Python extension queued anything).
 CREATE FUNCTION _steadytext_rerank_params(query text, documents text[], task text,
                                           return_scores boolean, seed int)
-RETURNS jsonb LANGUAGE plpgsql VOLATILE AS $$
+RETURNS jsonb LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF query IS NULL THEN
         PERFORM @extschema@._steadytext_raise_p0001('Query cannot be null');
@@ -127,11 +147,11 @@ BEGIN
         PERFORM @extschema@._steadytext_raise_p0001('Documents cannot contain null elements');
     END IF;
     -- Loads the library first, which defines the steadytext.* settings read below.
-    PERFORM @extschema@._steadytext_queue_wake();
+    PERFORM @extschema@.steadytext_version();
     RETURN jsonb_build_object('query', query, 'documents', to_jsonb(documents),
                               'task', task, 'return_scores', coalesce(return_scores, true),
                               'seed', coalesce(seed, 42))
-        || @extschema@._steadytext_session_model('steadytext.reranking_model');
+        || @extschema@._steadytext_session_model('steadytext.reranking_model'::text);
 END;
 $$;
 
@@ -139,10 +159,10 @@ CREATE FUNCTION steadytext_rerank_async(
     query text, documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
-RETURNS uuid LANGUAGE plpgsql VOLATILE AS $$
+RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
-    RETURN @extschema@._steadytext_enqueue('rerank', query,
-        @extschema@._steadytext_rerank_params(query, documents, task, return_scores, seed));
+    RETURN @extschema@._steadytext_enqueue('rerank'::text, query,
+        @extschema@._steadytext_rerank_params(query, documents, task, return_scores, seed), 5);
 END;
 $$;
 
@@ -151,18 +171,18 @@ CREATE FUNCTION steadytext_rerank_batch_async(
     queries text[], documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
-RETURNS uuid[] LANGUAGE plpgsql VOLATILE AS $$
+RETURNS uuid[] LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     q text;
     ids uuid[] := '{}';
 BEGIN
     IF queries IS NULL OR cardinality(queries) = 0 THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Queries cannot be empty');
+        PERFORM @extschema@._steadytext_raise_p0001('Queries cannot be empty'::text);
     END IF;
     -- Each query is checked as it is queued; an error rolls back the rows queued before it.
     FOREACH q IN ARRAY queries LOOP
-        ids := ids || @extschema@._steadytext_enqueue('batch_rerank', q,
-            @extschema@._steadytext_rerank_params(q, documents, task, return_scores, seed));
+        ids := ids || @extschema@._steadytext_enqueue('batch_rerank'::text, q,
+            @extschema@._steadytext_rerank_params(q, documents, task, return_scores, seed), 5);
     END LOOP;
     RETURN ids;
 END;
@@ -175,7 +195,7 @@ $$;
 CREATE FUNCTION st_generate_json(prompt text, schema jsonb, max_tokens int DEFAULT NULL,
                                  use_cache boolean DEFAULT true, seed int DEFAULT 42,
                                  unsafe_mode boolean DEFAULT false)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_json(prompt, schema, max_tokens, use_cache, seed,
                                                 unsafe_mode)
 $$;
@@ -183,7 +203,7 @@ $$;
 CREATE FUNCTION st_generate_regex(prompt text, pattern text, max_tokens int DEFAULT NULL,
                                   use_cache boolean DEFAULT true, seed int DEFAULT 42,
                                   unsafe_mode boolean DEFAULT false)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_regex(prompt, pattern, max_tokens, use_cache, seed,
                                                  unsafe_mode)
 $$;
@@ -191,7 +211,7 @@ $$;
 CREATE FUNCTION st_generate_choice(prompt text, choices text[], max_tokens int DEFAULT NULL,
                                    use_cache boolean DEFAULT true, seed int DEFAULT 42,
                                    unsafe_mode boolean DEFAULT false)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_choice(prompt, choices, max_tokens, use_cache, seed,
                                                   unsafe_mode)
 $$;
@@ -200,7 +220,8 @@ CREATE FUNCTION st_rerank(
     query text, documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
-RETURNS TABLE(document text, score float8) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS TABLE(document text, score float8)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_rerank(query, documents, task, return_scores, seed)
 $$;
 
@@ -208,7 +229,8 @@ CREATE FUNCTION st_rerank_docs_only(
     query text, documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     seed int DEFAULT 42)
-RETURNS TABLE(document text) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS TABLE(document text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_rerank_docs_only(query, documents, task, seed)
 $$;
 
@@ -217,7 +239,8 @@ CREATE FUNCTION st_rerank_top_k(
     query text, documents text[], k int DEFAULT 5,
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
-RETURNS TABLE(document text, score float8) LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS TABLE(document text, score float8)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_rerank_top_k(query, documents, k, task, return_scores, seed)
 $$;
 
@@ -226,7 +249,7 @@ CREATE FUNCTION st_rerank_batch(
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
 RETURNS TABLE(query_index int, document text, score float8)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_rerank_batch(queries, documents, task, return_scores, seed)
 $$;
 
@@ -234,7 +257,7 @@ CREATE FUNCTION st_rerank_async(
     query text, documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
-RETURNS uuid LANGUAGE sql VOLATILE AS $$
+RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_rerank_async(query, documents, task, return_scores, seed)
 $$;
 
@@ -242,6 +265,48 @@ CREATE FUNCTION st_rerank_batch_async(
     queries text[], documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
-RETURNS uuid[] LANGUAGE sql VOLATILE AS $$
+RETURNS uuid[] LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_rerank_batch_async(queries, documents, task, return_scores, seed)
+$$;
+
+CREATE FUNCTION st_generate_grammar(prompt text, grammar text, max_tokens int DEFAULT NULL,
+                                    use_cache boolean DEFAULT true, seed int DEFAULT 42,
+                                    unsafe_mode boolean DEFAULT false)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT @extschema@.steadytext_generate_grammar(prompt, grammar, max_tokens, use_cache, seed,
+                                                   unsafe_mode)
+$$;
+
+-- The structured *_async forms' aliases (the Python extension had none; the README promised
+-- an st_* alias for every function).
+CREATE FUNCTION st_generate_json_async(prompt text, schema jsonb, max_tokens int DEFAULT 512,
+                                       use_cache boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT @extschema@.steadytext_generate_json_async(prompt, schema, max_tokens, use_cache, seed)
+$$;
+
+CREATE FUNCTION st_generate_regex_async(prompt text, pattern text, max_tokens int DEFAULT 512,
+                                        use_cache boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT @extschema@.steadytext_generate_regex_async(prompt, pattern, max_tokens, use_cache,
+                                                       seed)
+$$;
+
+CREATE FUNCTION st_generate_choice_async(prompt text, choices text[], max_tokens int DEFAULT 512,
+                                         use_cache boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT @extschema@.steadytext_generate_choice_async(prompt, choices, max_tokens, use_cache,
+                                                        seed)
+$$;
+
+CREATE FUNCTION st_generate_grammar_async(prompt text, grammar text, max_tokens int DEFAULT 512,
+                                          use_cache boolean DEFAULT true, seed int DEFAULT 42)
+RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT @extschema@.steadytext_generate_grammar_async(prompt, grammar, max_tokens, use_cache,
+                                                         seed)
+$$;
+
+CREATE FUNCTION st_set_async_priority(request_id uuid, priority int)
+RETURNS boolean LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT @extschema@.steadytext_set_async_priority(request_id, priority)
 $$;

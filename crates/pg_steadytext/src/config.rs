@@ -5,19 +5,14 @@
 use pgrx::JsonB;
 
 fn value(key: &str) -> Option<serde_json::Value> {
-    crate::spi::read_one::<JsonB>(
-        "SELECT value FROM public.steadytext_config WHERE key = $1",
-        key,
-    )
+    crate::privilege::as_owner(|| {
+        crate::spi::read_one::<JsonB>(
+            "SELECT c.value FROM public.steadytext_config c \
+             WHERE c.key OPERATOR(pg_catalog.=) $1",
+            key,
+        )
+    })
     .map(|j| j.0)
-}
-
-/// A text setting (a JSON string's contents, or any other value's JSON text).
-pub fn text(key: &str) -> Option<String> {
-    match value(key)? {
-        serde_json::Value::String(s) => Some(s),
-        other => Some(other.to_string()),
-    }
 }
 
 /// A boolean setting, whether stored as JSON true/false or as text.

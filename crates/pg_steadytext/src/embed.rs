@@ -3,70 +3,65 @@
 use std::time::Instant;
 
 use pgrx::prelude::*;
-use steadytext::EmbedMode;
+use steadytext::request::{EmbedRequest, EmbedSpec};
+use steadytext::Request;
 
-use crate::errors::{check_remote_model, raise, raise_with};
-use crate::inference::{self, ModelFile, Route};
+use crate::errors::{raise, raise_error};
 use crate::vector::Vector;
-use crate::{cache, guc};
-use steadytext::cache_key;
+use crate::{cache, model, rate_limit, route};
 
-fn mode() -> EmbedMode {
-    let setting = guc::string(&guc::EMBEDDING_MODE).unwrap_or_else(|| "query".into());
-    setting.parse().unwrap_or_else(|_| {
-        raise_with(
-            pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            &format!("steadytext.embedding_mode must be 'query' or 'passage', got '{setting}'"),
-        )
-    })
-}
-
-fn validate(text_input: Option<&str>, model: Option<&str>, unsafe_mode: bool) -> String {
+fn check_text(text_input: Option<&str>) -> &str {
     let Some(text) = text_input else {
         raise("Text cannot be null")
     };
     if text.trim().is_empty() {
         raise("Text cannot be empty");
     }
-    check_remote_model(model, unsafe_mode);
-    text.to_string()
+    text
 }
 
-/// Embeds with the model, or warns and returns `None` so the caller can give the zero vector.
-/// `route` is decided on first use and reused for the rest of the statement.
-fn compute(
+/// Builds an embedding request for `texts`; `None` (with a WARNING) when no model can be used,
+/// so the caller gives zero vectors as the Python extension did.
+fn build(
     function: &str,
-    model: Option<&ModelFile>,
-    text: &str,
-    mode: EmbedMode,
-    route: &mut Option<Route>,
-) -> Option<Vec<f32>> {
-    let result = model
-        .ok_or_else(|| "no embedding model".to_string())
-        .and_then(|m| inference::embed(*route.get_or_insert_with(inference::route), m, text, mode));
-    match result {
-        Ok(v) => Some(v),
-        Err(e) => {
-            warning!("{function}: embedding failed, returning the zero vector: {e}");
+    texts: Vec<String>,
+    model: Option<&str>,
+    use_cache: bool,
+    unsafe_mode: bool,
+) -> Option<EmbedRequest> {
+    let spec = EmbedSpec {
+        texts: Some(texts),
+        model: model.map(str::to_string),
+        mode: Some(model::embed_mode()),
+        use_cache: Some(use_cache),
+        unsafe_mode: Some(unsafe_mode),
+        ..EmbedSpec::default()
+    };
+    match model::builder().embed(spec) {
+        Ok(request) => Some(request),
+        Err(e) if route::is_model_problem(&e) => {
+            warning!(
+                "{function}: no embedding model could be used, returning the zero vector: {e}. \
+                 Set steadytext.embedding_model (a registry name, a .gguf file in \
+                 steadytext.models_dir, or a path)"
+            );
             None
         }
+        Err(e) => raise_error(&e),
     }
 }
 
-fn load(function: &str, model: Option<&str>) -> Option<ModelFile> {
-    inference::embedding_model(model)
-        .map_err(|e| {
-            warning!(
-                "{function}: no embedding model could be loaded: {e}. Set \
-                 steadytext.embedding_model to a GGUF file or a registry name."
-            )
-        })
-        .ok()
-}
-
-fn key(model: &ModelFile, mode: EmbedMode, text: &str) -> Option<String> {
-    let sha = model.sha256().ok()?;
-    Some(cache_key::embedding(&sha, mode.as_str(), text))
+/// Embeds with the model, or warns and returns `None` so the caller can give zero vectors.
+fn compute(function: &str, request: EmbedRequest) -> Option<Vec<Vec<f32>>> {
+    let embedded = route::run(Request::Embed(request)).and_then(|o| o.into_embeddings());
+    match embedded {
+        Ok(vectors) => Some(vectors),
+        Err(e) if route::is_model_problem(&e) || e.kind() == steadytext::ErrorKind::Inference => {
+            warning!("{function}: embedding failed, returning the zero vector: {e}");
+            None
+        }
+        Err(e) => raise_error(&e),
+    }
 }
 
 /// A 1024-wide unit vector; the zero vector (with a WARNING) when embedding fails, never NULL.
@@ -78,25 +73,27 @@ fn steadytext_embed(
     model: default!(Option<&str>, "NULL"),
     unsafe_mode: default!(Option<bool>, false),
 ) -> Vector {
-    // The seed does not change local embeddings (as in SteadyText); it is accepted for
-    // compatibility.
+    // The seed does not change local embeddings (as in SteadyText): it is accepted for
+    // compatibility and, since it changes nothing, is in no cache key.
     let _ = seed;
-    let text = validate(text_input, model, unsafe_mode.unwrap_or(false));
-    let mode = mode();
-    let loaded = load("steadytext_embed", model);
-    if use_cache.unwrap_or(true) {
-        if let Some(hit) = loaded
-            .as_ref()
-            .and_then(|m| key(m, mode, &text))
-            .and_then(|k| cache::embedding(&k))
-        {
-            return Vector(hit);
-        }
+    let text = check_text(text_input);
+    let use_cache = use_cache.unwrap_or(true);
+    let Some(request) = build(
+        "steadytext_embed",
+        vec![text.to_string()],
+        model,
+        use_cache,
+        unsafe_mode.unwrap_or(false),
+    ) else {
+        return Vector(steadytext::embed::zero());
+    };
+    model::check_deny(text);
+    rate_limit::admit();
+    if let Some(hit) = request.cache_key(text).and_then(|k| cache::embedding(&k)) {
+        return Vector(hit);
     }
-    Vector(
-        compute("steadytext_embed", loaded.as_ref(), &text, mode, &mut None)
-            .unwrap_or_else(steadytext::embed::zero),
-    )
+    let vector = compute("steadytext_embed", request).and_then(|mut v| v.pop());
+    Vector(vector.unwrap_or_else(steadytext::embed::zero))
 }
 
 /// Embeds through the cache: reads it, and on a miss embeds and writes the row (never a zero
@@ -108,44 +105,50 @@ fn steadytext_embed_cached(
     model: default!(Option<&str>, "NULL"),
     unsafe_mode: default!(Option<bool>, false),
 ) -> Vector {
-    let text = validate(text_input, model, unsafe_mode.unwrap_or(false));
-    let mode = mode();
-    let loaded = load("steadytext_embed_cached", model);
-    let key = loaded.as_ref().and_then(|m| key(m, mode, &text));
-    if let Some(key) = &key {
-        if let Some(hit) = cache::embedding(key) {
-            cache::record_lookup(key, true);
-            return Vector(hit);
-        }
-        cache::record_lookup(key, false);
-    }
-    let started = Instant::now();
-    let Some(vector) = compute(
+    let text = check_text(text_input);
+    let Some(request) = build(
         "steadytext_embed_cached",
-        loaded.as_ref(),
-        &text,
-        mode,
-        &mut None,
+        vec![text.to_string()],
+        model,
+        true,
+        unsafe_mode.unwrap_or(false),
     ) else {
         return Vector(steadytext::embed::zero());
     };
-    if let (Some(key), Some(model)) = (key, loaded) {
+    model::check_deny(text);
+    rate_limit::admit();
+    let key = request.cache_key(text).expect("use_cache is on");
+    if let Some(hit) = cache::embedding(&key) {
+        cache::record_lookup(&key, true);
+        return Vector(hit);
+    }
+    cache::record_lookup(&key, false);
+    let started = Instant::now();
+    let row = cache::RowInfo {
+        prompt: text.to_string(),
+        model_name: request.model.file_name(),
+        seed: seed.unwrap_or(42),
+        eos_string: None,
+        params: serde_json::json!({ "mode": request.mode.as_str(), "model_sha256": request.model.sha256 }),
+        elapsed_ms: 0,
+    };
+    let Some(vector) = compute("steadytext_embed_cached", request).and_then(|mut v| v.pop())
+    else {
+        return Vector(steadytext::embed::zero());
+    };
+    if vector.iter().any(|&x| x != 0.0) {
         let row = cache::RowInfo {
-            prompt: &text,
-            model_name: &model.name(),
-            seed: seed.unwrap_or(42),
-            eos_string: None,
-            params: serde_json::json!({ "mode": mode.as_str(), "model_sha256": model.sha256().ok() }),
             elapsed_ms: started.elapsed().as_millis() as i32,
+            ..row
         };
         cache::store_embedding(&key, &vector, &row);
     }
     Vector(vector)
 }
 
-/// Embeds many texts in one call: one row per input, in input order (`index` is 1-based). Each
-/// vector is bit-identical to `steadytext_embed` of that text; NULL or blank elements give the
-/// zero vector.
+/// Embeds many texts in one call: one row per input, in input order (`index` counts from 1).
+/// Each vector is bit-identical to `steadytext_embed` of that text; NULL or blank elements give
+/// the zero vector (and are not sent to the model).
 #[pg_extern(immutable, parallel_safe)]
 fn steadytext_embed_batch(
     texts: Option<Vec<Option<String>>>,
@@ -153,29 +156,38 @@ fn steadytext_embed_batch(
     let Some(texts) = texts else {
         raise("Texts cannot be null")
     };
-    let mode = mode();
-    let loaded = load("steadytext_embed_batch", None);
-    let mut route = None;
-    let rows: Vec<(i32, Vector)> = texts
+    let limits = model::limits();
+    if texts.len() > limits.max_batch_size {
+        raise_error(&steadytext::Error::limit(
+            &format!("the batch has {} texts", texts.len()),
+            limits.max_batch_size,
+            steadytext::request::MAX_BATCH_SIZE,
+        ));
+    }
+    let present: Vec<(usize, String)> = texts
         .iter()
         .enumerate()
-        .map(|(i, text)| {
-            pgrx::check_for_interrupts!();
-            let text = text.as_deref().unwrap_or("");
-            let v = if text.trim().is_empty() {
-                steadytext::embed::zero()
-            } else {
-                compute(
-                    "steadytext_embed_batch",
-                    loaded.as_ref(),
-                    text,
-                    mode,
-                    &mut route,
-                )
-                .unwrap_or_else(steadytext::embed::zero)
-            };
-            (i as i32 + 1, Vector(v))
-        })
+        .filter_map(|(i, t)| t.as_ref().filter(|t| !t.trim().is_empty()).map(|t| (i, t.clone())))
+        .collect();
+    let mut vectors = vec![steadytext::embed::zero(); texts.len()];
+    if !present.is_empty() {
+        for (_, t) in &present {
+            model::check_deny(t);
+        }
+        let wanted = present.iter().map(|(_, t)| t.clone()).collect();
+        if let Some(request) = build("steadytext_embed_batch", wanted, None, true, false) {
+            rate_limit::admit();
+            if let Some(computed) = compute("steadytext_embed_batch", request) {
+                for ((i, _), v) in present.iter().zip(computed) {
+                    vectors[*i] = v;
+                }
+            }
+        }
+    }
+    let rows: Vec<(i32, Vector)> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| (i as i32 + 1, Vector(v)))
         .collect();
     TableIterator::new(rows)
 }

@@ -1,8 +1,10 @@
-//! Raising errors with the Python extension's SQLSTATEs and texts (without its PL/Python
-//! prefixes).
+//! Raising errors: the library's error kinds as SQLSTATEs, with the library's message as it is
+//! (the same text the daemon and the queue workers give), and the Python extension's
+//! validation texts with its SQLSTATE (P0001) but without its PL/Python prefixes.
 
 use pgrx::prelude::*;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
+use steadytext::{Error, ErrorKind};
 
 /// Validation errors: SQLSTATE P0001 (raise_exception), as the Python extension.
 pub fn raise(message: &str) -> ! {
@@ -15,36 +17,39 @@ pub fn raise_with(code: PgSqlErrorCode, message: &str) -> ! {
     unreachable!("ereport(ERROR) does not return")
 }
 
-/// Maps a library error to an SQL error.
-pub fn raise_library(context: &str, error: &steadytext::Error) -> ! {
-    use steadytext::Error as E;
-    let code = match error {
-        E::ContextLengthExceeded { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-        E::InvalidArgument(_) => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        E::Cancelled => PgSqlErrorCode::ERRCODE_QUERY_CANCELED,
-        E::Incomplete { .. } => PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-        E::ModelMissing { .. } | E::ModelPathMissing(_) | E::ModelLoad { .. } => {
-            PgSqlErrorCode::ERRCODE_UNDEFINED_FILE
+/// The SQLSTATE of a library error kind.
+pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
+    use PgSqlErrorCode as C;
+    match kind {
+        ErrorKind::InvalidArgument => C::ERRCODE_RAISE_EXCEPTION,
+        ErrorKind::LimitExceeded | ErrorKind::ContextLength | ErrorKind::Incomplete => {
+            C::ERRCODE_PROGRAM_LIMIT_EXCEEDED
         }
-        E::Inference(_) | E::Io { .. } => PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
-    };
-    raise_with(code, &format!("{context}: {error}"))
+        ErrorKind::Forbidden => C::ERRCODE_INSUFFICIENT_PRIVILEGE,
+        ErrorKind::Unsupported => C::ERRCODE_FEATURE_NOT_SUPPORTED,
+        ErrorKind::ModelMissing | ErrorKind::ModelLoad => C::ERRCODE_UNDEFINED_FILE,
+        ErrorKind::Cancelled => C::ERRCODE_QUERY_CANCELED,
+        ErrorKind::Busy => C::ERRCODE_INSUFFICIENT_RESOURCES,
+        ErrorKind::Unavailable => C::ERRCODE_CONNECTION_FAILURE,
+        ErrorKind::Protocol => C::ERRCODE_PROTOCOL_VIOLATION,
+        ErrorKind::Io => C::ERRCODE_IO_ERROR,
+        ErrorKind::Inference => C::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+    }
 }
 
-/// The remote-model gate shared by every function that takes a model: a name with ':' is a
-/// remote provider and needs unsafe_mode; this build runs local models only.
-pub fn check_remote_model(model: Option<&str>, unsafe_mode: bool) {
-    let Some(model) = model.filter(|m| m.contains(':')) else {
-        return;
-    };
-    if !unsafe_mode {
-        raise("Remote models (containing ':' ) require unsafe_mode=TRUE");
+/// Raises a library error with its kind's SQLSTATE and its own message.
+pub fn raise_error(error: &Error) -> ! {
+    raise_with(sqlstate(error.kind()), error.message())
+}
+
+/// The value, or the error raised.
+pub trait OrRaise<T> {
+    /// Raises the error with its SQLSTATE.
+    fn or_raise(self) -> T;
+}
+
+impl<T> OrRaise<T> for steadytext::Result<T> {
+    fn or_raise(self) -> T {
+        self.unwrap_or_else(|e| raise_error(&e))
     }
-    raise_with(
-        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-        &format!(
-            "remote model '{model}' is not supported: pg_steadytext runs local GGUF models only; \
-             set the model to a registry name or a GGUF path"
-        ),
-    )
 }

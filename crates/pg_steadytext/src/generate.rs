@@ -3,138 +3,138 @@
 use std::time::Instant;
 
 use pgrx::prelude::*;
-use steadytext::GenerateParams;
+use steadytext::execute::{Execution, Output, Progress};
+use steadytext::request::{GenerateRequest, GenerateSpec};
+use steadytext::Request;
 
-use crate::errors::{check_remote_model, raise, raise_library};
-use crate::inference::{self, ModelArgs, ModelFile, THREADS};
-use crate::{cache, config};
-use steadytext::cache_key;
+use crate::errors::{raise, raise_error, OrRaise};
+use crate::route::{self, Interrupts};
+use crate::{cache, config, model, rate_limit};
 
-/// A validated generation call.
-struct Request {
-    prompt: String,
-    params: GenerateParams,
-    model: ModelArgs,
-}
-
-/// The prompt, refused when NULL or blank (the Python extension's texts).
+/// The prompt, refused when NULL (the Python extension's text); the library refuses blank ones.
 pub(crate) fn check_prompt(prompt: Option<&str>) -> &str {
-    let Some(prompt) = prompt else {
-        raise("Prompt cannot be null")
-    };
-    if prompt.trim().is_empty() {
-        raise("Prompt cannot be empty");
-    }
-    prompt
+    prompt.unwrap_or_else(|| raise("Prompt cannot be null"))
 }
 
-/// `max_tokens`, or the `default_max_tokens` config row when NULL (512 without one); at least 1.
-pub(crate) fn max_tokens_or_default(max_tokens: Option<i32>) -> usize {
+/// `max_tokens`, or the `default_max_tokens` config row when NULL (the library's default
+/// without one).
+pub(crate) fn max_tokens_or_default(max_tokens: Option<i32>) -> Option<usize> {
     let max_tokens = max_tokens
         .map(i64::from)
-        .or_else(|| config::int("default_max_tokens"))
-        .unwrap_or(512);
+        .or_else(|| config::int("default_max_tokens"))?;
     if max_tokens < 1 {
         raise(&format!("max_tokens must be at least 1, got {max_tokens}"));
     }
-    max_tokens as usize
+    Some(max_tokens as usize)
 }
 
-impl Request {
-    /// Validates in the Python extension's order, with its messages, and fills NULLs from the
-    /// config rows.
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        prompt: Option<&str>,
-        max_tokens: Option<i32>,
-        seed: Option<i32>,
-        eos_string: Option<&str>,
-        model: ModelArgs,
-        unsafe_mode: bool,
-    ) -> Self {
-        let prompt = check_prompt(prompt);
-        let seed = seed
-            .map(i64::from)
-            .or_else(|| config::int("default_seed"))
-            .unwrap_or(42);
-        if seed < 0 {
-            raise("seed must be non-negative");
-        }
-        check_remote_model(model.model.as_deref(), unsafe_mode);
-        if unsafe_mode && model.model.is_none() {
-            raise("unsafe_mode=TRUE requires a model parameter");
-        }
-        let max_tokens = max_tokens_or_default(max_tokens);
-        Request {
-            prompt: prompt.to_string(),
-            params: GenerateParams {
-                max_new_tokens: max_tokens,
-                seed: seed as u32,
-                temperature: 0.0,
-                eos_string: eos_string
-                    .unwrap_or(steadytext::params::EOS_SENTINEL)
-                    .to_string(),
-                threads: Some(THREADS),
-            },
-            model,
-        }
-    }
+/// `seed`, or the `default_seed` config row when NULL.
+pub(crate) fn seed_or_default(seed: Option<i32>) -> Option<i64> {
+    seed.map(i64::from).or_else(|| config::int("default_seed"))
+}
 
-    /// The model, or a WARNING that says why there is none and how to fix it.
-    fn model(&self, function: &str) -> Option<ModelFile> {
-        match inference::generation_model(&self.model) {
-            Ok(model) => Some(model),
-            Err(e) => {
-                warning!(
-                    "{function}: no generation model could be loaded, returning NULL: {e}. \
-                     Set steadytext.generation_model to a GGUF file or a registry name \
-                     (see `st models list`), or download the model with `st models download`."
+/// A call's model arguments.
+#[derive(Default)]
+pub(crate) struct ModelArgs<'a> {
+    pub model: Option<&'a str>,
+    pub model_repo: Option<&'a str>,
+    pub model_filename: Option<&'a str>,
+    pub size: Option<&'a str>,
+}
+
+/// Builds the request; `None` (with a WARNING that says how to fix it) when no model can be
+/// used, as the Python extension returned NULL.
+pub(crate) fn build(function: &str, spec: GenerateSpec) -> Option<GenerateRequest> {
+    match model::builder().generate(spec) {
+        Ok(request) => Some(request),
+        Err(e) if route::is_model_problem(&e) => {
+            warning!(
+                "{function}: no generation model could be used, returning NULL: {e}. Set \
+                 steadytext.generation_model (a registry name from `st models list`, a .gguf file \
+                 in steadytext.models_dir, or a path), or fetch the model with `st models \
+                 download` (or turn on steadytext.allow_model_downloads)"
+            );
+            None
+        }
+        Err(e) => raise_error(&e),
+    }
+}
+
+/// The checks every generation makes after building: the deny pattern and the rate limit.
+pub(crate) fn admit(prompt: &str) {
+    model::check_deny(prompt);
+    rate_limit::admit();
+}
+
+/// Runs a generation (cache first when allowed); NOTICE when max_tokens did not fit the window.
+pub(crate) fn text(request: GenerateRequest) -> String {
+    if let Some(hit) = request.cache_key().and_then(|k| cache::response(&k)) {
+        return hit;
+    }
+    let requested = request.params.max_new_tokens;
+    match route::run(Request::Generate(request)).or_raise() {
+        Output::Text { text, summary } => {
+            if let Some(used) = summary.clamped {
+                notice!(
+                    "max_tokens {requested} is more than the model's window leaves after the \
+                     prompt; generated up to {used} tokens"
                 );
-                None
             }
+            text
         }
-    }
-
-    fn cache_key(&self, model: &ModelFile) -> String {
-        let sha = model
-            .sha256()
-            .unwrap_or_else(|e| raise_library("cannot fingerprint the model", &e));
-        cache_key::generation(
-            &sha,
-            &self.prompt,
-            self.params.max_new_tokens,
-            self.params.seed,
-            self.params.temperature,
-            &self.params.eos_string,
-        )
-    }
-
-    /// The cached text, when `use_cache` and the cache has this request.
-    fn cached(&self, model: &ModelFile, use_cache: Option<bool>) -> Option<String> {
-        if !use_cache.unwrap_or(true) {
-            return None;
-        }
-        cache::response(&self.cache_key(model))
-    }
-
-    /// Generates (in the daemon or here), checking for cancellation between tokens.
-    fn run(&self, model: &ModelFile) -> String {
-        inference::generate(model, &self.prompt, &self.params)
+        _ => raise("the daemon did not answer with text"),
     }
 }
 
-fn model_args(
-    model: Option<&str>,
-    model_repo: Option<&str>,
-    model_filename: Option<&str>,
-    size: Option<&str>,
-) -> ModelArgs {
-    ModelArgs {
-        model: model.map(str::to_string),
-        model_repo: model_repo.map(str::to_string),
-        model_filename: model_filename.map(str::to_string),
-        size: size.map(str::to_string),
+#[allow(clippy::too_many_arguments)]
+fn spec(
+    prompt: &str,
+    max_tokens: Option<i32>,
+    use_cache: Option<bool>,
+    seed: Option<i32>,
+    eos_string: Option<&str>,
+    model: &ModelArgs<'_>,
+    unsafe_mode: bool,
+) -> GenerateSpec {
+    GenerateSpec {
+        prompt: prompt.to_string(),
+        max_new_tokens: max_tokens_or_default(max_tokens),
+        seed: seed_or_default(seed),
+        eos_string: eos_string.map(str::to_string),
+        model: model.model.map(str::to_string),
+        model_repo: model.model_repo.map(str::to_string),
+        model_filename: model.model_filename.map(str::to_string),
+        size: model.size.map(str::to_string),
+        use_cache: Some(use_cache.unwrap_or(true)),
+        unsafe_mode: Some(unsafe_mode),
+        ..GenerateSpec::default()
     }
+}
+
+/// The request of a generate or stream call, checked in the Python extension's order.
+#[allow(clippy::too_many_arguments)]
+fn request(
+    function: &str,
+    prompt: Option<&str>,
+    max_tokens: Option<i32>,
+    use_cache: Option<bool>,
+    seed: Option<i32>,
+    eos_string: Option<&str>,
+    model: ModelArgs<'_>,
+    unsafe_mode: Option<bool>,
+) -> Option<GenerateRequest> {
+    let prompt = check_prompt(prompt);
+    let unsafe_mode = unsafe_mode.unwrap_or(false);
+    let spec = spec(
+        prompt, max_tokens, use_cache, seed, eos_string, &model, unsafe_mode,
+    );
+    let request = build(function, spec);
+    if unsafe_mode && model.model.is_none() {
+        raise("unsafe_mode=TRUE requires a model parameter");
+    }
+    let request = request?;
+    admit(&request.prompt);
+    Some(request)
 }
 
 /// Generates text; NULL (with a WARNING) when no model can be loaded.
@@ -152,21 +152,46 @@ fn steadytext_generate(
     size: default!(Option<&str>, "NULL"),
     unsafe_mode: default!(Option<bool>, false),
 ) -> Option<String> {
-    let args = model_args(model, model_repo, model_filename, size);
-    let request = Request::new(
+    let models = ModelArgs {
+        model,
+        model_repo,
+        model_filename,
+        size,
+    };
+    let request = request(
+        "steadytext_generate",
         prompt,
         max_tokens,
+        use_cache,
         seed,
         eos_string,
-        args,
-        unsafe_mode.unwrap_or(false),
-    );
-    let model = request.model("steadytext_generate")?;
-    Some(
-        request
-            .cached(&model, use_cache)
-            .unwrap_or_else(|| request.run(&model)),
-    )
+        models,
+        unsafe_mode,
+    )?;
+    Some(text(request))
+}
+
+/// Pieces of a generation as rows, one per call, produced while the model decodes.
+struct Pieces {
+    execution: Box<dyn Execution + 'static>,
+    done: bool,
+}
+
+impl Iterator for Pieces {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        use steadytext::Sink;
+        while !self.done {
+            Interrupts.keep_going();
+            match self.execution.advance().or_raise() {
+                Progress::Piece(piece) => return Some(piece),
+                Progress::Working => {}
+                Progress::Done(_) => self.done = true,
+            }
+        }
+        None
+    }
 }
 
 /// Streams the generation as rows while the model decodes. Rows arrive one per call in the
@@ -185,22 +210,32 @@ fn steadytext_generate_stream(
     size: default!(Option<&str>, "NULL"),
     unsafe_mode: default!(Option<bool>, false),
 ) -> SetOfIterator<'static, String> {
-    let args = model_args(model, model_repo, model_filename, size);
-    let request = Request::new(
+    let models = ModelArgs {
+        model,
+        model_repo,
+        model_filename,
+        size,
+    };
+    let Some(request) = request(
+        "steadytext_generate_stream",
         prompt,
         max_tokens,
+        use_cache,
         seed,
         eos_string,
-        args,
-        unsafe_mode.unwrap_or(false),
-    );
-    let Some(model) = request.model("steadytext_generate_stream") else {
+        models,
+        unsafe_mode,
+    ) else {
         return SetOfIterator::new(Vec::new());
     };
-    if let Some(text) = request.cached(&model, use_cache) {
+    if let Some(text) = request.cache_key().and_then(|k| cache::response(&k)) {
         return SetOfIterator::new(vec![text]);
     }
-    SetOfIterator::new(inference::stream(&model, &request.prompt, &request.params))
+    let execution = route::start(Request::Generate(request)).or_raise();
+    SetOfIterator::new(Pieces {
+        execution,
+        done: false,
+    })
 }
 
 /// Generates through the cache: reads it, and on a miss generates and writes the row.
@@ -210,30 +245,47 @@ fn steadytext_generate_cached(
     max_tokens: default!(Option<i32>, "NULL"),
     seed: default!(Option<i32>, 42),
 ) -> Option<String> {
-    let request = Request::new(prompt, max_tokens, seed, None, ModelArgs::default(), false);
-    let model = request.model("steadytext_generate_cached")?;
-    let key = request.cache_key(&model);
+    let prompt = check_prompt(prompt);
+    let spec = spec(
+        prompt,
+        max_tokens,
+        Some(true),
+        seed,
+        None,
+        &ModelArgs::default(),
+        false,
+    );
+    let request = build("steadytext_generate_cached", spec)?;
+    admit(&request.prompt);
+    let key = request.cache_key().expect("use_cache is on");
     if let Some(text) = cache::response(&key) {
         cache::record_lookup(&key, true);
         return Some(text);
     }
     cache::record_lookup(&key, false);
     let started = Instant::now();
-    let text = request.run(&model);
     let row = cache::RowInfo {
-        prompt: &request.prompt,
-        model_name: &model.name(),
+        prompt: request.prompt.clone(),
+        model_name: request.model.file_name(),
         seed: request.params.seed as i32,
-        eos_string: Some(&request.params.eos_string),
+        eos_string: Some(request.params.eos_string.clone()),
         params: serde_json::json!({
             "max_tokens": request.params.max_new_tokens,
             "seed": request.params.seed,
             "temperature": request.params.temperature,
-            "model_sha256": model.sha256().ok(),
+            "model_sha256": request.model.sha256,
         }),
-        elapsed_ms: started.elapsed().as_millis() as i32,
+        elapsed_ms: 0,
     };
-    cache::store_response(&key, &text, &row);
+    let text = text(request);
+    cache::store_response(
+        &key,
+        &text,
+        &cache::RowInfo {
+            elapsed_ms: started.elapsed().as_millis() as i32,
+            ..row
+        },
+    );
     Some(text)
 }
 

@@ -1,6 +1,7 @@
-//! Settings (`steadytext.*`). Each model setting is a registry name or a path to a GGUF file;
-//! empty means the library's default (SteadyText's model, after `STEADYTEXT_*` environment
-//! overrides in the server's environment).
+//! Settings (`steadytext.*`). Settings that decide where data goes or which files are opened
+//! (models, the daemon, downloads, limits) are superuser-only (PGC_SUSET; `GRANT SET ON
+//! PARAMETER` can delegate them); per-call model arguments of non-superusers are held to registry
+//! names and files in the models directory.
 
 use std::ffi::CString;
 
@@ -16,6 +17,7 @@ pub static ALLOW_MODEL_DOWNLOADS: GucSetting<bool> = GucSetting::<bool>::new(fal
 pub static USE_DAEMON: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static DAEMON_AUTOSTART: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static INPROCESS_FALLBACK: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static DAEMON_ENDPOINT: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static DAEMON_HOST: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static DAEMON_PORT: GucSetting<i32> = GucSetting::<i32>::new(0);
 pub static JSON_OUTPUT_TAGS: GucSetting<bool> = GucSetting::<bool>::new(false);
@@ -23,48 +25,74 @@ pub static QUEUE_WORKERS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static QUEUE_DATABASES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 pub static QUEUE_POLL_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
+pub static WORKER_ROLE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"steadytext_worker"));
 pub static ST_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"st"));
+pub static MAX_PROMPT_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+pub static MAX_TOKENS_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(4096);
+pub static MAX_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static PROMPT_DENY_PATTERN: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+
+fn string_guc(
+    name: &'static std::ffi::CStr,
+    short: &'static std::ffi::CStr,
+    long: &'static std::ffi::CStr,
+    setting: &'static GucSetting<Option<CString>>,
+    context: GucContext,
+) {
+    GucRegistry::define_string_guc(name, short, long, setting, context, GucFlags::default());
+}
 
 pub fn register() {
-    GucRegistry::define_string_guc(
-        c"steadytext.generation_model",
-        c"Generation model: a registry name (st models list) or a GGUF path.",
-        c"Empty means SteadyText's default model. Per-call model arguments take precedence.",
-        &GENERATION_MODEL,
+    register_models();
+    register_limits();
+    register_daemon();
+    GucRegistry::define_bool_guc(
+        c"steadytext.json_output_tags",
+        c"Wrap steadytext_generate_json's output in <json-output></json-output> tags.",
+        c"Off: plain JSON that casts to jsonb. On: the Python extension's tagged form.",
+        &JSON_OUTPUT_TAGS,
         GucContext::Userset,
         GucFlags::default(),
     );
-    GucRegistry::define_string_guc(
-        c"steadytext.embedding_model",
-        c"Embedding model: a registry name or a GGUF path.",
-        c"Empty means SteadyText's default embedding model.",
-        &EMBEDDING_MODEL,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_string_guc(
-        c"steadytext.reranking_model",
-        c"Reranking model: a registry name or a GGUF path.",
-        c"Empty means SteadyText's default reranking model.",
-        &RERANKING_MODEL,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_string_guc(
-        c"steadytext.models_dir",
-        c"Directory of downloaded model files.",
-        c"Empty means STEADYTEXT_MODELS_DIR or ~/.cache/steadytext/models of the server's user.",
-        &MODELS_DIR,
-        GucContext::Suset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_string_guc(
+    string_guc(
         c"steadytext.embedding_mode",
         c"Embedding prefix: query or passage.",
         c"Decides the 'Query: '/'Passage: ' prefix SteadyText puts before the text.",
         &EMBEDDING_MODE,
         GucContext::Userset,
-        GucFlags::default(),
+    );
+}
+
+fn register_models() {
+    string_guc(
+        c"steadytext.generation_model",
+        c"Generation model: a registry name (st models list), a .gguf file name or a path.",
+        c"Empty means SteadyText's default model. Per-call model arguments take precedence.",
+        &GENERATION_MODEL,
+        GucContext::Suset,
+    );
+    string_guc(
+        c"steadytext.embedding_model",
+        c"Embedding model: a registry name, a .gguf file name or a path.",
+        c"Empty means SteadyText's default embedding model.",
+        &EMBEDDING_MODEL,
+        GucContext::Suset,
+    );
+    string_guc(
+        c"steadytext.reranking_model",
+        c"Reranking model: a registry name, a .gguf file name or a path.",
+        c"Empty means SteadyText's default reranking model.",
+        &RERANKING_MODEL,
+        GucContext::Suset,
+    );
+    string_guc(
+        c"steadytext.models_dir",
+        c"Directory of model files.",
+        c"Empty means STEADYTEXT_MODELS_DIR or ~/.cache/steadytext/models of the server's user.",
+        &MODELS_DIR,
+        GucContext::Suset,
     );
     GucRegistry::define_bool_guc(
         c"steadytext.allow_model_downloads",
@@ -74,25 +102,56 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_bool_guc(
-        c"steadytext.json_output_tags",
-        c"Wrap steadytext_generate_json's output in <json-output></json-output> tags.",
-        c"Off: plain JSON that casts to jsonb. On: the Python extension's tagged form.",
-        &JSON_OUTPUT_TAGS,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
-    register_daemon();
 }
 
-/// The daemon settings, defined separately to keep `register` readable.
+fn register_limits() {
+    GucRegistry::define_int_guc(
+        c"steadytext.max_prompt_length",
+        c"Most characters in a prompt, an embedded text, a query or a document.",
+        c"Checked before anything is tokenized; SQLSTATE 54000.",
+        &MAX_PROMPT_LENGTH,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"steadytext.max_tokens_limit",
+        c"Most tokens a generation may ask for (max_tokens).",
+        c"Checked before anything is tokenized; SQLSTATE 54000.",
+        &MAX_TOKENS_LIMIT,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"steadytext.max_batch_size",
+        c"Most texts or documents in one call.",
+        c"Checked before anything is tokenized; SQLSTATE 54000.",
+        &MAX_BATCH_SIZE,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    string_guc(
+        c"steadytext.prompt_deny_pattern",
+        c"A regular expression; prompts that match it are refused.",
+        c"Empty by default. Pattern matching is no defence against prompt injection.",
+        &PROMPT_DENY_PATTERN,
+        GucContext::Suset,
+    );
+}
+
+/// The daemon settings.
 fn register_daemon() {
     GucRegistry::define_bool_guc(
         c"steadytext.use_daemon",
         c"Send inference to the st daemon (one model owner for every connection).",
         c"Off: every backend runs the engine itself.",
         &USE_DAEMON,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_bool_guc(
@@ -100,20 +159,26 @@ fn register_daemon() {
         c"Run the engine in the backend when the daemon cannot be reached.",
         c"Off: such calls fail with an error naming the daemon's endpoint.",
         &INPROCESS_FALLBACK,
-        GucContext::Userset,
-        GucFlags::default(),
-    );
-    GucRegistry::define_string_guc(
-        c"steadytext.daemon_host",
-        c"Host of the st daemon; empty means the daemon_host config row.",
-        c"",
-        &DAEMON_HOST,
         GucContext::Suset,
         GucFlags::default(),
     );
+    string_guc(
+        c"steadytext.daemon_endpoint",
+        c"The st daemon's ZeroMQ endpoint (ipc:///path or tcp://host:port).",
+        c"Empty: the server's private socket, ipc://<data directory>/pg_steadytext/daemon.sock.",
+        &DAEMON_ENDPOINT,
+        GucContext::Suset,
+    );
+    string_guc(
+        c"steadytext.daemon_host",
+        c"With steadytext.daemon_port: a TCP endpoint for the daemon (when daemon_endpoint is empty).",
+        c"",
+        &DAEMON_HOST,
+        GucContext::Suset,
+    );
     GucRegistry::define_int_guc(
         c"steadytext.daemon_port",
-        c"Port of the st daemon; 0 means the daemon_port config row.",
+        c"With steadytext.daemon_host: a TCP endpoint for the daemon (0: not used).",
         c"",
         &DAEMON_PORT,
         0,
@@ -121,13 +186,12 @@ fn register_daemon() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    GucRegistry::define_string_guc(
+    string_guc(
         c"steadytext.st_path",
-        c"The st binary used to start the daemon on demand.",
-        c"Started without a shell: `st daemon start --host H --port P --no-preload`.",
+        c"The st binary used to start the daemon.",
+        c"Started without a shell: `st daemon start --endpoint E --no-preload`.",
         &ST_PATH,
         GucContext::Suset,
-        GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"steadytext.queue_poll_interval",
@@ -147,7 +211,7 @@ pub fn register_postmaster() {
     GucRegistry::define_bool_guc(
         c"steadytext.daemon_autostart",
         c"With pg_steadytext preloaded, a background worker starts and supervises the st daemon.",
-        c"It listens at steadytext.daemon_host/steadytext.daemon_port (default localhost:5555).",
+        c"It listens at the endpoint of steadytext.daemon_endpoint (the private socket by default).",
         &DAEMON_AUTOSTART,
         GucContext::Postmaster,
         GucFlags::default(),
@@ -162,13 +226,19 @@ pub fn register_postmaster() {
         GucContext::Postmaster,
         GucFlags::default(),
     );
-    GucRegistry::define_string_guc(
+    string_guc(
         c"steadytext.queue_databases",
         c"Comma-separated databases whose steadytext_queue the background workers serve.",
         c"A worker idles while its database does not have pg_steadytext installed.",
         &QUEUE_DATABASES,
         GucContext::Postmaster,
-        GucFlags::default(),
+    );
+    string_guc(
+        c"steadytext.worker_role",
+        c"The role the background queue workers connect as (a non-superuser with LOGIN).",
+        c"steadytext_worker, created by the extension, by default.",
+        &WORKER_ROLE,
+        GucContext::Postmaster,
     );
 }
 

@@ -1,22 +1,30 @@
 //! `pg_steadytext`: deterministic text generation and embeddings as SQL functions.
 //!
 //! Thin by design: each module converts SQL values, enforces the SQL-level semantics of the
-//! Python extension it replaces, and calls the `steadytext` library. The schema, the config and
-//! cache management functions and the `st_*` aliases are plain SQL in `sql/`.
+//! Python extension it replaces, and calls the `steadytext` library, which builds and checks every
+//! request (`model` turns a call's arguments and the settings into a request, `route` runs it in
+//! the daemon or here). The schema, the config and cache management functions and the `st_*`
+//! aliases are plain SQL in `sql/`; `privilege` and the grants at the end of `sql/functions.sql`
+//! are the security model.
 
 use pgrx::prelude::*;
 
+mod audit;
 mod cache;
 mod config;
 mod daemon;
+mod daemon_process;
 mod embed;
 mod errors;
 mod generate;
 mod guc;
-mod inference;
 mod info;
+mod model;
+mod privilege;
 mod queue;
+mod rate_limit;
 mod rerank;
+mod route;
 mod spi;
 mod structured;
 mod supervisor;
@@ -29,7 +37,12 @@ extension_sql_file!("../sql/functions.sql", name = "functions", finalize);
 extension_sql_file!(
     "../sql/queue.sql",
     name = "queue",
-    requires = ["schema", queue::_steadytext_queue_wake]
+    requires = [
+        "schema",
+        queue::_steadytext_enqueue,
+        queue::_steadytext_enqueue_empty,
+        info::steadytext_version,
+    ]
 );
 extension_sql_file!(
     "../sql/structured.sql",
@@ -41,6 +54,7 @@ extension_sql_file!(
         structured::steadytext_generate_json,
         structured::steadytext_generate_regex,
         structured::steadytext_generate_choice,
+        structured::steadytext_generate_grammar,
         structured::_steadytext_check_constraint,
     ]
 );

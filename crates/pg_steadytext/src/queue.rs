@@ -1,32 +1,39 @@
-//! The async queue inside the server: waking workers when a request is queued, and the
-//! background workers that serve `steadytext_queue` (when `pg_steadytext` is preloaded).
+//! The async queue's Rust side: queueing a request (checked as the synchronous function checks
+//! it, recorded for the calling role), a role's cancel and re-prioritise, waking the workers, and
+//! the background workers that serve the queue.
 //!
-//! A worker claims one row at a time through `steadytext_queue_claim` (sql/queue.sql, the same
-//! protocol `st worker` uses), runs it exactly as the synchronous function would (same model
-//! resolution, cache read, daemon route), and stores the result and the cache row through
-//! `steadytext_queue_complete`, in one transaction. While the model works, the worker checks
-//! every 250 ms that the row is still its own: a cancel stops the decoding.
+//! Roles have no privileges on `steadytext_queue` beyond reading their own rows (row-level
+//! security). Writes go through these functions, which run their fixed queries as the extension's
+//! owner with values computed here: a row's `user_id` is always the role that called.
+//!
+//! A background worker connects as `steadytext.worker_role` (a non-superuser), claims the next row
+//! (sql/queue.sql), runs it exactly as the synchronous function would (same request, model, cache
+//! key and bytes) and stores the result and the cache row through `steadytext_queue_complete`, in
+//! one transaction. While the model works, the worker checks every 250 ms that the row is still
+//! its own: a cancel stops the decoding.
 
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
-use pgrx::{register_xact_callback, PgSqlErrorCode, PgXactCallbackEvent};
+use pgrx::{register_xact_callback, JsonB, PgXactCallbackEvent};
 use serde_json::Value;
-use steadytext::jobs::{Job, Output};
+use steadytext::jobs::{Job, RowResult};
+use steadytext::store::PathPolicy;
+use steadytext::{Error, Request};
 
-use crate::errors::{raise, raise_with};
-use crate::inference::{self, ModelArgs, ModelFile, THREADS};
+use crate::errors::{raise, raise_error};
+use crate::privilege::{as_owner, current_user_name, has_role};
 use crate::vector::Vector;
-use crate::{cache, guc};
+use crate::{cache, guc, model, rate_limit, route};
 
 /// `backend_type` of the workers in `pg_stat_activity`; sql/queue.sql relies on it.
 const WORKER_TYPE: &str = "pg_steadytext queue worker";
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 // ---------------------------------------------------------------------------------------------
-// Waking
+// Queueing, cancelling, re-prioritising
 // ---------------------------------------------------------------------------------------------
 
 thread_local! {
@@ -34,18 +41,17 @@ thread_local! {
 }
 
 /// Wakes this database's queue workers when the current transaction commits (before that the
-/// new rows are invisible to them). Called by every enqueue; cheap after the first call in a
-/// transaction.
-#[pg_extern(volatile, parallel_unsafe)]
-fn _steadytext_queue_wake() {
+/// new rows are invisible to them). Cheap after the first call in a transaction.
+fn wake() {
     if WAKE_PENDING.get() {
         return;
     }
     let pids: Vec<i32> = Spi::connect(|client| {
         client
             .select(
-                "SELECT pid FROM pg_stat_activity \
-                 WHERE backend_type = $1 AND datname = current_database()",
+                "SELECT a.pid FROM pg_catalog.pg_stat_activity a \
+                 WHERE a.backend_type OPERATOR(pg_catalog.=) $1 \
+                 AND a.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()",
                 None,
                 &[WORKER_TYPE.into()],
             )
@@ -68,6 +74,133 @@ fn _steadytext_queue_wake() {
         WAKE_PENDING.set(false);
     });
     register_xact_callback(PgXactCallbackEvent::Abort, || WAKE_PENDING.set(false));
+}
+
+/// Queues one request for the calling role and returns its `request_id`. The request is checked
+/// as building it would check it (limits, constraint, the role's model policy), so a row in the
+/// queue is always one its worker may run; the rate limit counts it now.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _steadytext_enqueue(
+    request_type: &str,
+    prompt: Option<&str>,
+    params: Option<JsonB>,
+    priority: default!(i32, 5),
+) -> pgrx::datum::Uuid {
+    let params = params.map(|p| p.0);
+    let job = Job::parse(request_type, prompt, params.as_ref()).unwrap_or_else(|e| raise_error(&e));
+    model::builder()
+        .check(&job.spec())
+        .unwrap_or_else(|e| raise_error(&e));
+    if let Some(text) = prompt {
+        model::check_deny(text);
+    }
+    rate_limit::admit();
+    if !(1..=10).contains(&priority) {
+        raise("priority must be between 1 and 10");
+    }
+    let user = current_user_name();
+    let id = as_owner(|| {
+        Spi::get_one_with_args::<pgrx::datum::Uuid>(
+            "INSERT INTO public.steadytext_queue (request_type, prompt, params, priority, user_id) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING request_id",
+            &[
+                request_type.into(),
+                prompt.into(),
+                params.map(JsonB).into(),
+                priority.into(),
+                user.as_str().into(),
+            ],
+        )
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| raise("cannot queue the request"));
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_notify('steadytext_queue', $1)",
+        &[id.to_string().into()],
+    )
+    .unwrap_or_else(|e| raise(&format!("cannot notify the workers: {e}")));
+    wake();
+    id
+}
+
+/// Records a batch element that needs no worker: a NULL or blank text completes with the zero
+/// vector (what `steadytext_embed_batch` gives it), a NULL or blank prompt fails with the text
+/// `steadytext_generate` would raise. One request per element either way.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _steadytext_enqueue_empty(request_type: &str, prompt: Option<&str>) -> pgrx::datum::Uuid {
+    let (status, error, embedding) = match (request_type, prompt) {
+        ("embed", _) => ("completed", None, Some(Vector(steadytext::embed::zero()))),
+        ("generate", None) => ("failed", Some("Prompt cannot be null"), None),
+        ("generate", Some(_)) => ("failed", Some("Prompt cannot be empty"), None),
+        (other, _) => raise(&format!("no empty form of request_type '{other}'")),
+    };
+    let user = current_user_name();
+    as_owner(|| {
+        Spi::get_one_with_args::<pgrx::datum::Uuid>(
+            "INSERT INTO public.steadytext_queue (request_type, prompt, status, error, embedding, \
+             user_id, completed_at, processing_time_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, pg_catalog.now(), 0) RETURNING request_id",
+            &[
+                request_type.into(),
+                prompt.into(),
+                status.into(),
+                error.into(),
+                embedding.into(),
+                user.as_str().into(),
+            ],
+        )
+    })
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| raise("cannot queue the request"))
+}
+
+/// Updates a queue row of the calling role (any row for steadytext_admin); true when one changed.
+/// `sql_set` may use `$4`, which is `extra` when given.
+fn update_own(
+    sql_set: &str,
+    statuses: &str,
+    request_id: pgrx::datum::Uuid,
+    extra: Option<i32>,
+) -> bool {
+    let user = current_user_name();
+    let admin = has_role("steadytext_admin");
+    let sql = format!(
+        "UPDATE public.steadytext_queue q SET {sql_set} \
+         WHERE q.request_id OPERATOR(pg_catalog.=) $1 AND q.status OPERATOR(pg_catalog.=) ANY ({statuses}) \
+         AND ($2 OR q.user_id OPERATOR(pg_catalog.=) $3)"
+    );
+    let mut args: Vec<pgrx::datum::DatumWithOid> =
+        vec![request_id.into(), admin.into(), user.as_str().into()];
+    if let Some(extra) = extra {
+        args.push(extra.into());
+    }
+    as_owner(|| Spi::connect_mut(|client| client.update(&sql, None, &args).map(|t| t.len())))
+    .unwrap_or_else(|e| raise(&format!("cannot update the request: {e}")))
+        > 0
+}
+
+/// Cancels a pending or running request of the calling role; false when already finished (or
+/// not the role's: another role's request cannot be told apart from an unknown one).
+#[pg_extern(volatile, parallel_unsafe)]
+fn steadytext_cancel_async(request_id: pgrx::datum::Uuid) -> bool {
+    update_own(
+        "status = 'cancelled', completed_at = pg_catalog.now(), lease_until = NULL",
+        "ARRAY['pending', 'processing']",
+        request_id,
+        None,
+    )
+}
+
+/// Changes a pending request's priority (1..10, higher first); the calling role's requests only.
+#[pg_extern(volatile, parallel_unsafe)]
+fn steadytext_set_async_priority(request_id: pgrx::datum::Uuid, priority: Option<i32>) -> bool {
+    let priority = match priority {
+        Some(p) if (1..=10).contains(&p) => p,
+        _ => raise("priority must be between 1 and 10"),
+    };
+    update_own("priority = $4", "ARRAY['pending']", request_id, Some(priority))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -125,6 +258,8 @@ enum Stopped {
 
 thread_local! {
     static STOPPED: Cell<Option<Stopped>> = const { Cell::new(None) };
+    /// The library error of the job that is running, when it failed with one.
+    static FAILED: std::cell::RefCell<Option<Error>> = const { std::cell::RefCell::new(None) };
 }
 
 #[pg_guard]
@@ -136,9 +271,10 @@ pub extern "C-unwind" fn steadytext_queue_worker_main(arg: pg_sys::Datum) {
         .get((index / 1000) as usize)
         .cloned()
         .unwrap_or_else(|| "postgres".into());
-    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    let role = guc::string(&guc::WORKER_ROLE).unwrap_or_else(|| "steadytext_worker".into());
+    BackgroundWorker::connect_worker_to_spi(Some(&database), Some(&role));
     let me = format!("pg_steadytext:{}", std::process::id());
-    log!("{WORKER_TYPE} {me} serving database {database}");
+    log!("{WORKER_TYPE} {me} serving database {database} as role {role}");
     loop {
         while !BackgroundWorker::sigterm_received() {
             let Some(row) = claim(&me) else { break };
@@ -155,10 +291,9 @@ pub extern "C-unwind" fn steadytext_queue_worker_main(arg: pg_sys::Datum) {
     }
 }
 
-/// An error raised while running a job: its message, and whether a retry could succeed.
+/// An error raised while running a job.
 struct JobError {
     message: String,
-    retryable: bool,
 }
 
 /// Runs `f` in its own transaction; an error rolls it back and comes back as a [`JobError`].
@@ -175,17 +310,8 @@ fn in_transaction<R>(
                 | pg_sys::panic::CaughtError::ErrorReport(r)
                 | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => r,
             };
-            // Validation errors and prompts that do not fit fail the same way every time.
-            let permanent = matches!(
-                report.sql_error_code(),
-                PgSqlErrorCode::ERRCODE_RAISE_EXCEPTION
-                    | PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED
-                    | PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE
-                    | PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED
-            );
             Err(JobError {
                 message: report.message().to_string(),
-                retryable: !permanent,
             })
         })
         .execute()
@@ -203,21 +329,21 @@ struct Claimed {
 fn claim(me: &str) -> Option<Claimed> {
     let me = me.to_string();
     let claimed = in_transaction(move || {
-        let schema = Spi::get_one::<String>(
-            "SELECT n.nspname::text FROM pg_extension e \
-             JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_steadytext'",
+        let installed = Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e \
+             WHERE e.extname OPERATOR(pg_catalog.=) 'pg_steadytext')",
         )
         .ok()
-        .flatten()?;
-        Spi::run_with_args(
-            "SELECT set_config('search_path', quote_ident($1) || ', public', false)",
-            &[schema.into()],
-        )
-        .ok()?;
+        .flatten()
+        .unwrap_or(false);
+        if !installed {
+            return None;
+        }
         Spi::connect_mut(|client| {
             let rows = client
                 .update(
-                    "SELECT id, request_type, prompt, params FROM steadytext_queue_claim($1, 1)",
+                    "SELECT c.id, c.request_type, c.prompt, c.params \
+                     FROM public.steadytext_queue_claim($1, 1) c",
                     Some(1),
                     &[me.as_str().into()],
                 )
@@ -227,7 +353,7 @@ fn claim(me: &str) -> Option<Claimed> {
                 id: row.get::<i32>(1).ok()??,
                 request_type: row.get::<String>(2).ok()??,
                 prompt: row.get::<String>(3).ok()?,
-                params: row.get::<pgrx::JsonB>(4).ok()?.map(|j| j.0),
+                params: row.get::<JsonB>(4).ok()?.map(|j| j.0),
             })
         })
     });
@@ -249,24 +375,32 @@ fn run(me: &str, row: Claimed) {
                 me,
                 row.id,
                 Ended::Failed {
-                    message: e.0,
+                    message: e.to_string(),
                     retryable: false,
                 },
             )
         }
     };
     STOPPED.set(None);
+    FAILED.with(|f| f.borrow_mut().take());
     let (id, owner) = (row.id, me.to_string());
     let outcome = in_transaction(move || {
-        inference::with_watcher(watcher(id, owner.clone()), || execute(id, &owner, &job))
+        route::with_watcher(watcher(id, owner.clone()), || execute(id, &owner, &job))
     });
-    let ended = match (outcome, STOPPED.take()) {
-        (Ok(true), _) => Ended::Done,
-        (Ok(false), _) | (Err(_), Some(Stopped::NotMine)) => Ended::NotMine,
-        (Err(_), Some(Stopped::ShuttingDown)) => Ended::ShuttingDown,
-        (Err(e), None) => Ended::Failed {
+    let failed = FAILED.with(|f| f.borrow_mut().take());
+    let ended = match (outcome, STOPPED.take(), failed) {
+        (Ok(true), _, _) => Ended::Done,
+        (Ok(false), _, _) | (Err(_), Some(Stopped::NotMine), _) => Ended::NotMine,
+        (Err(_), Some(Stopped::ShuttingDown), _) => Ended::ShuttingDown,
+        // A library error: its kind decides, as in `st worker`.
+        (Err(_), None, Some(e)) => Ended::Failed {
+            message: e.to_string(),
+            retryable: !e.is_permanent(),
+        },
+        // Anything else (SPI trouble storing the result) may pass.
+        (Err(e), None, None) => Ended::Failed {
             message: e.message,
-            retryable: e.retryable,
+            retryable: true,
         },
     };
     finish(me, row.id, ended);
@@ -285,7 +419,9 @@ fn watcher(id: i32, me: String) -> impl FnMut() + 'static {
         }
         last = Instant::now();
         let mine = Spi::get_one_with_args::<bool>(
-            "SELECT status = 'processing' AND worker_id = $2 FROM steadytext_queue WHERE id = $1",
+            "SELECT q.status OPERATOR(pg_catalog.=) 'processing' \
+             AND q.worker_id OPERATOR(pg_catalog.=) $2 \
+             FROM public.steadytext_queue q WHERE q.id OPERATOR(pg_catalog.=) $1",
             &[id.into(), me.as_str().into()],
         );
         if !matches!(mine, Ok(Some(true))) {
@@ -295,76 +431,50 @@ fn watcher(id: i32, me: String) -> impl FnMut() + 'static {
     }
 }
 
+/// Raises a library error, remembering it so the job's end is classified by its kind.
+fn fail(e: Error) -> ! {
+    FAILED.with(|f| *f.borrow_mut() = Some(e.clone()));
+    raise_error(&e)
+}
+
 /// Runs the job and stores its result; false when the row was no longer ours.
 fn execute(id: i32, me: &str, job: &Job) -> bool {
-    let (output, key, model) = match job {
-        Job::Generate {
-            prompt,
-            params,
-            model,
-            ..
+    // Rows are checked against the queueing role's policy when they are queued.
+    let builder = steadytext::request::Builder {
+        policy: PathPolicy::Any,
+        ..model::builder()
+    };
+    let request = job.build(&builder).unwrap_or_else(|e| fail(e));
+    let (key, cached) = match &request {
+        Request::Generate(r) => {
+            let key = r.cache_key();
+            let hit = key.as_deref().and_then(cache::response).map(RowResult::Text);
+            (key, hit)
         }
-        | Job::Structured {
-            prompt,
-            params,
-            model,
-            ..
-        } => {
-            let file = model_file(inference::generation_model(&ModelArgs {
-                model: model.clone(),
-                ..Default::default()
-            }));
-            let key = job.cache_key(&sha256(&file));
-            let text = key.as_deref().and_then(cache::response).unwrap_or_else(|| {
-                let params = steadytext::GenerateParams {
-                    threads: Some(THREADS),
-                    ..params.clone()
-                };
-                match job {
-                    Job::Structured { constraint, .. } => {
-                        inference::generate_constrained(&file, prompt, &params, constraint)
-                    }
-                    _ => inference::generate(&file, prompt, &params),
-                }
-            });
-            (Output::Text(text), key, file.name())
-        }
-        Job::Embed {
-            text, mode, model, ..
-        } => {
-            let file = model_file(inference::embedding_model(model.as_deref()));
-            let key = job.cache_key(&sha256(&file));
-            let vector = key
+        Request::Embed(r) => {
+            let key = r.texts.first().and_then(|t| r.cache_key(t));
+            let hit = key
                 .as_deref()
                 .and_then(cache::embedding)
-                .unwrap_or_else(|| {
-                    inference::embed(inference::route(), &file, text, *mode)
-                        .unwrap_or_else(|e| raise_transient(&format!("embedding failed: {e}")))
-                });
-            (Output::Embedding(vector), key, file.name())
+                .map(RowResult::Embedding);
+            (key, hit)
         }
-        Job::Rerank {
-            query,
-            documents,
-            task,
-            return_scores,
-            model,
-        } => {
-            // No fallback here: a queued rerank without a model fails (and is retried) rather
-            // than storing word-overlap scores as if they were the model's.
-            let file = model_file(inference::reranking_model(model.as_deref()));
-            let ranked = inference::rerank(&file, query, documents, task)
-                .unwrap_or_else(|e| raise_transient(&format!("reranking failed: {e}")));
-            let text = steadytext::jobs::rerank_result(&ranked, *return_scores);
-            (Output::Text(text), None, file.name())
+        Request::Rerank(_) => (None, None),
+    };
+    let model = request.model().file_name();
+    let result = match cached {
+        Some(hit) => hit,
+        None => {
+            let output = route::run(request.clone()).unwrap_or_else(|e| fail(e));
+            job.row_result(&request, output).unwrap_or_else(|e| fail(e))
         }
     };
-    let (text, vector) = match output {
-        Output::Text(t) => (Some(t), None),
-        Output::Embedding(v) => (None, Some(Vector(v))),
+    let (text, vector) = match result {
+        RowResult::Text(t) => (Some(t), None),
+        RowResult::Embedding(v) => (None, Some(Vector(v))),
     };
     Spi::get_one_with_args::<bool>(
-        "SELECT steadytext_queue_complete($1, $2, $3, $4, $5, $6)",
+        "SELECT public.steadytext_queue_complete($1, $2, $3, $4, $5, $6)",
         &[
             id.into(),
             me.into(),
@@ -378,31 +488,17 @@ fn execute(id: i32, me: &str, job: &Job) -> bool {
     .unwrap_or(false)
 }
 
-/// An error a retry may cure (a model being installed, a daemon restarting).
-fn raise_transient(message: &str) -> ! {
-    raise_with(PgSqlErrorCode::ERRCODE_EXTERNAL_ROUTINE_EXCEPTION, message)
-}
-
-fn model_file(found: steadytext::Result<ModelFile>) -> ModelFile {
-    found.unwrap_or_else(|e| raise_transient(&format!("no model: {e}")))
-}
-
-fn sha256(file: &ModelFile) -> String {
-    file.sha256()
-        .unwrap_or_else(|e| raise_transient(&format!("cannot fingerprint the model: {e}")))
-}
-
 /// Records how a job ended (a failure or a give-back) in its own transaction.
 fn finish(me: &str, id: i32, ended: Ended) {
     let me = me.to_string();
     let recorded = in_transaction(move || match ended {
         Ended::Done | Ended::NotMine => Ok(()),
         Ended::ShuttingDown => Spi::run_with_args(
-            "SELECT steadytext_queue_release($1, $2)",
+            "SELECT public.steadytext_queue_release($1, $2)",
             &[id.into(), me.as_str().into()],
         ),
         Ended::Failed { message, retryable } => Spi::run_with_args(
-            "SELECT steadytext_queue_fail($1, $2, $3, $4)",
+            "SELECT public.steadytext_queue_fail($1, $2, $3, $4)",
             &[
                 id.into(),
                 me.as_str().into(),

@@ -2,21 +2,37 @@
 //! SQL over `steadytext_rerank`, in sql/structured.sql).
 
 use pgrx::prelude::*;
-use steadytext::rerank::{self, DEFAULT_TASK};
+use serde_json::Value;
+use steadytext::defaults::RERANK_TASK as DEFAULT_TASK;
+use steadytext::request::RerankSpec;
+use steadytext::rerank;
+use steadytext::Request;
 
-use crate::errors::raise;
-use crate::inference;
+use crate::errors::{raise, raise_error};
+use crate::{model, rate_limit, route};
 
 type Ranked = Vec<(String, Option<f64>)>;
 
 /// The documents best first, with their scores: the reranking model's P(yes), or, when no
 /// model can be used, SteadyText's word-overlap score with a WARNING saying so.
 fn ranked(function: &str, query: &str, documents: &[String], task: &str) -> Vec<(String, f64)> {
-    let scored = inference::reranking_model(None)
-        .map_err(|e| e.to_string())
-        .and_then(|file| inference::rerank(&file, query, documents, task));
+    let spec = RerankSpec {
+        query: query.to_string(),
+        documents: Value::from(documents.to_vec()),
+        task: Some(task.to_string()),
+        ..RerankSpec::default()
+    };
+    let scored = model::builder().rerank(spec).and_then(|request| {
+        model::check_deny(query);
+        rate_limit::admit();
+        route::run(Request::Rerank(request))?.into_ranked()
+    });
     match scored {
-        Ok(scored) => scored,
+        Ok(scored) => scored
+            .into_iter()
+            .map(|s| (documents[s.index].clone(), s.score))
+            .collect(),
+        Err(e) if !route::is_model_problem(&e) => raise_error(&e),
         Err(e) => {
             warning!(
                 "{function}: reranking model unavailable ({e}); the scores are SteadyText's \

@@ -1,109 +1,111 @@
-//! `steadytext_generate_json`, `steadytext_generate_regex` and `steadytext_generate_choice`:
-//! generation constrained by a grammar, greedy by default, in the daemon or the backend.
+//! `steadytext_generate_json`, `_regex`, `_choice` and `_grammar`: generation constrained by
+//! llguidance, greedy by default, in the daemon or the backend.
+//!
+//! The JSON, regex and choice functions have the Python extension's seven arguments. Sampling is
+//! reached through an overload whose third argument is `temperature` (no default), so no call
+//! of the seven-argument form becomes ambiguous and `DROP FUNCTION name(seven types)` still
+//! names the reference function:
+//! `steadytext_generate_json(prompt, schema, temperature => 0.8, seed => 7)`.
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use steadytext::{cache_key, Constraint, GenerateParams};
+use serde_json::Value;
+use steadytext::request::GenerateSpec;
+use steadytext::Constraint;
 
-use crate::errors::{check_remote_model, raise};
-use crate::generate::{check_prompt, max_tokens_or_default};
-use crate::inference::{self, ModelArgs, ModelFile, THREADS};
-use crate::{cache, guc};
+use crate::errors::{raise, raise_error};
+use crate::generate::{self, check_prompt, max_tokens_or_default, seed_or_default};
+use crate::guc;
 
-/// A validated structured call.
-struct Request {
-    prompt: String,
-    constraint: Constraint,
-    params: GenerateParams,
-    model: ModelArgs,
+/// A structured call's arguments.
+struct Call<'a> {
+    function: &'a str,
+    prompt: Option<&'a str>,
+    max_tokens: Option<i32>,
+    use_cache: Option<bool>,
+    seed: Option<i32>,
+    unsafe_mode: Option<bool>,
+    model: Option<&'a str>,
+    temperature: Option<f64>,
 }
 
-impl Request {
-    /// Validates in the Python extension's order and with its texts: the prompt, the
-    /// constraint, then the remote-model gate.
-    fn new(
-        prompt: Option<&str>,
-        constraint: impl FnOnce() -> Constraint,
-        max_tokens: Option<i32>,
-        seed: Option<i32>,
-        temperature: Option<f32>,
-        model: Option<&str>,
-        unsafe_mode: Option<bool>,
-    ) -> Self {
-        let prompt = check_prompt(prompt);
+impl Call<'_> {
+    /// Checks in the Python extension's order (the prompt, the constraint, the remote-model
+    /// gate), builds and runs the request. `None` (with a WARNING) when there is no model.
+    fn run(self, constraint: impl FnOnce() -> Constraint) -> Option<String> {
+        let prompt = check_prompt(self.prompt);
         let constraint = constraint();
-        if let Err(e) = constraint.to_gbnf() {
-            raise(&e.to_string());
-        }
-        check_remote_model(model, unsafe_mode.unwrap_or(false));
-        let max_tokens = max_tokens_or_default(max_tokens);
-        let seed = seed.map(i64::from).unwrap_or(42);
-        if seed < 0 {
-            raise("seed must be non-negative");
-        }
-        let temperature = temperature.unwrap_or(0.0);
-        if !temperature.is_finite() || temperature < 0.0 {
-            raise(&format!("temperature must be >= 0, got {temperature}"));
-        }
-        Request {
+        let mut spec = GenerateSpec {
             prompt: prompt.to_string(),
-            constraint,
-            params: GenerateParams {
-                max_new_tokens: max_tokens,
-                seed: seed as u32,
-                temperature,
-                eos_string: steadytext::params::EOS_SENTINEL.to_string(),
-                threads: Some(THREADS),
-            },
-            model: ModelArgs {
-                model: model.map(str::to_string),
-                ..Default::default()
-            },
-        }
-    }
-
-    /// The output: from the cache when allowed, else generated. `None` (with a WARNING) when
-    /// there is no model.
-    fn run(&self, function: &str, use_cache: Option<bool>) -> Option<String> {
-        let file = match inference::generation_model(&self.model) {
-            Ok(file) => file,
-            Err(e) => {
-                warning!(
-                    "{function}: no generation model could be loaded, returning NULL: {e}. Set \
-                     steadytext.generation_model to a GGUF file or a registry name."
-                );
-                return None;
-            }
+            max_new_tokens: max_tokens_or_default(self.max_tokens),
+            seed: seed_or_default(self.seed),
+            temperature: Some(self.temperature.unwrap_or(0.0) as f32),
+            model: self.model.map(str::to_string),
+            use_cache: Some(self.use_cache.unwrap_or(true)),
+            unsafe_mode: Some(self.unsafe_mode.unwrap_or(false)),
+            ..GenerateSpec::default()
         };
-        if use_cache.unwrap_or(true) {
-            if let Some(hit) = self.key(&file).and_then(|k| cache::response(&k)) {
-                return Some(hit);
-            }
+        match constraint {
+            Constraint::Json(schema) => spec.schema = Some(schema),
+            Constraint::Regex(pattern) => spec.regex = Some(pattern),
+            Constraint::Choice(choices) => spec.choices = Some(Value::from(choices)),
+            Constraint::Grammar(grammar) => spec.grammar = Some(grammar),
         }
-        Some(inference::generate_constrained(
-            &file,
-            &self.prompt,
-            &self.params,
-            &self.constraint,
-        ))
-    }
-
-    fn key(&self, file: &ModelFile) -> Option<String> {
-        let sha = file.sha256().ok()?;
-        Some(cache_key::structured(
-            &sha,
-            &self.prompt,
-            self.params.max_new_tokens,
-            self.params.seed,
-            self.params.temperature,
-            &self.constraint.key(),
-        ))
+        let request = generate::build(self.function, spec)?;
+        generate::admit(&request.prompt);
+        Some(generate::text(request))
     }
 }
 
-/// JSON that validates against `schema` (plain JSON, so `::jsonb` works; with
-/// `steadytext.json_output_tags` on, wrapped in `<json-output>` tags as the Python extension
-/// returned it).
+fn schema_constraint(schema: Option<JsonB>) -> impl FnOnce() -> Constraint {
+    move || match schema {
+        None => raise("Schema cannot be null"),
+        Some(JsonB(schema)) => Constraint::Json(schema),
+    }
+}
+
+fn regex_constraint(pattern: Option<&str>) -> impl FnOnce() -> Constraint + '_ {
+    move || match pattern {
+        Some(p) if !p.is_empty() => Constraint::Regex(p.to_string()),
+        _ => raise("Pattern cannot be null or empty"),
+    }
+}
+
+fn choice_constraint(choices: Option<Vec<Option<String>>>) -> impl FnOnce() -> Constraint {
+    move || {
+        let choices = match choices {
+            Some(c) if !c.is_empty() => c,
+            _ => raise("Choices cannot be null or empty"),
+        };
+        if choices.len() < 2 {
+            raise("Must provide at least 2 choices");
+        }
+        let Some(choices) = choices.into_iter().collect::<Option<Vec<String>>>() else {
+            raise("Choices cannot contain null elements")
+        };
+        Constraint::Choice(choices)
+    }
+}
+
+fn grammar_constraint(grammar: Option<&str>) -> impl FnOnce() -> Constraint + '_ {
+    move || match grammar {
+        Some(g) if !g.trim().is_empty() => Constraint::Grammar(g.to_string()),
+        _ => raise("Grammar cannot be null or empty"),
+    }
+}
+
+/// Plain JSON, or the Python extension's `<json-output>` form when the setting asks for it.
+fn json_output(json: Option<String>) -> Option<String> {
+    json.map(|j| {
+        if guc::JSON_OUTPUT_TAGS.get() {
+            format!("<json-output>{j}</json-output>")
+        } else {
+            j
+        }
+    })
+}
+
+/// JSON that validates against `schema`.
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(immutable, parallel_safe)]
 fn steadytext_generate_json(
@@ -114,26 +116,44 @@ fn steadytext_generate_json(
     seed: default!(Option<i32>, 42),
     unsafe_mode: default!(Option<bool>, false),
     model: default!(Option<&str>, "NULL"),
-    temperature: default!(Option<f32>, 0.0),
 ) -> Option<String> {
-    let request = Request::new(
+    let call = Call {
+        function: "steadytext_generate_json",
         prompt,
-        || match schema {
-            None => raise("Schema cannot be null"),
-            Some(JsonB(schema)) => Constraint::Json(schema),
-        },
         max_tokens,
+        use_cache,
         seed,
-        temperature,
-        model,
         unsafe_mode,
-    );
-    let json = request.run("steadytext_generate_json", use_cache)?;
-    Some(if guc::JSON_OUTPUT_TAGS.get() {
-        format!("<json-output>{json}</json-output>")
-    } else {
-        json
-    })
+        model,
+        temperature: None,
+    };
+    json_output(call.run(schema_constraint(schema)))
+}
+
+/// `steadytext_generate_json` with sampling: `temperature` is the third argument.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(immutable, parallel_safe, name = "steadytext_generate_json")]
+fn steadytext_generate_json_sampled(
+    prompt: Option<&str>,
+    schema: Option<JsonB>,
+    temperature: Option<f64>,
+    max_tokens: default!(Option<i32>, "NULL"),
+    use_cache: default!(Option<bool>, true),
+    seed: default!(Option<i32>, 42),
+    unsafe_mode: default!(Option<bool>, false),
+    model: default!(Option<&str>, "NULL"),
+) -> Option<String> {
+    let call = Call {
+        function: "steadytext_generate_json",
+        prompt,
+        max_tokens,
+        use_cache,
+        seed,
+        unsafe_mode,
+        model,
+        temperature,
+    };
+    json_output(call.run(schema_constraint(schema)))
 }
 
 /// Text that `pattern` matches in full.
@@ -147,21 +167,44 @@ fn steadytext_generate_regex(
     seed: default!(Option<i32>, 42),
     unsafe_mode: default!(Option<bool>, false),
     model: default!(Option<&str>, "NULL"),
-    temperature: default!(Option<f32>, 0.0),
 ) -> Option<String> {
-    let request = Request::new(
+    let call = Call {
+        function: "steadytext_generate_regex",
         prompt,
-        || match pattern {
-            Some(p) if !p.is_empty() => Constraint::Regex(p.to_string()),
-            _ => raise("Pattern cannot be null or empty"),
-        },
         max_tokens,
+        use_cache,
         seed,
-        temperature,
-        model,
         unsafe_mode,
-    );
-    request.run("steadytext_generate_regex", use_cache)
+        model,
+        temperature: None,
+    };
+    call.run(regex_constraint(pattern))
+}
+
+/// `steadytext_generate_regex` with sampling: `temperature` is the third argument.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(immutable, parallel_safe, name = "steadytext_generate_regex")]
+fn steadytext_generate_regex_sampled(
+    prompt: Option<&str>,
+    pattern: Option<&str>,
+    temperature: Option<f64>,
+    max_tokens: default!(Option<i32>, "NULL"),
+    use_cache: default!(Option<bool>, true),
+    seed: default!(Option<i32>, 42),
+    unsafe_mode: default!(Option<bool>, false),
+    model: default!(Option<&str>, "NULL"),
+) -> Option<String> {
+    let call = Call {
+        function: "steadytext_generate_regex",
+        prompt,
+        max_tokens,
+        use_cache,
+        seed,
+        unsafe_mode,
+        model,
+        temperature,
+    };
+    call.run(regex_constraint(pattern))
 }
 
 /// Exactly one of `choices`.
@@ -175,46 +218,87 @@ fn steadytext_generate_choice(
     seed: default!(Option<i32>, 42),
     unsafe_mode: default!(Option<bool>, false),
     model: default!(Option<&str>, "NULL"),
-    temperature: default!(Option<f32>, 0.0),
 ) -> Option<String> {
-    let request = Request::new(
+    let call = Call {
+        function: "steadytext_generate_choice",
         prompt,
-        || {
-            let choices = match choices {
-                Some(c) if !c.is_empty() => c,
-                _ => raise("Choices cannot be null or empty"),
-            };
-            if choices.len() < 2 {
-                raise("Must provide at least 2 choices");
-            }
-            let Some(choices) = choices.into_iter().collect::<Option<Vec<String>>>() else {
-                raise("Choices cannot contain null elements")
-            };
-            Constraint::Choice(choices)
-        },
         max_tokens,
+        use_cache,
         seed,
-        temperature,
-        model,
         unsafe_mode,
-    );
-    request.run("steadytext_generate_choice", use_cache)
+        model,
+        temperature: None,
+    };
+    call.run(choice_constraint(choices))
 }
 
-/// Raises the SQL-level error for a bad constraint (`kind` is json, regex or choice), so that
-/// the `*_async` functions refuse what the synchronous ones would.
+/// `steadytext_generate_choice` with sampling: `temperature` is the third argument.
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(immutable, parallel_safe, name = "steadytext_generate_choice")]
+fn steadytext_generate_choice_sampled(
+    prompt: Option<&str>,
+    choices: Option<Vec<Option<String>>>,
+    temperature: Option<f64>,
+    max_tokens: default!(Option<i32>, "NULL"),
+    use_cache: default!(Option<bool>, true),
+    seed: default!(Option<i32>, 42),
+    unsafe_mode: default!(Option<bool>, false),
+    model: default!(Option<&str>, "NULL"),
+) -> Option<String> {
+    let call = Call {
+        function: "steadytext_generate_choice",
+        prompt,
+        max_tokens,
+        use_cache,
+        seed,
+        unsafe_mode,
+        model,
+        temperature,
+    };
+    call.run(choice_constraint(choices))
+}
+
+/// Text in the language of a Lark grammar (llguidance's dialect).
+#[allow(clippy::too_many_arguments)]
+#[pg_extern(immutable, parallel_safe)]
+fn steadytext_generate_grammar(
+    prompt: Option<&str>,
+    grammar: Option<&str>,
+    max_tokens: default!(Option<i32>, "NULL"),
+    use_cache: default!(Option<bool>, true),
+    seed: default!(Option<i32>, 42),
+    unsafe_mode: default!(Option<bool>, false),
+    model: default!(Option<&str>, "NULL"),
+    temperature: default!(Option<f64>, 0.0),
+) -> Option<String> {
+    let call = Call {
+        function: "steadytext_generate_grammar",
+        prompt,
+        max_tokens,
+        use_cache,
+        seed,
+        unsafe_mode,
+        model,
+        temperature,
+    };
+    call.run(grammar_constraint(grammar))
+}
+
+/// Raises the SQL-level error for a bad constraint (`kind` is json, regex, choice or grammar),
+/// so that the `*_async` functions refuse what the synchronous ones would.
 #[pg_extern(immutable, parallel_safe)]
 fn _steadytext_check_constraint(kind: &str, value: JsonB) {
     let constraint = match (kind, value.0) {
         ("json", schema) => Constraint::Json(schema),
-        ("regex", serde_json::Value::String(p)) => Constraint::Regex(p),
+        ("regex", Value::String(p)) => Constraint::Regex(p),
+        ("grammar", Value::String(g)) => Constraint::Grammar(g),
         ("choice", choices) => Constraint::Choice(
             serde_json::from_value(choices)
                 .unwrap_or_else(|_| raise("Choices cannot contain null elements")),
         ),
         (other, _) => raise(&format!("unknown constraint kind '{other}'")),
     };
-    if let Err(e) = constraint.to_gbnf() {
-        raise(&e.to_string());
+    if let Err(e) = constraint.check() {
+        raise_error(&e);
     }
 }

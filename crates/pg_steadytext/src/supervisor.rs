@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
-use steadytext::client::{self, DaemonClient};
+use steadytext::client::DaemonClient;
 
-use crate::guc;
+use crate::daemon_process;
 
 /// Registers the worker; called from `_PG_init` while preloading.
 pub fn register() {
@@ -20,16 +20,6 @@ pub fn register() {
         .set_function("steadytext_supervisor_main")
         .set_restart_time(Some(Duration::from_secs(5)))
         .load();
-}
-
-/// The endpoint the supervisor keeps alive: the settings (the config table needs a database).
-pub fn endpoint() -> (String, u16) {
-    let host = guc::string(&guc::DAEMON_HOST).unwrap_or_else(|| "localhost".into());
-    let port = match guc::DAEMON_PORT.get() {
-        0 => steadytext::protocol::DEFAULT_PORT,
-        p => p as u16,
-    };
-    (host, port)
 }
 
 struct Supervised {
@@ -47,8 +37,9 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn steadytext_supervisor_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let (host, port) = endpoint();
-    let client = DaemonClient::new(&client::endpoint(&host, port), Duration::from_secs(5));
+    let endpoint = daemon_process::endpoint();
+    let client = DaemonClient::new(&endpoint, Duration::from_secs(5))
+        .with_auth(daemon_process::token(&endpoint));
     let mut state = Supervised {
         child: None,
         started: Instant::now(),
@@ -68,11 +59,12 @@ pub extern "C-unwind" fn steadytext_supervisor_main(_arg: pg_sys::Datum) {
         }
         if state.child.is_none() && !state.stopped_on_request && Instant::now() >= state.next_start
         {
-            spawn(&mut state, &host, port);
+            spawn(&mut state, &endpoint);
         }
     }
     if let Some(mut child) = state.child.take() {
-        let _ = client.call("shutdown", serde_json::json!({}), &mut || true);
+        // SAFETY: kill(2) of our own child.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(5);
         while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
@@ -112,8 +104,8 @@ fn reap(state: &mut Supervised) {
     state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
 }
 
-fn spawn(state: &mut Supervised, host: &str, port: u16) {
-    let (st, mut cmd) = crate::inference::st_daemon("run", host, port);
+fn spawn(state: &mut Supervised, endpoint: &str) {
+    let (st, mut cmd) = daemon_process::command("run", endpoint);
     match cmd.spawn() {
         Ok(child) => {
             log!(

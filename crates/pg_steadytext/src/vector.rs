@@ -77,7 +77,13 @@ pub fn vector_oid() -> pg_sys::Oid {
         if let Some(oid) = cell.get() {
             return oid;
         }
-        let oid = Spi::get_one::<pg_sys::Oid>("SELECT 'vector'::regtype::oid")
+        // The type of the cache's embedding column: pgvector's `vector`, wherever it lives,
+        // whatever the caller's search_path.
+        let oid = Spi::get_one::<pg_sys::Oid>(
+            "SELECT a.atttypid FROM pg_catalog.pg_attribute a \
+             WHERE a.attrelid OPERATOR(pg_catalog.=) 'public.steadytext_cache'::pg_catalog.regclass \
+             AND a.attname OPERATOR(pg_catalog.=) 'embedding'",
+        )
             .ok()
             .flatten()
             .unwrap_or(pg_sys::InvalidOid);

@@ -3,9 +3,9 @@
 use std::io::Write;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
-use steadytext::store::Fetch;
-use steadytext::{EmbedMode, Engine, ModelChoice, Role};
+use anyhow::Result;
+use steadytext::execute::Quiet;
+use steadytext::request::{EmbedSpec, Spec};
 
 /// Output encodings.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -30,15 +30,17 @@ pub struct Args {
     /// Output encoding.
     #[arg(long, value_enum, default_value_t = Format::Hex)]
     format: Format,
-    /// Registry name or path to a GGUF embedding model.
+    /// Registry name, .gguf file name in the models directory, or path of an embedding model.
     #[arg(long)]
     model: Option<String>,
     /// llama.cpp threads.
     #[arg(long)]
     threads: Option<i32>,
-    /// Ask the running daemon (STEADYTEXT_DAEMON_HOST/PORT) instead of loading the model here.
+    /// Ask the running daemon instead of loading the model here.
     #[arg(long)]
     daemon: bool,
+    #[command(flatten)]
+    limits: crate::daemon::LimitArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -47,42 +49,36 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         args.texts.join(" ")
     };
-    let mode: EmbedMode = args.mode.parse()?;
-    let choice = ModelChoice {
+    let spec = EmbedSpec {
+        texts: Some(vec![text.clone()]),
         model: args.model.clone(),
-        ..Default::default()
+        mode: Some(args.mode.clone()),
+        ..EmbedSpec::default()
     };
     let started = Instant::now();
-    let (vector, model_file, model_sha256) = if args.daemon {
-        let client = crate::daemon::connect()?;
-        let params =
-            serde_json::json!({ "text_input": text, "mode": mode.as_str(), "model": args.model });
-        let result = client.call("embed", params, &mut || true)?;
-        let vector: Vec<f32> = serde_json::from_value(result)?;
-        (vector, None, None)
-    } else {
-        let model = Engine::global()
-            .model(&choice, Role::Embedding, Fetch::IfAllowed)
-            .context("no embedding model")?;
-        let vector = steadytext::embed(model, &text, mode, args.threads)?;
-        let file = model
-            .path()
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned());
-        (vector, file, Some(model.sha256()?.to_string()))
-    };
+    let ran = crate::route::run(
+        Spec::Embed(spec),
+        args.daemon,
+        args.threads,
+        &crate::route::builder(&args.limits),
+        false,
+        &mut Quiet,
+    )?;
+    let vector = ran.output.into_embeddings()?.pop().unwrap_or_default();
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Hex => writeln!(out, "{}", hex::encode(le_bytes(&vector)))?,
         Format::Numpy => out.write_all(&npy(&vector))?,
         Format::Json => {
             let words = text.split_whitespace().count();
+            let model = ran.model.as_ref();
             let report = serde_json::json!({
                 "text": text,
                 "embedding": vector,
-                "model": model_file,
-                "model_sha256": model_sha256,
-                "mode": mode.as_str(),
+                "model": model.map(|m| m.file_name()),
+                "model_sha256": model.map(|m| &m.sha256),
+                "daemon": ran.daemon,
+                "mode": args.mode.to_ascii_lowercase(),
                 "usage": { "prompt_tokens": words, "total_tokens": words },
                 "dimension": vector.len(),
                 "time_taken": started.elapsed().as_secs_f64(),

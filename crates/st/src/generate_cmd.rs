@@ -4,8 +4,9 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use steadytext::store::Fetch;
-use steadytext::{Engine, GenerateParams, ModelChoice, Role};
+use serde_json::{json, Value};
+use steadytext::execute::{Output, Sink};
+use steadytext::request::{GenerateSpec, Spec};
 
 /// Options of `st generate`.
 #[derive(Debug, clap::Args)]
@@ -18,19 +19,19 @@ pub struct Args {
     /// Print a JSON object with the text and metadata (implies --wait).
     #[arg(long)]
     json: bool,
-    /// Most tokens to generate.
-    #[arg(long, default_value_t = steadytext::params::DEFAULT_MAX_NEW_TOKENS)]
+    /// Most tokens to generate (clamped to what the model's window leaves after the prompt).
+    #[arg(long, default_value_t = steadytext::defaults::MAX_NEW_TOKENS)]
     max_new_tokens: usize,
     /// Sampler seed (>= 0); no effect at temperature 0.
     #[arg(long, default_value_t = 42, allow_negative_numbers = true)]
     seed: i64,
-    /// 0 is greedy; above 0 samples with top_k 40, top_p 0.95, min_p 0.05.
+    /// 0 is greedy; above 0 (up to 2) samples with top_k 40, top_p 0.95, min_p 0.05.
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     temperature: f32,
     /// An extra stop string ("[EOS]" means none).
-    #[arg(long, default_value = steadytext::params::EOS_SENTINEL)]
+    #[arg(long, default_value = steadytext::defaults::EOS_SENTINEL)]
     eos_string: String,
-    /// Registry name (see `st models list`) or path to a GGUF file.
+    /// Registry name (see `st models list`), .gguf file name in the models directory, or path.
     #[arg(long)]
     model: Option<String>,
     /// Model size: mini, small or large.
@@ -39,7 +40,8 @@ pub struct Args {
     /// llama.cpp threads (default: STEADYTEXT_THREADS or all cores); output does not depend on it.
     #[arg(long)]
     threads: Option<i32>,
-    /// Ask the running daemon (STEADYTEXT_DAEMON_HOST/PORT) instead of loading the model here.
+    /// Ask the running daemon (STEADYTEXT_DAEMON_ENDPOINT, or _HOST/_PORT) instead of loading
+    /// the model here.
     #[arg(long)]
     daemon: bool,
     /// Output JSON that validates against this JSON schema (inline, or @file).
@@ -51,37 +53,70 @@ pub struct Args {
     /// Output exactly one of these comma-separated choices.
     #[arg(long, group = "structure", value_delimiter = ',')]
     choices: Option<Vec<String>>,
+    /// Output text in the language of this Lark grammar (inline, or @file).
+    #[arg(long, group = "structure")]
+    grammar: Option<String>,
+    #[command(flatten)]
+    limits: crate::daemon::LimitArgs,
+}
+
+/// An argument's text, or the contents of the file it names with a leading `@`.
+fn inline_or_file(value: &str, what: &str) -> Result<String> {
+    match value.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the {what} file {path}")),
+        None => Ok(value.to_string()),
+    }
 }
 
 impl Args {
-    /// The model --model / --size name (else the default), loaded here.
-    fn generation_model(&self) -> Result<&'static steadytext::Model> {
-        let choice = ModelChoice {
+    fn spec(&self, prompt: String) -> Result<GenerateSpec> {
+        let schema = match &self.schema {
+            Some(s) => Some(
+                serde_json::from_str::<Value>(&inline_or_file(s, "schema")?)
+                    .context("--schema is not valid JSON")?,
+            ),
+            None => None,
+        };
+        Ok(GenerateSpec {
+            prompt,
+            max_new_tokens: Some(self.max_new_tokens),
+            seed: Some(self.seed),
+            temperature: Some(self.temperature),
+            eos_string: Some(self.eos_string.clone()),
             model: self.model.clone(),
             size: self.size.clone(),
-            ..Default::default()
-        };
-        Engine::global()
-            .model(&choice, Role::Generation, Fetch::IfAllowed)
-            .context("no generation model")
+            schema,
+            regex: self.regex.clone(),
+            choices: self.choices.clone().map(Value::from),
+            grammar: match &self.grammar {
+                Some(g) => Some(inline_or_file(g, "grammar")?),
+                None => None,
+            },
+            ..GenerateSpec::default()
+        })
     }
 
-    /// The constraint given by --schema, --regex or --choices (clap allows only one).
-    fn constraint(&self) -> Result<Option<steadytext::Constraint>> {
-        use steadytext::Constraint;
-        if let Some(schema) = &self.schema {
-            let text = match schema.strip_prefix('@') {
-                Some(path) => std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read the schema file {path}"))?,
-                None => schema.clone(),
-            };
-            let value = serde_json::from_str(&text).context("--schema is not valid JSON")?;
-            return Ok(Some(Constraint::Json(value)));
+    fn structured(&self) -> bool {
+        self.schema.is_some()
+            || self.regex.is_some()
+            || self.choices.is_some()
+            || self.grammar.is_some()
+    }
+}
+
+/// Writes pieces to stdout as they come.
+struct Printer {
+    streaming: bool,
+}
+
+impl Sink for Printer {
+    fn piece(&mut self, text: &str) -> bool {
+        if self.streaming {
+            let mut out = std::io::stdout().lock();
+            return out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_ok();
         }
-        if let Some(regex) = &self.regex {
-            return Ok(Some(Constraint::Regex(regex.clone())));
-        }
-        Ok(self.choices.clone().map(Constraint::Choice))
+        true
     }
 }
 
@@ -90,126 +125,55 @@ pub fn run(args: Args) -> Result<()> {
     if prompt.trim().is_empty() {
         bail!("the prompt is empty");
     }
-    let params = GenerateParams {
-        max_new_tokens: args.max_new_tokens,
-        seed: steadytext::validate_seed(args.seed)?,
-        temperature: args.temperature,
-        eos_string: args.eos_string.clone(),
-        threads: args.threads,
-    };
-    if let Some(constraint) = args.constraint()? {
-        return structured(&args, &prompt, &params, &constraint);
-    }
-    if args.daemon {
-        return through_daemon(&args, &prompt);
-    }
-    let model = args.generation_model()?;
+    let spec = args.spec(prompt.clone())?;
+    // A partial value is not a value: structured output is printed whole.
+    let streaming = !args.wait && !args.json && !args.structured();
     let started = Instant::now();
-    let mut stream = steadytext::stream(model, &prompt, &params)?;
-    let streaming = !args.wait && !args.json;
-    let mut text = String::new();
+    let ran = crate::route::run(
+        Spec::Generate(spec),
+        args.daemon,
+        args.threads,
+        &crate::route::builder(&args.limits),
+        streaming,
+        &mut Printer { streaming },
+    )?;
+    let Output::Text { text, summary } = ran.output else {
+        bail!("the daemon did not answer with text");
+    };
     let mut out = std::io::stdout().lock();
-    for piece in stream.by_ref() {
-        let piece = piece?;
-        if streaming {
-            out.write_all(piece.as_bytes())?;
-            out.flush()?;
-        }
-        text.push_str(&piece);
-    }
     if streaming {
         writeln!(out)?;
-        return Ok(());
-    }
-    let text = text.trim();
-    if !args.json {
+    } else if !args.json {
         writeln!(out, "{text}")?;
-        return Ok(());
-    }
-    let report = serde_json::json!({
-        "text": text,
-        "model": model.path().file_name().map(|f| f.to_string_lossy()),
-        "model_path": model.path(),
-        "model_sha256": model.sha256()?,
-        "fingerprint": steadytext::build_info::fingerprint(),
-        "usage": {
-            "prompt_tokens": stream.prompt_tokens(),
-            "completion_tokens": stream.generated_tokens(),
-            "total_tokens": stream.prompt_tokens() + stream.generated_tokens(),
-        },
-        "prompt": prompt,
-        "generated": text,
-        "seed": params.seed,
-        "temperature": params.temperature,
-        "max_new_tokens": params.max_new_tokens,
-        "time_taken": started.elapsed().as_secs_f64(),
-        "stream": false,
-    });
-    writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-    Ok(())
-}
-
-/// `--schema`, `--regex`, `--choices`: the whole constrained text (never streamed, since a
-/// partial value is not a value), here or in the daemon.
-fn structured(
-    args: &Args,
-    prompt: &str,
-    params: &GenerateParams,
-    constraint: &steadytext::Constraint,
-) -> Result<()> {
-    constraint.to_gbnf()?;
-    let text = if args.daemon {
-        let model = args.model.as_deref().map(std::path::Path::new);
-        let mut request = steadytext::protocol::generate_params(prompt, params, model);
-        request["size"] = serde_json::json!(args.size);
-        steadytext::protocol::set_constraint(&mut request, constraint);
-        let client = crate::daemon::connect()?;
-        let text = client.call("generate", request, &mut || true)?;
-        text.as_str().unwrap_or_default().to_string()
     } else {
-        steadytext::generate_constrained(args.generation_model()?, prompt, params, constraint)?
-    };
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let report =
-            serde_json::json!({ "text": text, "prompt": prompt, "constraint": constraint.key() });
+        let model = ran.model.as_ref();
+        let report = json!({
+            "text": text,
+            "model": model.map(|m| m.file_name()),
+            "model_path": model.map(|m| &m.path),
+            "model_sha256": model.map(|m| &m.sha256),
+            "daemon": ran.daemon,
+            "fingerprint": steadytext::build_info::fingerprint(),
+            "usage": {
+                "prompt_tokens": summary.prompt_tokens,
+                "completion_tokens": summary.generated_tokens,
+                "total_tokens": summary.prompt_tokens + summary.generated_tokens,
+            },
+            "max_new_tokens_used": summary.clamped,
+            "prompt": prompt,
+            "seed": args.seed,
+            "temperature": args.temperature,
+            "max_new_tokens": args.max_new_tokens,
+            "time_taken": started.elapsed().as_secs_f64(),
+        });
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        writeln!(out, "{text}")?;
     }
-    Ok(())
-}
-
-/// `st generate --daemon`: the same request, served by the daemon.
-fn through_daemon(args: &Args, prompt: &str) -> Result<()> {
-    let client = crate::daemon::connect()?;
-    let params = serde_json::json!({
-        "prompt": prompt,
-        "max_new_tokens": args.max_new_tokens,
-        "seed": args.seed,
-        "temperature": args.temperature,
-        "eos_string": args.eos_string,
-        "model": args.model,
-        "size": args.size,
-    });
-    let mut out = std::io::stdout().lock();
-    if args.wait || args.json {
-        let text = client.call("generate", params, &mut || true)?;
-        let text = text.as_str().unwrap_or_default();
-        if args.json {
-            let report =
-                serde_json::json!({ "text": text, "prompt": prompt, "daemon": client.endpoint() });
-            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-        } else {
-            writeln!(out, "{text}")?;
-        }
-        return Ok(());
+    if let Some(used) = summary.clamped {
+        eprintln!(
+            "st: note: max_new_tokens {} does not fit the model's window after the prompt; \
+             generated at most {used}",
+            args.max_new_tokens
+        );
     }
-    let mut stream = client.generate_iter(params)?;
-    while let Some(piece) = stream.next_piece(&mut || true)? {
-        out.write_all(piece.as_bytes())?;
-        out.flush()?;
-    }
-    writeln!(out)?;
     Ok(())
 }

@@ -6,7 +6,8 @@ mod embed_cmd;
 mod generate_cmd;
 mod models_cmd;
 mod rerank_cmd;
-mod worker_cmd;
+mod route;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -47,7 +48,7 @@ enum Command {
         command: cache_cmd::Command,
     },
     /// Serve a database's steadytext_queue (the *_async SQL functions) from this host.
-    Worker(worker_cmd::Args),
+    Worker(worker::Args),
 }
 
 fn init_logging(verbose: u8) {
@@ -74,7 +75,7 @@ fn main() -> ExitCode {
         Command::Models { command } => models_cmd::run(command),
         Command::Daemon { command } => daemon::run(command),
         Command::Cache { command } => cache_cmd::run(command),
-        Command::Worker(args) => worker_cmd::run(args),
+        Command::Worker(args) => worker::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use steadytext::paths::models_dir;
 use steadytext::registry::{self, ModelChoice, ModelSource, Role, REGISTRY};
 use steadytext::store::{self, Fetch};
 
@@ -60,7 +61,7 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::List { json } => list(json),
         Command::Path => {
-            println!("{}", store::models_dir().display());
+            println!("{}", models_dir().display());
             Ok(())
         }
         Command::Download { models, all, size } => download(models, all, size),
@@ -76,14 +77,15 @@ pub fn run(command: Command) -> Result<()> {
 }
 
 fn list(json: bool) -> Result<()> {
-    let dir = store::models_dir();
+    let dir = models_dir();
     let rows: Vec<_> = REGISTRY
         .iter()
         .map(|s| {
             let present = dir.join(s.filename).is_file();
-            let sizes: Vec<&str> = ["mini", "small", "large"]
-                .into_iter()
-                .filter(|size| registry::size_to_model(size).is_some_and(|m| m.name == s.name))
+            let sizes: Vec<&str> = registry::SIZES
+                .iter()
+                .filter(|(_, model)| *model == s.name)
+                .map(|(size, _)| *size)
                 .collect();
             (s, present, sizes)
         })
@@ -126,18 +128,14 @@ fn list(json: bool) -> Result<()> {
 fn download(models: Vec<String>, all: bool, size: Option<String>) -> Result<()> {
     let mut targets: Vec<(ModelSource, Role)> = Vec::new();
     if all {
-        targets.extend(
-            REGISTRY
-                .iter()
-                .map(|s| (registry::resolve(&choice(s.name), s.role), s.role)),
-        );
+        for s in REGISTRY {
+            targets.push((registry::resolve(&choice(s.name), s.role)?, s.role));
+        }
     }
     if let Some(size) = size {
-        let Some(spec) = registry::size_to_model(&size) else {
-            bail!("unknown size '{size}': use mini, small or large");
-        };
+        let spec = registry::size_to_model(&size)?;
         targets.push((
-            registry::resolve(&choice(spec.name), Role::Generation),
+            registry::resolve(&choice(spec.name), Role::Generation)?,
             Role::Generation,
         ));
     }
@@ -145,11 +143,11 @@ fn download(models: Vec<String>, all: bool, size: Option<String>) -> Result<()> 
         let Some(spec) = registry::spec(name) else {
             bail!("'{name}' is not in the registry (see `st models list`)");
         };
-        targets.push((registry::resolve(&choice(name), spec.role), spec.role));
+        targets.push((registry::resolve(&choice(name), spec.role)?, spec.role));
     }
     if targets.is_empty() {
         for role in [Role::Generation, Role::Embedding] {
-            targets.push((registry::default_source(role), role));
+            targets.push((registry::default_source(role)?, role));
         }
     }
     for (source, role) in targets {
@@ -170,14 +168,16 @@ fn fingerprint(models: Vec<String>, json: bool) -> Result<()> {
     let paths: Vec<PathBuf> = if models.is_empty() {
         [Role::Generation, Role::Embedding]
             .into_iter()
-            .map(|role| store::locate(&registry::default_source(role), role, Fetch::LocalOnly))
+            .map(|role| {
+                store::locate(&registry::default_source(role)?, role, Fetch::LocalOnly)
+            })
             .collect::<Result<_, _>>()?
     } else {
         models
             .iter()
             .map(|m| {
                 let role = registry::spec(m).map_or(Role::Generation, |s| s.role);
-                store::locate(&registry::resolve(&choice(m), role), role, Fetch::LocalOnly)
+                store::locate(&registry::resolve(&choice(m), role)?, role, Fetch::LocalOnly)
             })
             .collect::<Result<_, _>>()?
     };
@@ -205,12 +205,16 @@ fn fingerprint(models: Vec<String>, json: bool) -> Result<()> {
 }
 
 fn set_defaults(given: [Option<String>; 3], reset: bool, if_unset: bool) -> Result<()> {
-    use steadytext::defaults::{self, Defaults};
+    use steadytext::user_defaults::{self, Defaults};
+    let nothing_given = given.iter().all(Option::is_none);
     let mut saved = if reset {
         Defaults::default()
     } else {
-        defaults::load()
+        user_defaults::load()
     };
+    if nothing_given && !reset {
+        return print_defaults_in_effect();
+    }
     let [generation, embedding, reranking] = given;
     for (slot, value) in [
         (&mut saved.generation, generation),
@@ -223,8 +227,34 @@ fn set_defaults(given: [Option<String>; 3], reset: bool, if_unset: bool) -> Resu
             }
         }
     }
-    defaults::save(&saved)
-        .with_context(|| format!("cannot write {}", defaults::path().display()))?;
-    println!("{}", serde_json::to_string_pretty(&saved)?);
+    user_defaults::save(&saved)
+        .with_context(|| format!("cannot write {}", user_defaults::path().display()))?;
+    print_defaults_in_effect()
+}
+
+/// The model each role uses when nothing names one, and where that choice comes from.
+fn print_defaults_in_effect() -> Result<()> {
+    let saved = steadytext::user_defaults::load();
+    let mut report = serde_json::Map::new();
+    for role in [Role::Generation, Role::Embedding, Role::Reranking] {
+        let env = format!("STEADYTEXT_{}_MODEL", role.env_name());
+        let from = if std::env::var(&env).is_ok_and(|v| !v.trim().is_empty()) {
+            env
+        } else if saved.get(role).is_some() {
+            steadytext::user_defaults::path().display().to_string()
+        } else {
+            "registry default".to_string()
+        };
+        let model = match registry::default_source(role)? {
+            ModelSource::Path(p) => p.display().to_string(),
+            ModelSource::File(f) => f,
+            ModelSource::Hub { repo, filename, .. } => format!("{repo}/{filename}"),
+        };
+        report.insert(
+            role.as_str().into(),
+            serde_json::json!({ "model": model, "from": from }),
+        );
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

@@ -4,10 +4,10 @@ use std::io::{BufRead, Write};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use serde_json::json;
-use steadytext::rerank::{self, DEFAULT_TASK};
-use steadytext::store::Fetch;
-use steadytext::{Engine, ModelChoice, Role};
+use serde_json::{json, Value};
+use steadytext::execute::Quiet;
+use steadytext::request::{RerankSpec, Spec};
+use steadytext::rerank;
 
 /// Options of `st rerank`.
 #[derive(Debug, clap::Args)]
@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long)]
     file: Option<std::path::PathBuf>,
     /// The instruction given to the reranker.
-    #[arg(long, default_value = DEFAULT_TASK)]
+    #[arg(long, default_value = steadytext::defaults::RERANK_TASK)]
     task: String,
     /// Print only the best k documents.
     #[arg(long)]
@@ -34,12 +34,17 @@ pub struct Args {
     /// Accepted for SteadyText compatibility: scores come from logits, not sampling.
     #[arg(long, default_value_t = 42)]
     seed: i64,
-    /// Registry name or path of the reranking model.
+    /// Registry name, .gguf file name in the models directory, or path of the reranking model.
     #[arg(long)]
     model: Option<String>,
     /// Ask the running daemon instead of loading the model here.
     #[arg(long)]
     daemon: bool,
+    /// llama.cpp threads.
+    #[arg(long)]
+    threads: Option<i32>,
+    #[command(flatten)]
+    limits: crate::daemon::LimitArgs,
 }
 
 fn documents(args: &Args) -> Result<Vec<String>> {
@@ -68,59 +73,78 @@ fn documents(args: &Args) -> Result<Vec<String>> {
     Ok(docs)
 }
 
-/// Each document with its score, best first; `true` when the scores are the word-overlap
-/// fallback because no reranking model could be used.
-fn ranked(args: &Args, query: &str, docs: &[String]) -> Result<(Vec<(String, f64)>, bool)> {
-    let scored = if args.daemon {
-        let client = crate::daemon::connect()?;
-        let params = json!({ "query": query, "documents": docs, "task": args.task,
-                             "return_scores": true, "model": args.model });
-        client
-            .call("rerank", params, &mut || true)
-            .map_err(anyhow::Error::from)
-            .and_then(|v| Ok(serde_json::from_value::<Vec<(String, f64)>>(v)?))
-    } else {
-        let choice = ModelChoice {
-            model: args.model.clone(),
-            ..Default::default()
-        };
-        Engine::global()
-            .model(&choice, Role::Reranking, Fetch::IfAllowed)
-            .map_err(anyhow::Error::from)
-            .and_then(|model| {
-                let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
-                let scored = rerank::rerank(model, query, &refs, &args.task, None)?;
-                Ok(scored
-                    .iter()
-                    .map(|s| (docs[s.index].clone(), s.score))
-                    .collect())
-            })
+/// What was ranked, and with what.
+struct Ranking {
+    scored: Vec<(String, f64)>,
+    fallback: bool,
+    model: Option<String>,
+}
+
+/// Each document with its score, best first. Without a usable reranking model the scores are the
+/// word-overlap fallback, and a warning says so.
+fn ranked(args: &Args, docs: &[String]) -> Result<Ranking> {
+    let spec = RerankSpec {
+        query: args.query.clone(),
+        documents: Value::from(docs.to_vec()),
+        task: Some(args.task.clone()),
+        model: args.model.clone(),
+        ..RerankSpec::default()
     };
-    match scored {
-        Ok(scored) => Ok((scored, false)),
+    let ran = crate::route::run(
+        Spec::Rerank(spec),
+        args.daemon,
+        args.threads,
+        &crate::route::builder(&args.limits),
+        false,
+        &mut Quiet,
+    )
+    .and_then(|ran| {
+        let model = ran.model.as_ref().map(|m| m.path.display().to_string());
+        Ok((ran.output.into_ranked()?, model))
+    });
+    let unusable = |e: &anyhow::Error| {
+        e.downcast_ref::<steadytext::Error>().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                steadytext::ErrorKind::ModelMissing | steadytext::ErrorKind::ModelLoad
+            )
+        })
+    };
+    let (scored, fallback, model) = match ran {
+        Ok((scored, model)) => (scored, false, model.or_else(|| args.model.clone())),
+        Err(e) if !unusable(&e) => return Err(e),
         Err(e) => {
-            eprintln!("st: warning: no reranking model ({e:#}); scores are word overlap, not model scores");
+            eprintln!(
+                "st: warning: no reranking model ({e:#}); scores are word overlap, not model scores"
+            );
             let refs: Vec<&str> = docs.iter().map(String::as_str).collect();
-            let scored = rerank::fallback(query, &refs);
-            Ok((
-                scored
-                    .iter()
-                    .map(|s| (docs[s.index].clone(), s.score))
-                    .collect(),
-                true,
-            ))
+            (rerank::fallback(&args.query, &refs), true, None)
         }
-    }
+    };
+    Ok(Ranking {
+        scored: scored
+            .iter()
+            .map(|s| (docs[s.index].clone(), s.score))
+            .collect(),
+        fallback,
+        model,
+    })
 }
 
 pub fn run(args: Args) -> Result<()> {
     if args.query.trim().is_empty() {
         bail!("the query is empty");
     }
-    steadytext::validate_seed(args.seed)?;
+    if args.seed < 0 {
+        bail!("seed must be non-negative");
+    }
     let docs = documents(&args)?;
     let started = Instant::now();
-    let (mut scored, fallback) = ranked(&args, &args.query, &docs)?;
+    let Ranking {
+        mut scored,
+        fallback,
+        model,
+    } = ranked(&args, &docs)?;
     if let Some(k) = args.top_k {
         scored.truncate(k);
     }
@@ -133,7 +157,7 @@ pub fn run(args: Args) -> Result<()> {
             .collect();
         let report = json!({
             "query": args.query, "task": args.task, "documents": documents,
-            "model": args.model, "fallback": fallback,
+            "model": model, "fallback": fallback,
             "total_documents": docs.len(), "returned_documents": scored.len(),
             "time_taken": started.elapsed().as_secs_f64(),
         });

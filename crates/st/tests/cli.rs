@@ -145,13 +145,23 @@ fn errors_go_to_stderr_with_failure_status() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("Seed must be a non-negative integer"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("seed must be non-negative"));
 
     let out = st(&["embed", "x", "--mode", "sideways", "--model", &emb_model()])
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("'query' or 'passage'"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one of query, passage"));
+
+    // Enumerated arguments list their values, as in SQL.
+    let out = st(&["generate", "hi", "--size", "huge"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("size must be one of mini, small, large, got 'huge'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -295,8 +305,17 @@ fn saved_defaults_make_plain_commands_use_those_models() {
     let report: serde_json::Value =
         serde_json::from_str(&ok(with_config(&["embed", "hello", "--format", "json"]))).unwrap();
     assert_eq!(report["embedding"].as_array().unwrap().len(), 1024);
-    let reset = ok(with_config(&["models", "default", "--reset"]));
-    assert_eq!(reset.trim(), "{}");
+    // With nothing to set, `default` shows what is in effect and where it comes from.
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(with_config(&["models", "default"]))).unwrap();
+    assert!(
+        shown["generation"]["model"].as_str().unwrap().ends_with("smollm2-135m-instruct-q4_1.gguf"),
+        "{shown}"
+    );
+    let reset: serde_json::Value =
+        serde_json::from_str(&ok(with_config(&["models", "default", "--reset"]))).unwrap();
+    assert_eq!(reset["generation"]["from"], "registry default", "{reset}");
+    assert!(reset["generation"]["model"].as_str().unwrap().contains("Qwen3-4B"), "{reset}");
     let _ = std::fs::remove_dir_all(&config);
 }
 
@@ -366,7 +385,11 @@ fn structured_generation_and_rerank_on_the_command_line() {
     .output()
     .unwrap();
     assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("look-around"));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("Invalid regex pattern"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
     let both = st(&["generate", "x", "--regex", "a", "--choices", "a,b"])
         .output()
         .unwrap();

@@ -1,13 +1,18 @@
-//! `st daemon` on the real test models: protocol, concurrency, streams, cancellation, cache,
-//! and identical results to the library in-process.
+//! `st daemon` on the real test models: the same bytes as the library in this process (both
+//! computing: the daemon's cache is off unless a test is about the cache), concurrency, streams,
+//! cancellation of work in flight, typed errors, who may do what, a wire fuzz, bounds, and the
+//! process lifecycle (`start`, `status`, `stop`, `restart`, `run`).
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use steadytext::client::DaemonClient;
-use steadytext::{EmbedMode, Engine, GenerateParams, Role};
+use steadytext::execute::{self, Quiet, Sink};
+use steadytext::request::{Builder, EmbedSpec, GenerateSpec, RerankSpec, Spec};
+use steadytext::{ErrorKind, Executor, Local, Progress};
 
 fn models_dir() -> PathBuf {
     std::env::var_os("STEADYTEXT_TEST_MODELS")
@@ -23,35 +28,56 @@ fn emb_path() -> PathBuf {
     models_dir().join("all-minilm-l6-v2-f32.gguf")
 }
 
-/// A daemon on its own port and cache directory, killed on drop.
+/// A daemon in the foreground with its own endpoint and cache directory, killed on drop.
 struct Daemon {
     child: Child,
-    port: u16,
+    endpoint: String,
     home: PathBuf,
+    token: Option<String>,
+}
+
+#[derive(Default)]
+struct Options<'a> {
+    cache: bool,
+    ipc: bool,
+    token: bool,
+    extra: &'a [&'a str],
 }
 
 impl Daemon {
-    fn start(port: u16, extra_env: &[(&str, &str)]) -> Daemon {
+    fn start(port: u16, options: Options<'_>) -> Daemon {
         let home =
             std::env::temp_dir().join(format!("st-daemon-test-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&home);
+        std::fs::create_dir_all(&home).unwrap();
+        let endpoint = if options.ipc {
+            format!("ipc://{}/sock/daemon.sock", home.display())
+        } else {
+            format!("tcp://127.0.0.1:{port}")
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_st"));
-        cmd.args([
-            "daemon",
-            "run",
-            "--port",
-            &port.to_string(),
-            "--stream-timeout-ms",
-            "700",
-        ])
-        .env("XDG_CACHE_HOME", &home)
-        .env("STEADYTEXT_GENERATION_MODEL", gen_path())
-        .env("STEADYTEXT_EMBEDDING_MODEL", emb_path());
-        for (k, v) in extra_env {
-            cmd.env(k, v);
+        cmd.args(["daemon", "run", "--endpoint", &endpoint, "--stream-timeout-ms", "700"])
+            .args(options.extra)
+            .env("XDG_CACHE_HOME", &home)
+            .env("STEADYTEXT_GENERATION_MODEL", gen_path())
+            .env("STEADYTEXT_EMBEDDING_MODEL", emb_path())
+            .env("STEADYTEXT_RERANKING_MODEL", gen_path());
+        if !options.cache {
+            cmd.env("STEADYTEXT_DISABLE_CACHE", "1");
         }
+        let token = options.token.then(|| {
+            let file = home.join("token");
+            std::fs::write(&file, "sesame").unwrap();
+            cmd.args(["--token-file", file.to_str().unwrap()]);
+            "sesame".to_string()
+        });
         let child = cmd.spawn().expect("st daemon run starts");
-        let daemon = Daemon { child, port, home };
+        let daemon = Daemon {
+            child,
+            endpoint,
+            home,
+            token,
+        };
         let client = daemon.client();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !client.ping(Duration::from_millis(200)) {
@@ -60,11 +86,14 @@ impl Daemon {
         daemon
     }
 
+    /// A client with the daemon's token, when it has one.
     fn client(&self) -> DaemonClient {
-        DaemonClient::new(
-            &format!("tcp://127.0.0.1:{}", self.port),
-            Duration::from_secs(120),
-        )
+        DaemonClient::new(&self.endpoint, Duration::from_secs(120)).with_auth(self.token.clone())
+    }
+
+    /// A client without the token.
+    fn stranger(&self) -> DaemonClient {
+        DaemonClient::new(&self.endpoint, Duration::from_secs(120))
     }
 }
 
@@ -76,23 +105,53 @@ impl Drop for Daemon {
     }
 }
 
-fn generate(client: &DaemonClient, prompt: &str, max: usize) -> String {
-    let params = json!({ "prompt": prompt, "max_new_tokens": max });
-    client
-        .call("generate", params, &mut || true)
+/// Builds specs as the command line does (any path), with the test models as defaults.
+fn builder() -> Builder {
+    Builder {
+        defaults: steadytext::request::DefaultModels {
+            generation: Some(gen_path().display().to_string()),
+            embedding: Some(emb_path().display().to_string()),
+            reranking: Some(gen_path().display().to_string()),
+        },
+        ..Builder::default()
+    }
+}
+
+fn gen_spec(prompt: &str, max: usize) -> GenerateSpec {
+    GenerateSpec {
+        prompt: prompt.into(),
+        max_new_tokens: Some(max),
+        ..GenerateSpec::default()
+    }
+}
+
+/// The text the daemon gives for a spec it builds itself (SteadyText's clients send these).
+fn remote_text(client: &DaemonClient, spec: GenerateSpec) -> String {
+    let mut execution = client.execute_spec(Spec::Generate(spec), false).unwrap();
+    loop {
+        if let Progress::Done(out) = execution.advance().unwrap() {
+            return out.into_text().unwrap();
+        }
+    }
+}
+
+/// The text this process computes for the same spec.
+fn local_text(spec: GenerateSpec) -> String {
+    let request = Spec::Generate(spec).build(&builder()).unwrap();
+    execute::run(&Local::new(2), request, false, &mut Quiet)
         .unwrap()
+        .into_text()
+        .unwrap()
+}
+
+fn raw_generate(client: &DaemonClient, prompt: &str, max: usize) -> String {
+    client
+        .call("generate", json!({ "prompt": prompt, "max_new_tokens": max }), &mut || true)
+        .unwrap()
+        .0
         .as_str()
         .unwrap()
         .to_string()
-}
-
-fn embed(client: &DaemonClient, text: &str) -> Vec<f32> {
-    serde_json::from_value(
-        client
-            .call("embed", json!({ "text_input": text }), &mut || true)
-            .unwrap(),
-    )
-    .unwrap()
 }
 
 fn bits(v: &[f32]) -> Vec<u32> {
@@ -101,62 +160,55 @@ fn bits(v: &[f32]) -> Vec<u32> {
 
 #[test]
 fn results_equal_the_library_in_process() {
-    let daemon = Daemon::start(5621, &[("STEADYTEXT_DISABLE_CACHE", "1")]);
+    let daemon = Daemon::start(5621, Options::default());
     let client = daemon.client();
-    let model = Engine::global()
-        .load(&gen_path(), Role::Generation, None)
-        .unwrap();
-    let local = |params: GenerateParams| {
-        steadytext::generate(model, "Write a haiku about PostgreSQL", &params).unwrap()
+    let prompt = "Write a haiku about PostgreSQL";
+    assert_eq!(remote_text(&client, gen_spec(prompt, 40)), local_text(gen_spec(prompt, 40)));
+    let sampled = GenerateSpec {
+        temperature: Some(0.7),
+        seed: Some(7),
+        ..gen_spec(prompt, 24)
     };
-    assert_eq!(
-        generate(&client, "Write a haiku about PostgreSQL", 40),
-        local(GenerateParams {
-            max_new_tokens: 40,
-            ..Default::default()
-        })
-    );
-    let sampled = client
-        .call(
-            "generate",
-            json!({ "prompt": "Write a haiku about PostgreSQL", "max_new_tokens": 24, "temperature": 0.7, "seed": 7 }),
-            &mut || true,
-        )
-        .unwrap();
-    let expected = local(GenerateParams {
-        max_new_tokens: 24,
-        temperature: 0.7,
-        seed: 7,
-        ..Default::default()
-    });
-    assert_eq!(sampled, json!(expected));
+    assert_eq!(remote_text(&client, sampled.clone()), local_text(sampled));
+    // A request built here, model resolved here, run there (what the extension does).
+    let request = Spec::Generate(gen_spec(prompt, 40)).build(&builder()).unwrap();
+    let there = execute::run(&client, request.clone(), false, &mut Quiet).unwrap();
+    let here = execute::run(&Local::new(2), request, false, &mut Quiet).unwrap();
+    assert_eq!(there, here);
 
-    let embedder = Engine::global()
-        .load(&emb_path(), Role::Embedding, None)
+    let texts = vec!["hello".to_string(), "a cat".to_string(), String::new()];
+    let embed = Spec::Embed(EmbedSpec {
+        texts: Some(texts),
+        ..EmbedSpec::default()
+    })
+    .build(&builder())
+    .unwrap();
+    let there = execute::run(&client, embed.clone(), false, &mut Quiet)
+        .unwrap()
+        .into_embeddings()
         .unwrap();
-    let here = steadytext::embed(embedder, "hello", EmbedMode::Query, None).unwrap();
-    assert_eq!(bits(&embed(&client, "hello")), bits(&here));
-    let batch: Vec<Vec<f32>> = serde_json::from_value(
+    let here = execute::run(&Local::new(2), embed, false, &mut Quiet)
+        .unwrap()
+        .into_embeddings()
+        .unwrap();
+    assert_eq!(there.iter().map(|v| bits(v)).collect::<Vec<_>>(), here.iter().map(|v| bits(v)).collect::<Vec<_>>());
+    // SteadyText's `embed` form: one text, one vector.
+    let single: Vec<f32> = serde_json::from_value(
         client
-            .call(
-                "embed_batch",
-                json!({ "texts": ["hello", "a cat"] }),
-                &mut || true,
-            )
-            .unwrap(),
+            .call("embed", json!({ "text_input": "hello" }), &mut || true)
+            .unwrap()
+            .0,
     )
     .unwrap();
-    assert_eq!(bits(&batch[0]), bits(&here));
-    assert_eq!(bits(&batch[1]), bits(&embed(&client, "a cat")));
+    assert_eq!(bits(&single), bits(&here[0]));
 }
 
 #[test]
 fn ping_is_answered_at_once_during_a_long_generation() {
-    let daemon = Daemon::start(5622, &[("STEADYTEXT_DISABLE_CACHE", "1")]);
+    let daemon = Daemon::start(5622, Options::default());
     let client = daemon.client();
     let busy = client.clone();
-    let long =
-        std::thread::spawn(move || generate(&busy, "Write a long story about a dragon", 300));
+    let long = std::thread::spawn(move || raw_generate(&busy, "Write a long story about a dragon", 300));
     std::thread::sleep(Duration::from_millis(300));
     let mut slowest = Duration::ZERO;
     for _ in 0..10 {
@@ -164,43 +216,42 @@ fn ping_is_answered_at_once_during_a_long_generation() {
         assert!(client.ping(Duration::from_secs(2)));
         slowest = slowest.max(start.elapsed());
     }
-    assert!(
-        !long.is_finished(),
-        "the generation should still be running"
-    );
-    assert!(
-        slowest < Duration::from_millis(50),
-        "slowest ping took {slowest:?}"
-    );
-    assert!(!long.join().unwrap().is_empty());
+    assert!(!long.is_finished(), "the generation should still be running");
+    assert!(slowest < Duration::from_millis(50), "slowest ping took {slowest:?}");
+    assert!(long.join().unwrap().split_whitespace().count() > 50, "a long generation");
+}
+
+struct Collect(Vec<String>);
+
+impl Sink for Collect {
+    fn piece(&mut self, text: &str) -> bool {
+        self.0.push(text.to_string());
+        true
+    }
 }
 
 #[test]
 fn a_stream_adds_up_to_the_generation() {
-    let daemon = Daemon::start(5623, &[("STEADYTEXT_DISABLE_CACHE", "1")]);
+    let daemon = Daemon::start(5623, Options::default());
     let client = daemon.client();
-    let params = json!({ "prompt": "Write a haiku about PostgreSQL", "max_new_tokens": 40 });
-    let mut stream = client.generate_iter(params).unwrap();
-    let mut pieces = Vec::new();
-    while let Some(piece) = stream.next_piece(&mut || true).unwrap() {
-        pieces.push(piece);
-    }
-    assert!(pieces.len() > 1);
-    assert_eq!(
-        pieces.concat().trim(),
-        generate(&client, "Write a haiku about PostgreSQL", 40)
-    );
+    let request = Spec::Generate(gen_spec("Write a haiku about PostgreSQL", 40))
+        .build(&builder())
+        .unwrap();
+    let mut pieces = Collect(Vec::new());
+    let streamed = execute::run(&client, request.clone(), true, &mut pieces).unwrap();
+    let whole = execute::run(&client, request, false, &mut Quiet).unwrap();
+    assert!(pieces.0.len() > 1);
+    assert_eq!(streamed, whole, "both computed (the cache is off)");
+    assert_eq!(pieces.0.concat().trim(), whole.into_text().unwrap());
 }
 
 #[test]
 fn an_abandoned_stream_does_not_wedge_the_server() {
-    let daemon = Daemon::start(5624, &[("STEADYTEXT_DISABLE_CACHE", "1")]);
+    let daemon = Daemon::start(5624, Options::default());
     // A raw client that reads one frame and never acknowledges it.
     let ctx = zmq::Context::new();
     let socket = ctx.socket(zmq::REQ).unwrap();
-    socket
-        .connect(&format!("tcp://127.0.0.1:{}", daemon.port))
-        .unwrap();
+    socket.connect(&daemon.endpoint).unwrap();
     let request = json!({ "method": "generate_iter", "params": { "prompt": "Tell a long story", "max_new_tokens": 400 }, "id": "abandoned" });
     socket.send(request.to_string().as_bytes(), 0).unwrap();
     let first: Value = serde_json::from_slice(&socket.recv_bytes(0).unwrap()).unwrap();
@@ -208,231 +259,383 @@ fn an_abandoned_stream_does_not_wedge_the_server() {
     drop(socket);
     let client = daemon.client();
     let start = Instant::now();
-    assert!(!generate(&client, "Say hello", 8).is_empty());
-    assert!(
-        start.elapsed() < Duration::from_secs(20),
-        "the server stayed wedged"
-    );
-    let stats = client.call("stats", json!({}), &mut || true).unwrap();
+    assert!(!raw_generate(&client, "Say hello", 8).is_empty());
+    assert!(start.elapsed() < Duration::from_secs(20), "the server stayed wedged");
+    let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
     assert_eq!(stats["active_streams"], 0);
 }
 
+/// The generation is shown to be running (forty pieces streamed) before it is dropped; the
+/// daemon then serves the next request at once instead of finishing 2000 tokens.
 #[test]
-fn cancel_stops_the_work() {
-    let daemon = Daemon::start(5625, &[("STEADYTEXT_DISABLE_CACHE", "1")]);
+fn cancel_stops_the_work_in_flight() {
+    let daemon = Daemon::start(5625, Options::default());
     let client = daemon.client();
-    let start = Instant::now();
-    let mut polls = 0;
-    // Give up after ~0.5 s: the client's guard sends `cancel` for the request.
-    let result = client.call(
-        "generate",
-        json!({ "prompt": "Write a long story about a dragon", "max_new_tokens": 2000 }),
-        &mut || {
-            polls += 1;
-            polls < 10
-        },
-    );
-    assert!(result.is_err());
-    assert!(start.elapsed() < Duration::from_secs(2));
-    // Had the 2000-token generation gone on, this would wait behind it for many seconds.
+    let request = Spec::Generate(gen_spec("Write a long story about a dragon", 2000))
+        .build(&builder())
+        .unwrap();
+    let mut execution = client.execute(request, true).unwrap();
+    let mut pieces = 0;
+    while pieces < 40 {
+        match execution.advance().unwrap() {
+            Progress::Piece(_) => pieces += 1,
+            Progress::Working => {}
+            Progress::Done(out) => panic!("the long generation ended early: {out:?}"),
+        }
+    }
+    drop(execution);
     let next = Instant::now();
-    assert!(!generate(&client, "Say hello", 4).is_empty());
-    assert!(
-        next.elapsed() < Duration::from_secs(5),
-        "waited {:?}",
-        next.elapsed()
-    );
+    assert!(!raw_generate(&client, "Say hello", 4).is_empty());
+    assert!(next.elapsed() < Duration::from_secs(5), "waited {:?}", next.elapsed());
 }
 
+/// With the cache off and distinct prompts, every concurrent request computes, and gets the
+/// bytes it gets alone.
 #[test]
-fn many_clients_at_once_get_the_serial_results() {
-    let daemon = Daemon::start(5626, &[]);
+fn concurrent_clients_get_the_serial_results() {
+    let daemon = Daemon::start(5626, Options::default());
     let client = daemon.client();
-    let prompts = [
-        "Say hello",
-        "Name a colour",
-        "Count to three",
-        "Name a fruit",
-    ];
-    let serial: Vec<String> = prompts.iter().map(|p| generate(&client, p, 12)).collect();
-    let serial_embed = bits(&embed(&client, "concurrency"));
-    let threads: Vec<_> = (0..8)
-        .map(|i| {
+    let prompts: Vec<String> = (0..8).map(|i| format!("Name {} animals", i + 2)).collect();
+    let serial: Vec<String> = prompts.iter().map(|p| raw_generate(&client, p, 12)).collect();
+    let threads: Vec<_> = prompts
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(i, prompt)| {
             let client = client.clone();
-            let prompt = prompts[i % prompts.len()];
-            std::thread::spawn(move || {
-                let text = generate(&client, prompt, 12);
-                let vector = bits(&embed(&client, "concurrency"));
-                (i, text, vector)
-            })
+            std::thread::spawn(move || (i, raw_generate(&client, &prompt, 12)))
         })
         .collect();
     for t in threads {
-        let (i, text, vector) = t.join().unwrap();
-        assert_eq!(text, serial[i % prompts.len()]);
-        assert_eq!(vector, serial_embed);
+        let (i, text) = t.join().unwrap();
+        assert_eq!(text, serial[i], "{}", prompts[i]);
     }
-    let stats = client.call("stats", json!({}), &mut || true).unwrap();
-    let generation = &stats["cache"]["kinds"]["generation"];
-    assert!(generation["hits"].as_u64().unwrap() >= 8, "{generation}");
-    assert_eq!(generation["entries"], 4);
+    let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
+    assert_eq!(stats["cache"], Value::Null, "the cache was off: every request computed");
 }
 
 #[test]
-fn errors_are_answered_not_fatal() {
-    let daemon = Daemon::start(5627, &[]);
+fn the_cache_answers_repeats_with_the_computed_bytes() {
+    let daemon = Daemon::start(5630, Options { cache: true, ..Options::default() });
     let client = daemon.client();
-    let unknown = client
-        .call("frobnicate", json!({}), &mut || true)
-        .unwrap_err();
+    let first = raw_generate(&client, "Name a colour", 12);
+    let again = raw_generate(&client, "Name a colour", 12);
+    assert_eq!(first, again);
+    let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
+    assert_eq!(stats["cache"]["kinds"]["generation"]["hits"], 1, "{stats}");
+    // use_cache off: computed, not read or written.
+    let off = remote_text(&client, GenerateSpec { use_cache: Some(false), ..gen_spec("Name a colour", 12) });
+    assert_eq!(off, first);
+    let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
+    assert_eq!(stats["cache"]["kinds"]["generation"]["hits"], 1, "{stats}");
+}
+
+#[test]
+fn errors_are_answered_with_their_kind_not_fatal() {
+    let daemon = Daemon::start(5627, Options::default());
+    let client = daemon.client();
+    let unknown = client.call("frobnicate", json!({}), &mut || true).unwrap_err();
     assert_eq!(unknown.to_string(), "Unknown method: frobnicate");
     let bad = client
-        .call(
-            "generate",
-            json!({ "prompt": "x", "seed": -1 }),
-            &mut || true,
-        )
+        .call("generate", json!({ "prompt": "x", "seed": -1 }), &mut || true)
         .unwrap_err();
-    assert!(
-        bad.to_string()
-            .contains("Seed must be a non-negative integer"),
-        "{bad}"
-    );
+    assert_eq!((bad.kind(), bad.to_string().as_str()), (ErrorKind::InvalidArgument, "seed must be non-negative"));
+    let long = client
+        .call("generate", json!({ "prompt": "x".repeat(20_000) }), &mut || true)
+        .unwrap_err();
+    assert_eq!(long.kind(), ErrorKind::LimitExceeded, "{long}");
+    let window = client
+        .call("generate", json!({ "prompt": "database ".repeat(1100) }), &mut || true)
+        .unwrap_err();
+    assert_eq!(window.kind(), ErrorKind::ContextLength, "{window}");
     let missing = client
         .call("generate", json!({ "max_new_tokens": 3 }), &mut || true)
         .unwrap_err();
-    assert!(
-        missing
-            .to_string()
-            .contains("invalid parameters for generate"),
-        "{missing}"
-    );
+    assert!(missing.to_string().contains("invalid parameters for generate"), "{missing}");
+    let both = client
+        .call("generate", json!({"prompt": "x", "regex": "a", "choices": ["a", "b"]}), &mut || true)
+        .unwrap_err();
+    assert!(both.to_string().contains("only one of schema, regex, choices and grammar"), "{both}");
     assert!(client.ping(Duration::from_secs(1)));
 }
 
 #[test]
-fn start_status_stop() {
+fn structured_generation_and_reranking_match_the_library() {
+    let daemon = Daemon::start(5629, Options { cache: true, ..Options::default() });
+    let client = daemon.client();
+    let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+    let spec = GenerateSpec {
+        schema: Some(schema.clone()),
+        ..gen_spec("Pick a number", 48)
+    };
+    let local = local_text(spec.clone());
+    for _ in 0..2 {
+        // The second answer comes from the daemon's cache.
+        assert_eq!(remote_text(&client, spec.clone()), local);
+    }
+    let docs = ["A database", "A fruit", "A violin"];
+    let rerank = Spec::Rerank(RerankSpec {
+        query: "What is PostgreSQL?".into(),
+        documents: json!(docs),
+        ..RerankSpec::default()
+    })
+    .build(&builder())
+    .unwrap();
+    let here = execute::run(&Local::new(2), rerank.clone(), false, &mut Quiet).unwrap();
+    for _ in 0..2 {
+        assert_eq!(execute::run(&client, rerank.clone(), false, &mut Quiet).unwrap(), here);
+    }
+    let names = client
+        .call("rerank", json!({"query": "q", "documents": "one", "return_scores": false}), &mut || true)
+        .unwrap()
+        .0;
+    assert_eq!(names, json!(["one"]), "a single document and no scores, as SteadyText's daemon");
+}
+
+/// On TCP a client without the token may use models by name, but may not name files, send a
+/// resolved model or shut the daemon down; the token opens all three.
+#[test]
+fn a_tcp_client_without_the_token_is_held_to_model_names() {
+    let daemon = Daemon::start(5631, Options { token: true, ..Options::default() });
+    let stranger = daemon.stranger();
+    assert!(!raw_generate(&stranger, "Say hello", 4).is_empty(), "the daemon's default model");
+    let shutdown = stranger.call("shutdown", json!({}), &mut || true).unwrap_err();
+    assert_eq!(shutdown.kind(), ErrorKind::Forbidden, "{shutdown}");
+    let path = stranger
+        .call("generate", json!({"prompt": "hi", "model": "/etc/passwd"}), &mut || true)
+        .unwrap_err();
+    assert_eq!(path.kind(), ErrorKind::Forbidden, "{path}");
+    let request = Spec::Generate(gen_spec("hi", 4)).build(&builder()).unwrap();
+    let sent = execute::run(&stranger, request.clone(), false, &mut Quiet).unwrap_err();
+    assert_eq!(sent.kind(), ErrorKind::Forbidden, "{sent}");
+    let friend = daemon.client();
+    assert!(execute::run(&friend, request, false, &mut Quiet).is_ok());
+    assert!(friend.call("shutdown", json!({}), &mut || true).is_ok());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while friend.ping(Duration::from_millis(100)) {
+        assert!(Instant::now() < deadline, "the daemon did not stop");
+    }
+}
+
+/// An `ipc://` socket in a 0700 directory: its user is served in full, another OS user cannot
+/// even connect.
+#[test]
+fn an_ipc_daemon_is_reachable_only_by_its_user() {
+    let daemon = Daemon::start(5632, Options { ipc: true, ..Options::default() });
+    let client = daemon.client();
+    let request = Spec::Generate(gen_spec("hi", 4)).build(&builder()).unwrap();
+    assert!(execute::run(&client, request, false, &mut Quiet).is_ok(), "model paths over ipc");
+    let dir = PathBuf::from(daemon.endpoint.trim_start_matches("ipc://")).parent().unwrap().to_path_buf();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&dir).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+    // `st daemon status` as the nobody user: no answer.
+    let as_nobody = Command::new(env!("CARGO_BIN_EXE_st"))
+        .args(["daemon", "status", "--json", "--endpoint", &daemon.endpoint])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&as_nobody.stdout).unwrap_or(json!({}));
+    assert_eq!(status["running"], false, "{status} {}", String::from_utf8_lossy(&as_nobody.stderr));
+    assert!(client.ping(Duration::from_secs(1)));
+}
+
+/// xorshift64*: a fixed sequence, so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A random or mutated message body.
+fn fuzz_body(rng: &mut Rng) -> Vec<u8> {
+    let valid = [
+        json!({"method": "ping", "params": {}, "id": "1"}),
+        json!({"method": "generate", "params": {"prompt": "hi", "max_new_tokens": 1}, "id": "2"}),
+        json!({"method": "embed", "params": {"text_input": "hi"}, "id": "3"}),
+        json!({"method": "rerank", "params": {"query": "q", "documents": ["a"]}, "id": "4"}),
+        json!({"method": "stats", "id": "5"}),
+        json!({"method": "cancel", "params": {"request_id": "2"}, "id": "6"}),
+    ];
+    let base = valid[rng.below(valid.len())].to_string().into_bytes();
+    match rng.below(8) {
+        0 => (0..rng.below(200)).map(|_| rng.next() as u8).collect(),
+        1 => {
+            let mut b = base;
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(b.len());
+                b[i] = rng.next() as u8;
+            }
+            b
+        }
+        2 => base[..rng.below(base.len())].to_vec(),
+        3 => json!({"method": rng.next() % 7, "params": [1, 2], "id": {"x": null}}).to_string().into_bytes(),
+        4 => json!({"method": "generate", "params": {"prompt": 5, "max_new_tokens": "x", "seed": [1]}}).to_string().into_bytes(),
+        5 => json!({"method": "generate", "params": {"prompt": "x", "max_new_tokens": u64::MAX}, "id": "z"}).to_string().into_bytes(),
+        6 => b"ACK".to_vec(),
+        _ => json!({"method": "embed_batch", "params": {"texts": ["a", "a", "a"], "mode": "sideways"}, "id": "m"}).to_string().into_bytes(),
+    }
+}
+
+/// Ten thousand random and mutated messages (any number of frames, any bytes, JSON of the wrong
+/// shape, oversized): the daemon never exits, still answers, and gives the same bytes as before.
+#[test]
+fn ten_thousand_hostile_messages_leave_the_daemon_serving_the_same_bytes() {
+    let daemon = Daemon::start(5633, Options { extra: &["--max-message-bytes", "65536"], ..Options::default() });
+    let client = daemon.client();
+    let before = raw_generate(&client, "Say hello", 8);
+    let ctx = zmq::Context::new();
+    let mut rng = Rng(0xF00D_5EED_0000_0001);
+    let mut socket = ctx.socket(zmq::DEALER).unwrap();
+    socket.set_linger(0).unwrap();
+    socket.connect(&daemon.endpoint).unwrap();
+    for i in 0..10_000 {
+        let body = fuzz_body(&mut rng);
+        let frames: Vec<Vec<u8>> = match rng.below(5) {
+            0 => vec![body],
+            1 => vec![Vec::new(), body],
+            2 => vec![Vec::new(), body, b"extra".to_vec()],
+            3 => vec![b"not a delimiter".to_vec(), body],
+            _ => vec![Vec::new(), vec![b'x'; 70_000]],
+        };
+        let _ = socket.send_multipart(frames, zmq::DONTWAIT);
+        // Drain answers so the socket never blocks; reconnect after the daemon drops an
+        // oversized message's connection.
+        while socket.recv_multipart(zmq::DONTWAIT).is_ok() {}
+        if i % 500 == 499 {
+            socket = ctx.socket(zmq::DEALER).unwrap();
+            socket.set_linger(0).unwrap();
+            socket.connect(&daemon.endpoint).unwrap();
+            assert!(client.ping(Duration::from_secs(5)), "after {} messages", i + 1);
+        }
+    }
+    assert!(client.ping(Duration::from_secs(5)));
+    assert_eq!(raw_generate(&client, "Say hello", 8), before);
+}
+
+/// More queued requests than --max-queue are answered "busy", not buffered without bound.
+#[test]
+fn a_full_queue_answers_busy() {
+    let daemon = Daemon::start(5634, Options { extra: &["--max-queue", "2"], ..Options::default() });
+    let client = daemon.client();
+    let long: Vec<_> = (0..6)
+        .map(|i| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                client.call(
+                    "generate",
+                    json!({"prompt": format!("Write a long story number {i}"), "max_new_tokens": 300}),
+                    &mut || true,
+                )
+            })
+        })
+        .collect();
+    let results: Vec<_> = long.into_iter().map(|t| t.join().unwrap()).collect();
+    let busy = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.kind() == ErrorKind::Busy))
+        .count();
+    assert!(busy >= 1, "{results:?}");
+    assert!(results.iter().any(Result::is_ok));
+}
+
+fn st(home: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_st"))
+        .args(args)
+        .env("XDG_CACHE_HOME", home)
+        .env("STEADYTEXT_GENERATION_MODEL", gen_path())
+        .env("STEADYTEXT_EMBEDDING_MODEL", emb_path())
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The README's sequence: start, status, stop; a second start refused; stop reports what it did.
+#[test]
+fn start_status_stop_tell_the_truth() {
     let home = std::env::temp_dir().join(format!("st-daemon-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
-    let st = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_st"))
-            .args(args)
-            .args(["--port", "5628"])
-            .env("XDG_CACHE_HOME", &home)
-            .env("STEADYTEXT_GENERATION_MODEL", gen_path())
-            .env("STEADYTEXT_EMBEDDING_MODEL", emb_path())
-            .output()
-            .unwrap()
-    };
-    let started = st(&["daemon", "start"]);
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
+    fn with<'a>(cmd: &[&'a str]) -> Vec<&'a str> {
+        [cmd, &["--port", "5628"][..]].concat()
+    }
+    let started = stdout(&st(&home, &with(&["daemon", "start", "--no-preload"])));
+    assert!(started.starts_with("daemon started (pid "), "{started}");
     assert!(home.join("steadytext/daemon-5628.pid").is_file());
-    let again = st(&["daemon", "start"]);
+    let again = st(&home, &with(&["daemon", "start"]));
     assert!(!again.status.success(), "a second start is refused");
-    let status: Value =
-        serde_json::from_slice(&st(&["daemon", "status", "--json"]).stdout).unwrap();
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
+    let status: Value = serde_json::from_str(&stdout(&st(&home, &with(&["daemon", "status", "--json"])))).unwrap();
     assert_eq!(status["running"], true);
     assert_eq!(status["endpoint"], "tcp://127.0.0.1:5628");
-    assert!(status["uptime_seconds"].as_f64().unwrap() >= 0.0);
-    let shas: Vec<&str> = status["models"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|m| m["sha256"].as_str())
-        .collect();
-    assert_eq!(shas.len(), 2, "{status}");
-    assert!(st(&["daemon", "stop"]).status.success());
-    let status: Value =
-        serde_json::from_slice(&st(&["daemon", "status", "--json"]).stdout).unwrap();
+    assert!(status["uptime_seconds"].as_f64().unwrap() > 0.0, "{status}");
+    let stopped = stdout(&st(&home, &with(&["daemon", "stop"])));
+    assert!(stopped.starts_with("daemon stopped (pid "), "{stopped}");
+    let status: Value = serde_json::from_str(&stdout(&st(&home, &with(&["daemon", "status", "--json"])))).unwrap();
     assert_eq!(status["running"], false);
     assert!(!home.join("steadytext/daemon-5628.pid").exists());
+    let not_running = stdout(&st(&home, &with(&["daemon", "stop"])));
+    assert!(not_running.starts_with("daemon is not running"), "{not_running}");
     let _ = std::fs::remove_dir_all(&home);
 }
 
+/// `stop` finds a daemon started in the foreground (no pid file), and `run` says when it is ready.
 #[test]
-fn structured_generation_and_reranking_match_the_library_with_and_without_the_cache() {
-    let daemon = Daemon::start(
-        5629,
-        &[("STEADYTEXT_RERANKING_MODEL", gen_path().to_str().unwrap())],
-    );
-    let client = daemon.client();
-    let model = steadytext::Engine::global()
-        .load(&gen_path(), steadytext::Role::Generation, None)
+fn stop_finds_a_foreground_daemon() {
+    let home = std::env::temp_dir().join(format!("st-daemon-fg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_st"))
+        .args(["daemon", "run", "--port", "5635", "--no-preload"])
+        .env("XDG_CACHE_HOME", &home)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let schema = serde_json::json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
-    let params = steadytext::GenerateParams {
-        max_new_tokens: 48,
-        ..Default::default()
-    };
-    let local = steadytext::generate_constrained(
-        model,
-        "Pick a number",
-        &params,
-        &steadytext::Constraint::Json(schema.clone()),
-    )
-    .unwrap();
-    let request =
-        serde_json::json!({"prompt": "Pick a number", "max_new_tokens": 48, "schema": schema});
-    for _ in 0..2 {
-        // The second answer comes from the daemon's cache.
-        let remote = client
-            .call("generate", request.clone(), &mut || true)
-            .unwrap();
-        assert_eq!(remote.as_str().unwrap(), local);
+    let client = DaemonClient::new("tcp://127.0.0.1:5635", Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client.ping(Duration::from_millis(200)) {
+        assert!(Instant::now() < deadline);
     }
-    let both = serde_json::json!({"prompt": "x", "regex": "a", "choices": ["a", "b"]});
-    let err = client
-        .call("generate", both, &mut || true)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("only one of schema, regex and choices"),
-        "{err}"
-    );
-    let bad = serde_json::json!({"prompt": "x", "regex": "(a)\\1"});
-    let err = client
-        .call("generate", bad, &mut || true)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("backreferences"), "{err}");
+    let stopped = stdout(&st(&home, &["daemon", "stop", "--port", "5635"]));
+    assert_eq!(stopped.trim(), format!("daemon stopped (pid {})", child.id()));
+    let status = child.wait().unwrap();
+    assert!(status.success(), "a graceful exit: {status:?}");
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert_eq!(log.matches("st daemon ready on tcp://127.0.0.1:5635").count(), 1, "{log}");
+    let _ = std::fs::remove_dir_all(&home);
+}
 
-    let docs = ["A database", "A fruit", "A violin"];
-    let local = steadytext::rerank::rerank(
-        model,
-        "What is PostgreSQL?",
-        &docs,
-        steadytext::rerank::DEFAULT_TASK,
-        None,
-    )
-    .unwrap();
-    let request = serde_json::json!({"query": "What is PostgreSQL?", "documents": docs});
-    for _ in 0..2 {
-        let remote: Vec<(String, f64)> = serde_json::from_value(
-            client
-                .call("rerank", request.clone(), &mut || true)
-                .unwrap(),
-        )
-        .unwrap();
-        let expected: Vec<(String, f64)> = local
-            .iter()
-            .map(|s| (docs[s.index].to_string(), s.score))
-            .collect();
-        assert_eq!(remote, expected);
+/// Twenty restarts in a row: each leaves one answering daemon, a new process every time.
+#[test]
+fn twenty_restarts_in_a_row() {
+    let home = std::env::temp_dir().join(format!("st-daemon-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    let args = ["--port", "5636", "--no-preload"];
+    stdout(&st(&home, &[&["daemon", "start"][..], &args].concat()));
+    let mut pids = std::collections::BTreeSet::new();
+    for i in 0..20 {
+        let out = stdout(&st(&home, &[&["daemon", "restart"][..], &args].concat()));
+        let pid = out
+            .lines()
+            .find_map(|l| l.strip_prefix("daemon started (pid "))
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_else(|| panic!("restart {i}: {out}"))
+            .to_string();
+        assert!(pids.insert(pid), "restart {i} reused a process: {out}");
+        let client = DaemonClient::new("tcp://127.0.0.1:5636", Duration::from_secs(5));
+        assert!(client.ping(Duration::from_secs(2)), "restart {i}");
     }
-    let names = client
-        .call(
-            "rerank",
-            serde_json::json!({"query": "q", "documents": "one", "return_scores": false}),
-            &mut || true,
-        )
-        .unwrap();
-    assert_eq!(
-        names,
-        serde_json::json!(["one"]),
-        "a single document and no scores, as SteadyText's daemon"
-    );
+    stdout(&st(&home, &["daemon", "stop", "--port", "5636"]));
+    let _ = std::fs::remove_dir_all(&home);
 }

@@ -28,14 +28,26 @@ pub fn target_features() -> Vec<&'static str> {
     features
 }
 
-/// One line that identifies the engine build, e.g.
-/// `steadytext/2026.11.26 llama-cpp-2/0.1.160 x86_64 sse4.2+avx+avx2+fma+f16c+bmi2`.
+/// One line that identifies the engine build, e.g. `steadytext/2026.11.29 llama-cpp-2/0.1.160
+/// llguidance/1.9.1 x86_64 sse4.2+avx+avx2+fma+f16c+bmi2`. The constraint engine is part of it:
+/// another version may admit other tokens.
 pub fn fingerprint() -> String {
     format!(
-        "steadytext/{VERSION} llama-cpp-2/{LLAMA_CPP_2_VERSION} {} {}",
+        "steadytext/{VERSION} llama-cpp-2/{LLAMA_CPP_2_VERSION} {} {} {}",
+        crate::structured::ENGINE,
         std::env::consts::ARCH,
         target_features().join("+")
     )
+}
+
+/// The cargo profile this was built with: `dist` (optimised, what `make install` installs) or
+/// `dev`. Not part of the fingerprint: a test asserts both give the same bytes.
+pub fn profile() -> &'static str {
+    if cfg!(debug_assertions) {
+        "dev"
+    } else {
+        "dist"
+    }
 }
 
 #[cfg(test)]

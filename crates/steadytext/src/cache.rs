@@ -317,7 +317,7 @@ impl FrecencyCache {
 /// The cache file: `<cache root>/caches/steadytext-rs.sqlite3` (a new name: SteadyText's files
 /// hold Python pickles).
 pub fn default_path() -> PathBuf {
-    crate::store::cache_root()
+    crate::paths::cache_root()
         .join("caches")
         .join("steadytext-rs.sqlite3")
 }

@@ -1,52 +1,18 @@
-//! A client of the daemon. Every call opens its own REQ socket (so a client is safe to share
-//! between threads and a timed-out call never leaves a socket in a bad state), waits in short
-//! slices so the caller can be interrupted, and asks the daemon to stop work it abandons.
+//! A client of the daemon, and the daemon as an [`Executor`].
+//!
+//! Every call opens its own REQ socket (so a client is safe to share between threads and a
+//! timed-out call never leaves a socket in a bad state), waits in short slices so the caller can
+//! be interrupted, and asks the daemon to stop work it abandons.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use crate::protocol::{self, Request, Response};
-
-/// Why a daemon call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    /// Nothing answered a probe: no daemon at that endpoint.
-    #[error("no st daemon answers at {0}")]
-    Unreachable(String),
-    /// The daemon did not answer in time.
-    #[error("the st daemon at {endpoint} did not answer within {seconds:.1} s")]
-    Timeout {
-        /// Endpoint.
-        endpoint: String,
-        /// How long we waited.
-        seconds: f64,
-    },
-    /// The daemon answered with an error.
-    #[error("{0}")]
-    Remote(String),
-    /// ZeroMQ or JSON trouble.
-    #[error("daemon protocol error: {0}")]
-    Protocol(String),
-}
-
-impl DaemonError {
-    /// Whether the daemon rejected the request itself (retrying cannot help), as opposed to
-    /// not answering.
-    pub fn is_permanent(&self) -> bool {
-        // The daemon reports library errors as text; a prompt that does not fit is the one a
-        // caller can trigger with valid-looking arguments.
-        matches!(self, DaemonError::Remote(m)
-            if m.starts_with("prompt has") || m.starts_with("the constrained output"))
-    }
-}
-
-impl From<zmq::Error> for DaemonError {
-    fn from(e: zmq::Error) -> Self {
-        DaemonError::Protocol(e.to_string())
-    }
-}
+use crate::error::{Error, ErrorKind, Result};
+use crate::execute::{Execution, Executor, Output, Progress};
+use crate::protocol::{self, Message, Response};
+use crate::request::{Request, Spec};
 
 /// The endpoint from `STEADYTEXT_DAEMON_HOST` / `STEADYTEXT_DAEMON_PORT` (defaults 127.0.0.1:5555).
 pub fn endpoint_from_env() -> String {
@@ -80,8 +46,9 @@ fn new_id() -> String {
     )
 }
 
-/// Called between waits; return `false` to abandon the call (the daemon is told to cancel).
-pub type KeepWaiting<'a> = &'a mut dyn FnMut() -> bool;
+fn zmq_error(e: zmq::Error) -> Error {
+    Error::protocol(format!("daemon connection: {e}"))
+}
 
 /// A daemon client.
 #[derive(Clone)]
@@ -89,6 +56,7 @@ pub struct DaemonClient {
     ctx: zmq::Context,
     endpoint: String,
     timeout: Duration,
+    auth: Option<String>,
 }
 
 impl std::fmt::Debug for DaemonClient {
@@ -106,13 +74,21 @@ const LIVENESS_INTERVAL: Duration = Duration::from_millis(300);
 const LIVENESS_TIMEOUT: Duration = Duration::from_millis(400);
 
 impl DaemonClient {
-    /// A client of `endpoint` whose calls give up after `timeout`.
+    /// A client of `endpoint` (`tcp://host:port` or `ipc:///path`) whose calls give up after
+    /// `timeout`.
     pub fn new(endpoint: &str, timeout: Duration) -> Self {
         DaemonClient {
             ctx: zmq::Context::new(),
             endpoint: endpoint.to_string(),
             timeout,
+            auth: None,
         }
+    }
+
+    /// The same client, sending `token` with every request (see `st daemon --auth-token-file`).
+    pub fn with_auth(mut self, token: Option<String>) -> Self {
+        self.auth = token;
+        self
     }
 
     /// A client configured from `STEADYTEXT_DAEMON_HOST`, `_PORT` and `_TIMEOUT_MS`.
@@ -129,11 +105,22 @@ impl DaemonClient {
         &self.endpoint
     }
 
-    fn socket(&self) -> Result<zmq::Socket, DaemonError> {
-        let socket = self.ctx.socket(zmq::REQ)?;
-        socket.set_linger(0)?;
-        socket.connect(&self.endpoint)?;
+    fn socket(&self) -> Result<zmq::Socket> {
+        let socket = self.ctx.socket(zmq::REQ).map_err(zmq_error)?;
+        socket.set_linger(0).map_err(zmq_error)?;
+        socket.connect(&self.endpoint).map_err(zmq_error)?;
         Ok(socket)
+    }
+
+    fn send(&self, socket: &zmq::Socket, method: &str, params: Value, id: &str) -> Result<()> {
+        let message = Message {
+            method: method.to_string(),
+            params,
+            id: id.to_string(),
+            auth: self.auth.clone(),
+        };
+        let bytes = serde_json::to_vec(&message).map_err(|e| Error::protocol(e.to_string()))?;
+        socket.send(bytes, 0).map_err(zmq_error)
     }
 
     /// Whether a daemon answers `ping` within `within`: a bounded probe (a REQ socket never
@@ -142,8 +129,7 @@ impl DaemonClient {
         let Ok(socket) = self.socket() else {
             return false;
         };
-        let request = json!({ "method": "ping", "params": {}, "id": new_id() });
-        if socket.send(request.to_string().as_bytes(), 0).is_err() {
+        if self.send(&socket, "ping", json!({}), &new_id()).is_err() {
             return false;
         }
         let deadline = Instant::now() + within;
@@ -163,76 +149,36 @@ impl DaemonClient {
             .is_some_and(|r| r.result == "pong")
     }
 
-    /// Calls `method` and waits for its result; `keep_waiting` runs between 50 ms slices.
+    /// Calls `method` and waits for its result and detail; `keep_waiting` runs between 50 ms
+    /// slices, and returning false abandons the call (the daemon is told to cancel).
     pub fn call(
         &self,
         method: &str,
         params: Value,
-        keep_waiting: KeepWaiting<'_>,
-    ) -> Result<Value, DaemonError> {
-        let id = new_id();
-        let socket = self.socket()?;
-        send(&socket, method, params, &id)?;
-        let mut guard = CancelGuard {
-            client: self,
-            id: &id,
-            armed: true,
-        };
-        let reply = self.wait(&socket, keep_waiting)?;
-        guard.armed = false;
-        into_result(&reply)
-    }
-
-    /// Waits for one message, in slices; on timeout or when told to stop, the guard of the
-    /// caller cancels the request.
-    fn wait(
-        &self,
-        socket: &zmq::Socket,
-        keep_waiting: KeepWaiting<'_>,
-    ) -> Result<Vec<u8>, DaemonError> {
-        let start = Instant::now();
-        let mut last_probe = Instant::now();
+        keep_waiting: &mut dyn FnMut() -> bool,
+    ) -> Result<(Value, Option<Value>)> {
+        let mut pending = self.start(method, params)?;
         loop {
-            // A signal (PostgreSQL's statement_timeout alarm, say) interrupts the poll: that is
-            // the moment to ask the caller whether to go on.
-            match socket.poll(zmq::POLLIN, SLICE.as_millis() as i64) {
-                Ok(n) if n > 0 => match socket.recv_bytes(zmq::DONTWAIT) {
-                    Ok(bytes) => return Ok(bytes),
-                    Err(zmq::Error::EINTR | zmq::Error::EAGAIN) => {}
-                    Err(e) => return Err(e.into()),
-                },
-                Ok(_) | Err(zmq::Error::EINTR) => {}
-                Err(e) => return Err(e.into()),
+            if let Some(response) = pending.wait_slice()? {
+                pending.done = true;
+                return response.into_result();
             }
             if !keep_waiting() {
-                return Err(DaemonError::Remote("cancelled".into()));
-            }
-            // A REQ socket waits forever for a daemon that died: the daemon answers pings while
-            // it works, so a missing pong means it is gone.
-            if last_probe.elapsed() >= LIVENESS_INTERVAL {
-                if !self.ping(LIVENESS_TIMEOUT) {
-                    return Err(DaemonError::Unreachable(self.endpoint.clone()));
-                }
-                last_probe = Instant::now();
-            }
-            if start.elapsed() > self.timeout {
-                return Err(DaemonError::Timeout {
-                    endpoint: self.endpoint.clone(),
-                    seconds: start.elapsed().as_secs_f64(),
-                });
+                return Err(Error::cancelled());
             }
         }
     }
 
-    /// Starts a streamed generation.
-    pub fn generate_iter(&self, params: Value) -> Result<DaemonStream<'_>, DaemonError> {
+    fn start(&self, method: &str, params: Value) -> Result<Pending<'_>> {
         let id = new_id();
         let socket = self.socket()?;
-        send(&socket, "generate_iter", params, &id)?;
-        Ok(DaemonStream {
+        self.send(&socket, method, params, &id)?;
+        Ok(Pending {
             client: self,
             socket,
             id,
+            started: Instant::now(),
+            last_probe: Instant::now(),
             done: false,
         })
     }
@@ -242,98 +188,154 @@ impl DaemonClient {
         let Ok(socket) = self.socket() else {
             return false;
         };
-        if send(&socket, "cancel", json!({ "request_id": id }), &new_id()).is_err() {
+        if self
+            .send(&socket, "cancel", json!({ "request_id": id }), &new_id())
+            .is_err()
+        {
             return false;
         }
         matches!(socket.poll(zmq::POLLIN, 1000), Ok(n) if n > 0)
     }
 }
 
-fn send(socket: &zmq::Socket, method: &str, params: Value, id: &str) -> Result<(), DaemonError> {
-    let request = Request {
-        method: method.to_string(),
-        params,
-        id: id.to_string(),
-    };
-    let bytes = serde_json::to_vec(&request).map_err(|e| DaemonError::Protocol(e.to_string()))?;
-    socket.send(bytes, 0)?;
-    Ok(())
-}
-
-fn into_result(reply: &[u8]) -> Result<Value, DaemonError> {
-    let response: Response = serde_json::from_slice(reply)
-        .map_err(|e| DaemonError::Protocol(format!("bad response: {e}")))?;
-    match response.error {
-        Some(error) => Err(DaemonError::Remote(error)),
-        None => Ok(response.result),
-    }
-}
-
-/// Cancels a request on the daemon when its caller stops waiting early (an error, a timeout, or
-/// an unwinding interrupt).
-struct CancelGuard<'a> {
-    client: &'a DaemonClient,
-    id: &'a str,
-    armed: bool,
-}
-
-impl Drop for CancelGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.client.cancel(self.id);
-        }
-    }
-}
-
-/// A streamed generation from the daemon: yields pieces, acknowledging each.
-pub struct DaemonStream<'c> {
+/// A request sent and not yet answered. Dropping it unanswered cancels it on the daemon.
+struct Pending<'c> {
     client: &'c DaemonClient,
     socket: zmq::Socket,
     id: String,
+    started: Instant,
+    last_probe: Instant,
     done: bool,
 }
 
-impl DaemonStream<'_> {
-    /// The request id (for `cancel`).
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// The next piece; `Ok(None)` at the end. `keep_waiting` runs between 50 ms slices.
-    pub fn next_piece(
-        &mut self,
-        keep_waiting: KeepWaiting<'_>,
-    ) -> Result<Option<String>, DaemonError> {
-        if self.done {
-            return Ok(None);
+impl Pending<'_> {
+    /// Waits up to one slice for a message.
+    fn wait_slice(&mut self) -> Result<Option<Response>> {
+        // A signal (PostgreSQL's statement_timeout alarm, say) interrupts the poll: that is the
+        // moment to let the caller decide whether to go on.
+        match self.socket.poll(zmq::POLLIN, SLICE.as_millis() as i64) {
+            Ok(n) if n > 0 => match self.socket.recv_bytes(zmq::DONTWAIT) {
+                Ok(bytes) => {
+                    let response = serde_json::from_slice::<Response>(&bytes).map_err(|e| {
+                        Error::protocol(format!("the daemon sent a malformed reply: {e}"))
+                    })?;
+                    return Ok(Some(response));
+                }
+                Err(zmq::Error::EINTR | zmq::Error::EAGAIN) => {}
+                Err(e) => return Err(zmq_error(e)),
+            },
+            Ok(_) | Err(zmq::Error::EINTR) => {}
+            Err(e) => return Err(zmq_error(e)),
         }
-        let reply = match self.client.wait(&self.socket, keep_waiting) {
-            Ok(reply) => reply,
-            Err(e) => {
+        // A REQ socket waits forever for a daemon that died: the daemon answers pings while it
+        // works, so a missing pong means it is gone.
+        if self.last_probe.elapsed() >= LIVENESS_INTERVAL {
+            if !self.client.ping(LIVENESS_TIMEOUT) {
                 self.done = true;
-                self.client.cancel(&self.id);
-                return Err(e);
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    format!(
+                        "the st daemon at {} stopped answering during the request",
+                        self.client.endpoint
+                    ),
+                ));
             }
-        };
-        let result = into_result(&reply).inspect_err(|_| self.done = true)?;
-        let token = result
-            .get("token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| DaemonError::Protocol("stream frame without a token".into()))?;
-        if token == protocol::STREAM_END {
-            self.done = true;
-            return Ok(None);
+            self.last_probe = Instant::now();
         }
-        let piece = token.to_string();
-        self.socket.send(protocol::ACK, 0)?;
-        Ok(Some(piece))
+        if self.started.elapsed() > self.client.timeout {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "the st daemon at {} did not answer within {:.1} s",
+                    self.client.endpoint,
+                    self.started.elapsed().as_secs_f64()
+                ),
+            ));
+        }
+        Ok(None)
     }
 }
 
-impl Drop for DaemonStream<'_> {
+impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if !self.done {
             self.client.cancel(&self.id);
         }
+    }
+}
+
+impl DaemonClient {
+    /// Starts `spec` in the daemon, which builds it (the way to send a caller's parameters
+    /// unresolved, for a client that may not name model files).
+    pub fn execute_spec(&self, spec: Spec, streaming: bool) -> Result<Box<dyn Execution + '_>> {
+        let method = spec.method(streaming);
+        let pending = self.start(method, spec.params())?;
+        Ok(Box::new(DaemonExecution {
+            pending,
+            method,
+            spec,
+        }))
+    }
+}
+
+impl Executor for DaemonClient {
+    fn execute(&self, request: Request, streaming: bool) -> Result<Box<dyn Execution + '_>> {
+        self.execute_spec(request.spec(), streaming)
+    }
+}
+
+/// A request running in the daemon.
+struct DaemonExecution<'a> {
+    pending: Pending<'a>,
+    method: &'static str,
+    spec: Spec,
+}
+
+impl Execution for DaemonExecution<'_> {
+    fn advance(&mut self) -> Result<Progress> {
+        let Some(response) = self.pending.wait_slice()? else {
+            return Ok(Progress::Working);
+        };
+        let (result, detail) = response
+            .into_result()
+            .inspect_err(|_| self.pending.done = true)?;
+        if self.method == "generate_iter" {
+            let Some(token) = result.get("token").and_then(Value::as_str) else {
+                return Err(Error::protocol("a stream frame without a token"));
+            };
+            if token != protocol::STREAM_END {
+                let piece = token.to_string();
+                self.pending
+                    .socket
+                    .send(protocol::ACK, 0)
+                    .map_err(zmq_error)?;
+                return Ok(Progress::Piece(piece));
+            }
+            self.pending.done = true;
+            let text = detail
+                .as_ref()
+                .and_then(|d| d.get("text"))
+                .cloned()
+                .ok_or_else(|| Error::protocol("the stream ended without its text"))?;
+            return protocol::decode_text(text, detail).map(Progress::Done);
+        }
+        self.pending.done = true;
+        let output = match (&self.spec, self.method) {
+            (Spec::Generate(_), _) => protocol::decode_text(result, detail)?,
+            (Spec::Embed(_), "embed") => {
+                let v: Vec<f32> = serde_json::from_value(result)
+                    .map_err(|e| Error::protocol(format!("the daemon answered embed with {e}")))?;
+                Output::Embeddings(vec![v])
+            }
+            (Spec::Embed(_), _) => protocol::decode_embeddings(result)?,
+            (Spec::Rerank(spec), _) => {
+                let documents: Vec<String> = match &spec.documents {
+                    Value::String(s) => vec![s.clone()],
+                    other => serde_json::from_value(other.clone()).unwrap_or_default(),
+                };
+                protocol::decode_ranked(result, detail, &documents)?
+            }
+        };
+        Ok(Progress::Done(output))
     }
 }

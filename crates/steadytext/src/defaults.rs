@@ -1,63 +1,61 @@
-//! The user's default models, saved by `st models default` in
-//! `$XDG_CONFIG_HOME/steadytext/models.json` (or `~/.config/...`). They apply when no
-//! `STEADYTEXT_*` variable names a model, and before the registry's defaults.
+//! Every default and every limit, in one place. Routes (SQL, daemon, CLI, workers) never write
+//! their own: a request without a value gets it here, when it is built.
 
-use std::path::PathBuf;
+/// Seed when the caller gives none (SteadyText's `DEFAULT_SEED`).
+pub const SEED: u32 = 42;
+/// Output budget when the caller gives none (the extension's `default_max_tokens`).
+pub const MAX_NEW_TOKENS: usize = 512;
+/// The `eos_string` value that means "only the default stop strings".
+pub const EOS_SENTINEL: &str = "[EOS]";
+/// Stop strings SteadyText always uses; the model's end-of-generation tokens stop too.
+pub const STOP_SEQUENCES: [&str; 4] = ["<|im_end|>", "<|im_start|>", "</s>", "<|endoftext|>"];
+/// Temperatures accepted; 0 is greedy.
+pub const TEMPERATURE_RANGE: std::ops::RangeInclusive<f32> = 0.0..=2.0;
+/// SteadyText's sampler above temperature 0.
+pub const TOP_K: i32 = 40;
+/// Nucleus threshold above temperature 0.
+pub const TOP_P: f32 = 0.95;
+/// Minimum-probability threshold above temperature 0.
+pub const MIN_P: f32 = 0.05;
+/// Width of every embedding.
+pub const EMBEDDING_DIMENSION: usize = 1024;
+/// The reranking instruction when the caller gives none (SteadyText's).
+pub const RERANK_TASK: &str =
+    "Given a web search query, retrieve relevant passages that answer the query";
+/// Context window of a generation or reranking model outside the registry.
+pub const GENERATION_WINDOW: u32 = 4096;
+/// Context window of an embedding model outside the registry.
+pub const EMBEDDING_WINDOW: u32 = 512;
 
-use serde::{Deserialize, Serialize};
-
-use crate::registry::Role;
-
-/// Saved defaults, a registry name or a GGUF path per role.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Defaults {
-    /// Generation model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generation: Option<String>,
-    /// Embedding model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub embedding: Option<String>,
-    /// Reranking model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reranking: Option<String>,
+/// Bounds on what one request may ask for, checked before anything is tokenized. Each has a
+/// setting of the same name in SQL (`steadytext.max_prompt_length`, ...) and a flag of `st`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Characters in a prompt, an embedded text, a query or a document.
+    pub max_prompt_length: usize,
+    /// Tokens a generation may ask for.
+    pub max_tokens: usize,
+    /// Texts in one embedding batch, documents in one rerank.
+    pub max_batch_size: usize,
 }
 
-impl Defaults {
-    /// The saved default for `role`.
-    pub fn get(&self, role: Role) -> Option<&str> {
-        match role {
-            Role::Generation => self.generation.as_deref(),
-            Role::Embedding => self.embedding.as_deref(),
-            Role::Reranking => self.reranking.as_deref(),
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_prompt_length: 10_000,
+            max_tokens: 4096,
+            max_batch_size: 1000,
         }
     }
 }
 
-/// `$XDG_CONFIG_HOME/steadytext/models.json`, or `~/.config/steadytext/models.json`.
-pub fn path() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::store::home_dir().join(".config"))
-        .join("steadytext")
-        .join("models.json")
-}
-
-/// The saved defaults (none when the file is absent or unreadable).
-pub fn load() -> Defaults {
-    std::fs::read(path())
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .unwrap_or_default()
-}
-
-/// Saves `defaults` (atomically: a temporary file, then a rename).
-pub fn save(defaults: &Defaults) -> std::io::Result<()> {
-    let path = path();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+impl Limits {
+    /// Limits with no practical bound (for the library called directly).
+    pub fn unbounded() -> Self {
+        Limits {
+            max_prompt_length: usize::MAX,
+            max_tokens: usize::MAX,
+            max_batch_size: usize::MAX,
+        }
     }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(defaults)?)?;
-    std::fs::rename(tmp, path)
 }

@@ -6,9 +6,11 @@
 
 use llama_cpp_2::llama_batch::LlamaBatch;
 
-use crate::engine::{default_threads, Model};
+use serde::{Deserialize, Serialize};
+
+use crate::defaults::EMBEDDING_DIMENSION;
+use crate::engine::Model;
 use crate::error::{Error, Result};
-use crate::params::{EmbedMode, EMBEDDING_DIMENSION};
 
 /// A 1024-wide embedding.
 pub type Embedding = Vec<f32>;
@@ -18,60 +20,97 @@ pub fn zero() -> Embedding {
     vec![0.0; EMBEDDING_DIMENSION]
 }
 
+/// Which side of a retrieval pair a text is; decides the `Query: `/`Passage: ` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedMode {
+    /// A search query (the default).
+    #[default]
+    Query,
+    /// A document to be found.
+    Passage,
+}
+
+impl EmbedMode {
+    /// The prefix SteadyText puts before the text.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            EmbedMode::Query => "Query: ",
+            EmbedMode::Passage => "Passage: ",
+        }
+    }
+
+    /// The lower-case name used in cache keys and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbedMode::Query => "query",
+            EmbedMode::Passage => "passage",
+        }
+    }
+
+    /// The mode from `STEADYTEXT_EMBEDDING_MODE`, `query` when unset or unknown (as SteadyText).
+    pub fn from_env() -> Self {
+        std::env::var("STEADYTEXT_EMBEDDING_MODE")
+            .ok()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl std::str::FromStr for EmbedMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "query" => Ok(EmbedMode::Query),
+            "passage" => Ok(EmbedMode::Passage),
+            other => Err(Error::invalid(format!(
+                "embedding mode must be one of query, passage, got '{other}'"
+            ))),
+        }
+    }
+}
+
+/// How texts are embedded: the prefix, the window, the threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbedSetup {
+    /// Query or passage.
+    pub mode: EmbedMode,
+    /// The requested window (capped at the model's); longer input is truncated.
+    pub n_ctx: u32,
+    /// llama.cpp threads; the output does not depend on it.
+    pub threads: i32,
+}
+
 /// Embeds one text. Empty or whitespace-only text gives the zero vector.
-pub fn embed(
-    model: &Model,
-    text: &str,
-    mode: EmbedMode,
-    threads: Option<i32>,
-) -> Result<Embedding> {
+pub fn embed(model: &Model, text: &str, setup: EmbedSetup) -> Result<Embedding> {
     if text.trim().is_empty() {
         return Ok(zero());
     }
-    let raw = pooled(model, &format!("{}{text}", mode.prefix()), threads)?;
+    let raw = pooled(model, &format!("{}{text}", setup.mode.prefix()), setup)?;
     Ok(normalize(fit_width(raw)))
 }
 
-/// Embeds each text; the result for a text is bit-identical to [`embed`] on it alone.
-pub fn embed_batch(
-    model: &Model,
-    texts: &[&str],
-    mode: EmbedMode,
-    threads: Option<i32>,
-) -> Result<Vec<Embedding>> {
-    texts
-        .iter()
-        .map(|t| embed(model, t, mode, threads))
-        .collect()
-}
-
 /// SteadyText's list form: the normalised mean of the non-empty texts' embeddings, one vector.
-pub fn embed_average(
-    model: &Model,
-    texts: &[&str],
-    mode: EmbedMode,
-    threads: Option<i32>,
-) -> Result<Embedding> {
+pub fn average(vectors: &[Embedding]) -> Embedding {
     let mut sum = vec![0.0f64; EMBEDDING_DIMENSION];
     let mut n = 0usize;
-    for text in texts.iter().filter(|t| !t.trim().is_empty()) {
-        for (s, v) in sum.iter_mut().zip(embed(model, text, mode, threads)?) {
-            *s += f64::from(v);
+    for v in vectors.iter().filter(|v| v.iter().any(|&x| x != 0.0)) {
+        for (s, x) in sum.iter_mut().zip(v) {
+            *s += f64::from(*x);
         }
         n += 1;
     }
     if n == 0 {
-        return Ok(zero());
+        return zero();
     }
-    Ok(normalize(
-        sum.iter().map(|s| (s / n as f64) as f32).collect(),
-    ))
+    normalize(sum.iter().map(|s| (s / n as f64) as f32).collect())
 }
 
-fn pooled(model: &Model, text: &str, threads: Option<i32>) -> Result<Vec<f32>> {
+fn pooled(model: &Model, text: &str, setup: EmbedSetup) -> Result<Vec<f32>> {
     let vocab = model.llama.vocab();
     let mut tokens = vocab.tokenize(text.as_bytes(), true, false);
-    let limit = model.n_ctx() as usize;
+    let window = model.window(setup.n_ctx);
+    let limit = window as usize;
     if tokens.len() > limit {
         // Truncate like SteadyText, but keep the closing separator the model expects.
         let last = *tokens.last().expect("non-empty");
@@ -80,19 +119,18 @@ fn pooled(model: &Model, text: &str, threads: Option<i32>) -> Result<Vec<f32>> {
             tokens[limit - 1] = last;
         }
     }
-    let threads = threads.unwrap_or_else(default_threads);
-    let mut ctx = model.context(model.n_ctx(), threads, true)?;
+    let mut ctx = model.context(window, setup.threads, true)?;
     let mut batch = LlamaBatch::new(tokens.len(), 1);
     for (i, &token) in tokens.iter().enumerate() {
         batch
             .add(token, i as i32, &[0], true)
-            .map_err(|e| Error::Inference(e.to_string()))?;
+            .map_err(|e| Error::inference(e.to_string()))?;
     }
     ctx.decode(&mut batch)
-        .map_err(|e| Error::Inference(format!("embedding evaluation failed: {e}")))?;
+        .map_err(|e| Error::inference(format!("embedding evaluation failed: {e}")))?;
     let pooled = ctx
         .embeddings_seq_ith(0)
-        .map_err(|e| Error::Inference(format!("no pooled embedding: {e}")))?;
+        .map_err(|e| Error::inference(format!("no pooled embedding: {e}")))?;
     Ok(pooled.to_vec())
 }
 
@@ -141,6 +179,12 @@ mod tests {
     fn width_is_always_1024() {
         assert_eq!(fit_width(vec![1.0; 384]).len(), 1024);
         assert_eq!(fit_width(vec![1.0; 2048]).len(), 1024);
+    }
+
+    #[test]
+    fn mode_parses_case_insensitively() {
+        assert_eq!("Passage".parse::<EmbedMode>().unwrap(), EmbedMode::Passage);
+        assert!("both".parse::<EmbedMode>().is_err());
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The engine: one llama.cpp backend per process, and the models loaded into it.
 //!
 //! Models are loaded once and kept for the life of the process (as SteadyText does), which is
-//! why the engine hands out `&'static Model`: a stream can outlive the call that started it. Each
-//! request gets a fresh context, so no state leaks from one request into the next.
+//! why the engine hands out `&'static Model`. Each request gets a fresh context, so no state
+//! leaks from one request into the next.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use llama_cpp_2::context::params::{LlamaContextParams, LlamaPoolingType};
@@ -16,9 +17,9 @@ use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::token::LlamaToken;
 
-use crate::error::{Error, Result};
-use crate::registry::{self, ModelChoice, Role};
-use crate::store::{self, Fetch};
+use crate::error::{Error, ErrorKind, Result};
+use crate::model_ref::ModelRef;
+use crate::structured::Vocabulary;
 
 /// Tokens evaluated per `llama_decode` call. Fixed: changing it can change results.
 pub const N_BATCH: u32 = 512;
@@ -42,36 +43,32 @@ pub fn default_threads() -> i32 {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get() as i32))
 }
 
-/// A loaded GGUF model.
+/// A loaded GGUF file. The same file serves every role: the role only changes the context a
+/// request makes (embeddings on or off, pooling).
 pub struct Model {
     pub(crate) llama: LlamaModel,
     path: PathBuf,
-    role: Role,
-    n_ctx: u32,
     chat_template: Option<String>,
-    sha256: OnceLock<String>,
+    /// The vocabulary as the constraint engine sees it, built on the first constrained request.
+    vocabulary: OnceLock<Result<Vocabulary>>,
 }
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model")
-            .field("path", &self.path)
-            .field("role", &self.role)
-            .field("n_ctx", &self.n_ctx)
-            .finish()
+        f.debug_struct("Model").field("path", &self.path).finish()
     }
 }
 
 impl Model {
-    /// Loads `path`. `n_ctx` is the context window to use; `None` picks
-    /// `STEADYTEXT_MAX_CONTEXT_WINDOW`, else the smaller of 4096 and the model's training window.
-    pub fn load(path: &Path, role: Role, n_ctx: Option<u32>) -> Result<Self> {
+    /// Loads `path`.
+    pub fn load(path: &Path) -> Result<Self> {
         let llama = LlamaModel::load_from_file(backend(), path, &LlamaModelParams::default())
-            .map_err(|e| Error::ModelLoad {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::ModelLoad,
+                    format!("could not load model {}: {e}", path.display()),
+                )
             })?;
-        let window = context_window(n_ctx, llama.n_ctx_train(), role);
         let chat_template = llama
             .meta_val_str("tokenizer.chat_template")
             .ok()
@@ -79,11 +76,21 @@ impl Model {
         Ok(Self {
             llama,
             path: path.to_path_buf(),
-            role,
-            n_ctx: window,
             chat_template,
-            sha256: OnceLock::new(),
+            vocabulary: OnceLock::new(),
         })
+    }
+
+    /// The vocabulary for constrained decoding (built once: it walks every token).
+    pub(crate) fn vocabulary(&self) -> Result<&Vocabulary> {
+        self.vocabulary
+            .get_or_init(|| {
+                Vocabulary::new(llama_cpp_2::sampling::LlamaSampler::llguidance_tok_env(
+                    &self.llama,
+                ))
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// The file this model came from.
@@ -91,23 +98,12 @@ impl Model {
         &self.path
     }
 
-    /// What it was loaded for.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
-    /// The context window requests are checked against.
-    pub fn n_ctx(&self) -> u32 {
-        self.n_ctx
-    }
-
-    /// The file's sha256 (hex), computed on first use.
-    pub fn sha256(&self) -> Result<&str> {
-        if let Some(sha) = self.sha256.get() {
-            return Ok(sha);
+    /// The window a request for `requested` tokens gets: never more than the model was trained on.
+    pub fn window(&self, requested: u32) -> u32 {
+        match self.llama.n_ctx_train() {
+            0 => requested,
+            trained => requested.min(trained),
         }
-        let sha = store::sha256_of(&self.path)?;
-        Ok(self.sha256.get_or_init(|| sha))
     }
 
     /// The Jinja chat template embedded in the file, if any.
@@ -145,7 +141,7 @@ impl Model {
         }
         self.llama
             .new_context(backend(), params)
-            .map_err(|e| Error::Inference(format!("cannot create a context: {e}")))
+            .map_err(|e| Error::inference(format!("cannot create a context: {e}")))
     }
 
     /// The model's own pooling; mean pooling when it declares none (as SteadyText pools).
@@ -166,28 +162,21 @@ impl Model {
     }
 }
 
-fn context_window(requested: Option<u32>, n_ctx_train: u32, role: Role) -> u32 {
-    let from_env = std::env::var("STEADYTEXT_MAX_CONTEXT_WINDOW")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-        .filter(|&v| v > 0);
-    let fallback = match role {
-        Role::Embedding => 512,
-        _ => registry::DEFAULT_N_CTX,
-    };
-    let window = from_env.or(requested).unwrap_or(fallback);
-    if n_ctx_train > 0 {
-        window.min(n_ctx_train)
-    } else {
-        window
-    }
+/// Loads models on first use and keeps them for the life of the process (a stream can outlive
+/// the call that started it, so models are never unloaded). Most callers use [`Engine::global`].
+#[derive(Debug)]
+pub struct Engine {
+    models: Mutex<HashMap<PathBuf, &'static Model>>,
+    max_models: AtomicUsize,
 }
 
-/// Loads models on first use and keeps them for the life of the process. Most callers use
-/// [`Engine::global`].
-#[derive(Debug, Default)]
-pub struct Engine {
-    models: Mutex<HashMap<(PathBuf, Role), &'static Model>>,
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            models: Mutex::new(HashMap::new()),
+            max_models: AtomicUsize::new(usize::MAX),
+        }
+    }
 }
 
 impl Engine {
@@ -202,23 +191,36 @@ impl Engine {
         ENGINE.get_or_init(Engine::new)
     }
 
-    /// The model for `choice` in `role`, resolved, located (downloaded if `fetch` allows) and
-    /// loaded on first use.
-    pub fn model(&self, choice: &ModelChoice, role: Role, fetch: Fetch) -> Result<&'static Model> {
-        let source = registry::resolve(choice, role);
-        let path = store::locate(&source, role, fetch)?;
-        self.load(&path, role, source.registry_n_ctx())
+    /// Refuses to load more than `max` different files (the daemon's bound on memory).
+    pub fn set_max_models(&self, max: usize) {
+        self.max_models.store(max.max(1), Ordering::Relaxed);
     }
 
-    /// Loads the file at `path` for `role` unless already loaded.
-    pub fn load(&self, path: &Path, role: Role, n_ctx: Option<u32>) -> Result<&'static Model> {
-        let key = (path.to_path_buf(), role);
+    /// The model of `model_ref`, loaded on first use.
+    pub fn model(&self, model_ref: &ModelRef) -> Result<&'static Model> {
+        self.load(&model_ref.path)
+    }
+
+    /// Loads the file at `path` unless already loaded.
+    pub fn load(&self, path: &Path) -> Result<&'static Model> {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         // Held while loading, so two callers never load the same file twice.
         let mut models = self.models.lock().unwrap();
         if let Some(model) = models.get(&key) {
             return Ok(model);
         }
-        let model: &'static Model = Box::leak(Box::new(Model::load(path, role, n_ctx)?));
+        let max = self.max_models.load(Ordering::Relaxed);
+        if models.len() >= max {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                format!(
+                    "{} models are loaded, the most this process allows; {} is not loaded",
+                    models.len(),
+                    path.display()
+                ),
+            ));
+        }
+        let model: &'static Model = Box::leak(Box::new(Model::load(path)?));
         models.insert(key, model);
         Ok(model)
     }

@@ -1,8 +1,12 @@
 //! Text generation: the prompt through the model's chat template, greedy at temperature 0,
-//! SteadyText's seeded sampler above it, stop strings, and token streaming.
+//! SteadyText's seeded sampler above it, stop strings, token streaming, and decoding under a
+//! constraint.
 //!
-//! [`generate`] is [`stream`] collected and stripped, so streamed and non-streamed output can
-//! never disagree.
+//! The window: the prompt must fit; the output gets what the window leaves, up to `max_tokens`
+//! (a larger `max_tokens` is clamped, and [`Summary::clamped`] says so). No share of the window is
+//! held back: the prompt is counted exactly as it is decoded (rendered through the template).
+
+use std::collections::VecDeque;
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -12,118 +16,124 @@ use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 
 use crate::chat;
-use crate::engine::{default_threads, Model, N_BATCH};
-use crate::error::{Error, Result};
-use crate::grammar::Constraint;
-use crate::params::{GenerateParams, MIN_P, TOP_K, TOP_P};
+use crate::defaults::{EOS_SENTINEL, MIN_P, STOP_SEQUENCES, TOP_K, TOP_P};
+use crate::engine::{Model, N_BATCH};
+use crate::error::{Error, ErrorKind, Result};
+use crate::structured::{Constraint, Guide};
 use crate::text::{StopMatcher, Utf8Assembler};
 
-/// Share of the context window kept free, as SteadyText's context check does.
-const RESERVED_FRACTION: u32 = 10;
 /// KV cache sizes are rounded up to this many cells (llama.cpp's attention padding), so that a
 /// request-sized context evaluates exactly like a full-sized one.
 const KV_PAD: u32 = 256;
 
-/// Generates text for `prompt`, stripped of surrounding whitespace.
-pub fn generate(model: &Model, prompt: &str, params: &GenerateParams) -> Result<String> {
-    let mut text = String::new();
-    for piece in stream(model, prompt, params)? {
-        text.push_str(&piece?);
+/// How to generate: greedy at temperature 0, seeded sampling above it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct GenerateParams {
+    /// Most tokens to produce (clamped to what the window leaves).
+    pub max_new_tokens: usize,
+    /// Seed of the `dist` sampler; no effect at temperature 0.
+    pub seed: u32,
+    /// 0 is greedy.
+    pub temperature: f32,
+    /// An extra stop string, or `[EOS]` for none.
+    pub eos_string: String,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        Self {
+            max_new_tokens: crate::defaults::MAX_NEW_TOKENS,
+            seed: crate::defaults::SEED,
+            temperature: 0.0,
+            eos_string: EOS_SENTINEL.to_string(),
+        }
     }
-    Ok(text.trim().to_string())
 }
 
-/// Generates text that satisfies `constraint` (see [`stream_constrained`]), stripped.
-pub fn generate_constrained(
-    model: &Model,
-    prompt: &str,
-    params: &GenerateParams,
-    constraint: &Constraint,
-) -> Result<String> {
-    let mut stream = stream_constrained(model, prompt, params, constraint, true)?;
-    let mut text = String::new();
-    for piece in stream.by_ref() {
-        text.push_str(&piece?);
+impl GenerateParams {
+    /// Stop strings for this request: the defaults plus `eos_string` unless it is the sentinel.
+    pub fn stop_strings(&self) -> Vec<String> {
+        let mut stops: Vec<String> = STOP_SEQUENCES.iter().map(|s| s.to_string()).collect();
+        if self.eos_string != EOS_SENTINEL && !self.eos_string.is_empty() {
+            stops.push(self.eos_string.clone());
+        }
+        stops
     }
-    if !stream.completed() {
-        return Err(Error::Incomplete {
-            max_new_tokens: params.max_new_tokens,
-        });
+}
+
+/// One generation to start.
+#[derive(Debug, Clone, Copy)]
+pub struct Decode<'a> {
+    /// The user's prompt (rendered through the chat template here).
+    pub prompt: &'a str,
+    /// Sampling and budget.
+    pub params: &'a GenerateParams,
+    /// A constraint on the output, if any.
+    pub constraint: Option<&'a Constraint>,
+    /// The requested context window (capped at the model's training window).
+    pub n_ctx: u32,
+    /// llama.cpp threads; the output does not depend on it.
+    pub threads: i32,
+}
+
+/// What a finished generation reports besides its text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    /// Tokens in the rendered prompt.
+    pub prompt_tokens: usize,
+    /// Tokens generated.
+    pub generated_tokens: usize,
+    /// The budget used when `max_tokens` did not fit the window (what was left of it).
+    pub clamped: Option<usize>,
+    /// Whether the output ended by itself (an end-of-generation token, or a complete constrained
+    /// value) rather than at the budget or a stop string.
+    pub completed: bool,
+}
+
+/// Starts a generation; pieces arrive as the model decodes. Their concatenation is the unstripped
+/// output. Dropping the stream stops generation. A constraint is compiled first, and a budget
+/// smaller than its shortest output is an error before anything is decoded.
+pub fn stream<'m>(model: &'m Model, decode: Decode<'_>) -> Result<TokenStream<'m>> {
+    let tokens = prompt_tokens(model, decode.prompt);
+    let window = model.window(decode.n_ctx);
+    if tokens.len() >= window as usize {
+        return Err(Error::context_length(tokens.len(), window));
     }
-    Ok(text.trim().to_string())
-}
-
-/// Starts generating; pieces arrive as the model decodes. Their concatenation is the unstripped
-/// output. Dropping the stream stops generation.
-pub fn stream<'m>(
-    model: &'m Model,
-    prompt: &str,
-    params: &GenerateParams,
-) -> Result<TokenStream<'m>> {
-    start(model, prompt, params, None, false)
-}
-
-/// Starts a generation whose every token keeps the output inside `constraint`'s grammar. The
-/// grammar is built and checked before anything is decoded. With `best_first` (greedy decoding
-/// only), the unconstrained best token is tried against the grammar first and the whole
-/// vocabulary is filtered only when it is rejected; the output is the same either way.
-pub fn stream_constrained<'m>(
-    model: &'m Model,
-    prompt: &str,
-    params: &GenerateParams,
-    constraint: &Constraint,
-    best_first: bool,
-) -> Result<TokenStream<'m>> {
-    let gbnf = constraint.to_gbnf()?;
-    let grammar = LlamaSampler::grammar(&model.llama, &gbnf, "root").map_err(|e| {
-        Error::InvalidArgument(format!("the grammar for this constraint is invalid: {e}"))
-    })?;
-    start(model, prompt, params, Some(grammar), best_first)
-}
-
-/// Builds `constraint`'s grammar for `model` without decoding: an error here is what
-/// [`stream_constrained`] would return.
-pub fn check_constraint(model: &Model, constraint: &Constraint) -> Result<()> {
-    let gbnf = constraint.to_gbnf()?;
-    LlamaSampler::grammar(&model.llama, &gbnf, "root")
-        .map(drop)
-        .map_err(|e| {
-            Error::InvalidArgument(format!("the grammar for this constraint is invalid: {e}"))
-        })
-}
-
-fn start<'m>(
-    model: &'m Model,
-    prompt: &str,
-    params: &GenerateParams,
-    grammar: Option<LlamaSampler>,
-    best_first: bool,
-) -> Result<TokenStream<'m>> {
-    params.validate()?;
-    let tokens = prompt_tokens(model, prompt);
-    check_context(model, tokens.len(), params.max_new_tokens)?;
-    let threads = params.threads.unwrap_or_else(default_threads);
-    let kv = kv_cells(tokens.len() + params.max_new_tokens, model.n_ctx());
-    let mut ctx = model.context(kv, threads, false)?;
+    let room = window as usize - tokens.len();
+    let budget = decode.params.max_new_tokens.min(room);
+    let clamped = (budget < decode.params.max_new_tokens).then_some(budget);
+    let guide = match decode.constraint {
+        Some(c) => Some(Constrained::start(model.vocabulary()?.guide(c)?, budget)?),
+        None => None,
+    };
+    let kv = kv_cells(tokens.len() + budget, window);
+    let mut ctx = model.context(kv, decode.threads, false)?;
     let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
-    let last_logits = feed_prompt(&mut ctx, &mut batch, &tokens)?;
+    let last_logits = feed_prompt(&mut ctx, &mut batch, &tokens, 0)?;
+    let stops = if guide.is_some() {
+        // The grammar decides where a constrained output ends.
+        Vec::new()
+    } else {
+        decode.params.stop_strings()
+    };
     Ok(TokenStream {
         model,
         ctx,
         batch,
-        sampler: sampler(params),
+        sampler: sampler(decode.params),
         logits_at: last_logits,
         n_past: tokens.len() as i32,
-        prompt_tokens: tokens.len(),
-        generated: 0,
-        max_new_tokens: params.max_new_tokens,
+        budget,
         utf8: Utf8Assembler::default(),
-        stop: StopMatcher::new(params.stop_strings()),
+        stop: StopMatcher::new(stops),
         finished: false,
-        grammar,
-        greedy: params.temperature == 0.0,
-        best_first,
-        completed: false,
+        greedy: decode.params.temperature == 0.0,
+        guide,
+        summary: Summary {
+            prompt_tokens: tokens.len(),
+            clamped,
+            ..Summary::default()
+        },
     })
 }
 
@@ -144,21 +154,6 @@ pub fn prompt_tokens(model: &Model, prompt: &str) -> Vec<LlamaToken> {
     vocab.tokenize(text.as_bytes(), add_bos, true)
 }
 
-fn check_context(model: &Model, input_tokens: usize, max_new_tokens: usize) -> Result<()> {
-    let n_ctx = model.n_ctx();
-    let room = (n_ctx - n_ctx / RESERVED_FRACTION) as usize;
-    let max_input_tokens = room.saturating_sub(max_new_tokens);
-    if input_tokens > max_input_tokens {
-        return Err(Error::ContextLengthExceeded {
-            input_tokens,
-            max_input_tokens,
-            n_ctx,
-            max_new_tokens,
-        });
-    }
-    Ok(())
-}
-
 fn kv_cells(needed: usize, n_ctx: u32) -> u32 {
     let padded = (needed as u32).div_ceil(KV_PAD) * KV_PAD;
     padded.clamp(KV_PAD, n_ctx.max(KV_PAD))
@@ -177,27 +172,126 @@ fn sampler(params: &GenerateParams) -> LlamaSampler {
     ])
 }
 
-/// Evaluates the prompt in `N_BATCH` chunks; returns the batch index holding the last logits.
-fn feed_prompt(
+/// Evaluates `tokens` from position `start` in `N_BATCH` chunks; only the last token asks for
+/// logits. Returns its index in its chunk.
+pub(crate) fn feed_prompt(
     ctx: &mut LlamaContext<'_>,
     batch: &mut LlamaBatch,
     tokens: &[LlamaToken],
+    start: usize,
 ) -> Result<i32> {
     let chunks = tokens.chunks(N_BATCH as usize);
     let n_chunks = chunks.len();
     for (c, chunk) in chunks.enumerate() {
         batch.clear();
         for (i, &token) in chunk.iter().enumerate() {
-            let pos = (c * N_BATCH as usize + i) as i32;
+            let pos = (start + c * N_BATCH as usize + i) as i32;
             let last = c + 1 == n_chunks && i + 1 == chunk.len();
             batch
                 .add(token, pos, &[0], last)
-                .map_err(|e| Error::Inference(e.to_string()))?;
+                .map_err(|e| Error::inference(e.to_string()))?;
         }
         ctx.decode(batch)
-            .map_err(|e| Error::Inference(format!("prompt evaluation failed: {e}")))?;
+            .map_err(|e| Error::inference(format!("prompt evaluation failed: {e}")))?;
     }
     Ok(batch.n_tokens() - 1)
+}
+
+/// A constraint's guide plus a completion that is known to finish the output within what is
+/// left of the budget. When the model's next token would leave too little room, that completion
+/// is emitted instead and the model is not consulted again.
+struct Constrained<'m> {
+    guide: Guide<'m>,
+    /// Whether a completion is known (the completer finds one for JSON structure, enums, choices
+    /// and most patterns; without one the budget is not guarded, and an output the budget cuts
+    /// is an [`ErrorKind::Incomplete`] error, never returned).
+    guarded: bool,
+    /// Bytes that complete the output from the current state.
+    completion: Vec<u8>,
+    /// Those bytes as tokens.
+    completion_tokens: Vec<u32>,
+    /// Tokens left to emit once the completion has been forced.
+    forced: Option<VecDeque<u32>>,
+}
+
+impl<'m> Constrained<'m> {
+    fn start(guide: Guide<'m>, budget: usize) -> Result<Self> {
+        let Some(completion) = guide.completion() else {
+            return Ok(Constrained {
+                guide,
+                guarded: false,
+                completion: Vec::new(),
+                completion_tokens: Vec::new(),
+                forced: None,
+            });
+        };
+        let completion_tokens = guide.tokenize(&completion);
+        if completion_tokens.len() > budget {
+            return Err(Error::new(
+                ErrorKind::Incomplete,
+                format!(
+                    "the constrained output needs at least {} tokens but max_tokens allows {budget}; \
+                     raise max_tokens",
+                    completion_tokens.len()
+                ),
+            ));
+        }
+        Ok(Constrained {
+            guide,
+            guarded: true,
+            completion,
+            completion_tokens,
+            forced: None,
+        })
+    }
+
+    /// Records `token` unless it would leave less than finishing needs; then the known
+    /// completion is scheduled instead. Returns whether `token` was taken.
+    fn take(&mut self, token: u32, left_after: usize) -> Result<bool> {
+        self.guide.consume(token)?;
+        if !self.guarded {
+            return Ok(true);
+        }
+        if self.completion_tokens.len() <= left_after && self.guide.verifies(&self.completion) {
+            return Ok(true);
+        }
+        if let Some(completion) = self.guide.completion() {
+            let tokens = self.guide.tokenize(&completion);
+            if tokens.len() <= left_after {
+                self.completion = completion;
+                self.completion_tokens = tokens;
+                return Ok(true);
+            }
+        }
+        self.guide.rollback_one(token)?;
+        self.forced = Some(self.completion_tokens.iter().copied().collect());
+        Ok(false)
+    }
+
+    /// The next token of the constrained output, `None` at its end.
+    fn next(
+        &mut self,
+        logits: impl FnOnce() -> Vec<f32>,
+        sampler: &mut LlamaSampler,
+        greedy: bool,
+        is_end: impl Fn(u32) -> bool,
+        left: usize,
+    ) -> Result<Option<u32>> {
+        if let Some(forced) = self.forced.as_mut() {
+            return Ok(forced.pop_front());
+        }
+        if self.guide.finished() {
+            return Ok(None);
+        }
+        let token = pick_constrained(&logits(), &mut self.guide, sampler, greedy, &is_end)?;
+        if is_end(token) {
+            return Ok(None);
+        }
+        if self.take(token, left - 1)? {
+            return Ok(Some(token));
+        }
+        Ok(self.forced.as_mut().and_then(VecDeque::pop_front))
+    }
 }
 
 /// A generation in progress; yields text pieces that never split a UTF-8 character and never
@@ -209,125 +303,79 @@ pub struct TokenStream<'m> {
     sampler: LlamaSampler,
     logits_at: i32,
     n_past: i32,
-    prompt_tokens: usize,
-    generated: usize,
-    max_new_tokens: usize,
+    budget: usize,
     utf8: Utf8Assembler,
     stop: StopMatcher,
     finished: bool,
-    /// The constraint's grammar sampler, if any.
-    grammar: Option<LlamaSampler>,
     greedy: bool,
-    best_first: bool,
-    /// Whether the model ended the output itself (an end-of-generation token), rather than
-    /// running out of tokens or hitting a stop string.
-    completed: bool,
+    guide: Option<Constrained<'m>>,
+    summary: Summary,
 }
 
 impl TokenStream<'_> {
-    /// Tokens in the rendered prompt.
-    pub fn prompt_tokens(&self) -> usize {
-        self.prompt_tokens
-    }
-
-    /// Tokens generated so far.
-    pub fn generated_tokens(&self) -> usize {
-        self.generated
-    }
-
-    /// Whether the model ended the output itself; under a constraint, that the grammar is
-    /// complete.
-    pub fn completed(&self) -> bool {
-        self.completed
+    /// What has happened so far (complete once the stream is exhausted).
+    pub fn summary(&self) -> Summary {
+        self.summary
     }
 
     /// One token: `Ok(None)` when generation is over, otherwise the text it released.
     fn step(&mut self) -> Result<Option<String>> {
-        if self.stop.stopped() || self.generated >= self.max_new_tokens {
+        if self.stop.stopped() {
             return Ok(None);
         }
-        let token = if self.grammar.is_some() {
-            self.pick_constrained()?
-        } else {
-            // sample() also accepts the token into the sampler chain; accepting again would
-            // corrupt its state.
-            self.sampler.sample(&self.ctx, self.logits_at)
+        if self.summary.generated_tokens >= self.budget {
+            // A constrained output that used up the budget is complete when the grammar may end
+            // here (a forced completion always ends so).
+            if let Some(c) = self.guide.as_mut() {
+                self.summary.completed =
+                    c.forced.is_some() || c.guide.finished() || c.guide.accepting()?;
+            }
+            return Ok(None);
+        }
+        let Some(token) = self.next_token()? else {
+            self.summary.completed = true;
+            return Ok(None);
         };
-        let vocab = self.model.llama.vocab();
-        if vocab.is_eog(token) {
-            self.completed = true;
-            return Ok(None);
-        }
-        self.generated += 1;
-        let text = self.utf8.push(&vocab.token_to_piece(token, false, None));
-        let out = self.stop.push(&text);
-        if !self.stop.stopped() && self.generated < self.max_new_tokens {
+        self.summary.generated_tokens += 1;
+        let piece = self.model.llama.vocab().token_to_piece(token, false, None);
+        let out = self.stop.push(&self.utf8.push(&piece));
+        let forcing = self.guide.as_ref().is_some_and(|g| g.forced.is_some());
+        if !forcing && !self.stop.stopped() && self.summary.generated_tokens < self.budget {
             self.decode_one(token)?;
         }
         Ok(Some(out))
     }
 
-    /// The next token under the grammar, accepted into it. Never calls `sample()` on the
-    /// grammar (it accepts internally, and a second accept aborts llama.cpp).
-    fn pick_constrained(&mut self) -> Result<LlamaToken> {
-        let logits = self.ctx.get_logits_ith(self.logits_at);
-        let grammar = self.grammar.as_mut().expect("a constrained stream");
-        let mut token = None;
-        if self.greedy && self.best_first {
-            let best = argmax(logits.iter().copied().enumerate());
-            let mut one = LlamaTokenDataArray::new(
-                vec![LlamaTokenData::new(
-                    LlamaToken(best as i32),
-                    logits[best],
-                    0.0,
-                )],
-                false,
-            );
-            grammar.apply(&mut one);
-            if one.data[0].logit().is_finite() {
-                token = Some(LlamaToken(best as i32));
-            }
-        }
-        let token = match token {
-            Some(t) => t,
-            None => {
-                let mut all = LlamaTokenDataArray::from_iter(
-                    logits
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)),
-                    false,
-                );
-                grammar.apply(&mut all);
-                if self.greedy {
-                    let allowed = all.data.iter().map(|d| d.logit()).enumerate();
-                    let best = argmax(allowed);
-                    if !all.data[best].logit().is_finite() {
-                        return Err(Error::Inference("the grammar allows no token here".into()));
-                    }
-                    all.data[best].id()
-                } else {
-                    self.sampler.apply(&mut all);
-                    all.selected_token().ok_or_else(|| {
-                        Error::Inference("the grammar allows no token here".into())
-                    })?
-                }
-            }
+    /// The next token from the model (under the constraint, if any); `None` at its end.
+    fn next_token(&mut self) -> Result<Option<LlamaToken>> {
+        let vocab = self.model.llama.vocab();
+        let is_end = |t: u32| vocab.is_eog(LlamaToken(t as i32));
+        let Some(constrained) = self.guide.as_mut() else {
+            // sample() also accepts the token into the sampler chain; accepting again would
+            // corrupt its state.
+            let token = self.sampler.sample(&self.ctx, self.logits_at);
+            return Ok((!vocab.is_eog(token)).then_some(token));
         };
-        grammar
-            .try_accept(token)
-            .map_err(|e| Error::Inference(format!("the grammar rejected a token: {e}")))?;
-        Ok(token)
+        let (ctx, at) = (&self.ctx, self.logits_at);
+        let left = self.budget - self.summary.generated_tokens;
+        let token = constrained.next(
+            || ctx.get_logits_ith(at).to_vec(),
+            &mut self.sampler,
+            self.greedy,
+            is_end,
+            left,
+        )?;
+        Ok(token.map(|t| LlamaToken(t as i32)))
     }
 
     fn decode_one(&mut self, token: LlamaToken) -> Result<()> {
         self.batch.clear();
         self.batch
             .add(token, self.n_past, &[0], true)
-            .map_err(|e| Error::Inference(e.to_string()))?;
+            .map_err(|e| Error::inference(e.to_string()))?;
         self.ctx
             .decode(&mut self.batch)
-            .map_err(|e| Error::Inference(format!("decoding failed: {e}")))?;
+            .map_err(|e| Error::inference(format!("decoding failed: {e}")))?;
         self.n_past += 1;
         self.logits_at = 0;
         Ok(())
@@ -342,6 +390,50 @@ impl TokenStream<'_> {
         out.push_str(&self.stop.finish());
         out
     }
+}
+
+/// The next token under the guide. Greedy decoding tries the unconstrained best token first and
+/// computes the whole mask only when the guide rejects it (the choice is the same either way);
+/// sampling draws from the masked distribution.
+fn pick_constrained(
+    logits: &[f32],
+    guide: &mut Guide<'_>,
+    sampler: &mut LlamaSampler,
+    greedy: bool,
+    is_end: &impl Fn(u32) -> bool,
+) -> Result<u32> {
+    if greedy {
+        let best = argmax(logits.iter().copied().enumerate()) as u32;
+        if guide.allows(best, is_end(best))? {
+            return Ok(best);
+        }
+    }
+    let mask = guide.mask()?;
+    let allowed = |i: usize| mask.is_allowed(i as u32);
+    if greedy {
+        let best = argmax(
+            logits
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| (i, if allowed(i) { l } else { f32::NEG_INFINITY })),
+        );
+        if !allowed(best) {
+            return Err(Error::inference("the constraint allows no token here"));
+        }
+        return Ok(best as u32);
+    }
+    let mut all = LlamaTokenDataArray::from_iter(
+        logits.iter().enumerate().map(|(i, &l)| {
+            let l = if allowed(i) { l } else { f32::NEG_INFINITY };
+            LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)
+        }),
+        false,
+    );
+    sampler.apply(&mut all);
+    let token = all
+        .selected_token()
+        .ok_or_else(|| Error::inference("the constraint allows no token here"))?;
+    Ok(token.0 as u32)
 }
 
 impl Iterator for TokenStream<'_> {
@@ -368,7 +460,7 @@ impl Iterator for TokenStream<'_> {
 }
 
 /// Index of the largest value; the first one on ties (as llama.cpp's greedy sampler).
-fn argmax(values: impl Iterator<Item = (usize, f32)>) -> usize {
+pub(crate) fn argmax(values: impl Iterator<Item = (usize, f32)>) -> usize {
     let mut best = (0, f32::NEG_INFINITY);
     for (i, v) in values {
         if v > best.1 {
@@ -387,5 +479,16 @@ mod tests {
         assert_eq!(kv_cells(1, 4096), 256);
         assert_eq!(kv_cells(257, 4096), 512);
         assert_eq!(kv_cells(100_000, 4096), 4096);
+    }
+
+    #[test]
+    fn eos_sentinel_adds_nothing() {
+        let p = GenerateParams::default();
+        assert_eq!(p.stop_strings().len(), 4);
+        let p = GenerateParams {
+            eos_string: "END".into(),
+            ..Default::default()
+        };
+        assert_eq!(p.stop_strings().last().unwrap(), "END");
     }
 }

@@ -1,262 +1,175 @@
-//! Queued requests (`steadytext_queue` rows) as typed jobs. Both queue workers, the extension's
-//! background workers and `st worker`, parse rows here, so a row means the same thing wherever
-//! it runs and its result equals the synchronous function's.
+//! Queued requests (`steadytext_queue` rows). Both queue workers, the extension's background
+//! workers and `st worker`, read rows here into the same specs the synchronous functions build,
+//! so a row means the same thing wherever it runs and its result equals the synchronous
+//! function's.
 
 use serde_json::Value;
 
-use crate::grammar::Constraint;
-use crate::params::{EmbedMode, GenerateParams, DEFAULT_SEED, EOS_SENTINEL};
+use crate::error::{Error, Result};
+use crate::execute::Output;
+use crate::request::{Builder, EmbedSpec, GenerateSpec, Request, RerankSpec, Spec};
 
-/// One queued request.
+/// One queued request, as a spec to build.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Job {
-    /// `steadytext_generate_async`: `steadytext_generate(prompt, max_tokens, use_cache, 42)`.
-    Generate {
-        prompt: String,
-        params: GenerateParams,
-        /// The generation model captured at enqueue time; `None` is the worker's default.
-        model: Option<String>,
-        use_cache: bool,
-    },
-    /// `steadytext_embed_async`: `steadytext_embed(text, use_cache, seed, model)`.
-    Embed {
-        text: String,
-        mode: EmbedMode,
-        model: Option<String>,
-        use_cache: bool,
-    },
-    /// `steadytext_generate_{json,regex,choice}_async`: the synchronous structured function.
-    Structured {
-        prompt: String,
-        params: GenerateParams,
-        constraint: Constraint,
-        model: Option<String>,
-        use_cache: bool,
-    },
+    /// `steadytext_generate_async` and the structured `*_async` functions.
+    Generate(GenerateSpec),
+    /// `steadytext_embed_async`.
+    Embed(EmbedSpec),
     /// `steadytext_rerank_async` and each row of `steadytext_rerank_batch_async`.
     Rerank {
-        query: String,
-        documents: Vec<String>,
-        task: String,
+        /// The request.
+        spec: RerankSpec,
+        /// Whether the stored result has scores.
         return_scores: bool,
-        /// The reranking model captured at enqueue time; `None` is the worker's default.
-        model: Option<String>,
     },
 }
 
-/// Why a row cannot run. These are permanent: retrying the same row cannot succeed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidJob(pub String);
+/// What a row stores: `result` text or an `embedding`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowResult {
+    /// The `result` column.
+    Text(String),
+    /// The `embedding` column.
+    Embedding(Vec<f32>),
+}
 
 impl Job {
-    /// Parses a row's `request_type`, `prompt` and `params`.
-    pub fn parse(
-        request_type: &str,
-        prompt: Option<&str>,
-        params: Option<&Value>,
-    ) -> Result<Job, InvalidJob> {
+    /// Parses a row's `request_type`, `prompt` and `params`. Errors are permanent (the same row
+    /// cannot succeed later) and use the SQL functions' texts.
+    pub fn parse(request_type: &str, prompt: Option<&str>, params: Option<&Value>) -> Result<Job> {
         let empty = Value::Object(Default::default());
         let params = params.unwrap_or(&empty);
         match request_type {
-            "generate" => Self::generate(prompt, params),
+            "generate" | "generate_json" | "generate_regex" | "generate_choice"
+            | "generate_grammar" => Self::generate(request_type, prompt, params),
             "embed" => Self::embed(prompt, params),
-            "generate_json" | "generate_regex" | "generate_choice" => {
-                Self::structured(request_type, prompt, params)
-            }
             "rerank" | "batch_rerank" => Self::rerank(params),
-            other => Err(InvalidJob(format!(
+            other => Err(Error::invalid(format!(
                 "request_type '{other}' has no handler in this version of pg_steadytext"
             ))),
         }
     }
 
-    fn generate(prompt: Option<&str>, params: &Value) -> Result<Job, InvalidJob> {
+    fn generate(kind: &str, prompt: Option<&str>, params: &Value) -> Result<Job> {
         let prompt = non_empty(prompt, "Prompt")?;
-        let max_tokens = match params.get("max_tokens") {
-            None | Some(Value::Null) => crate::params::DEFAULT_MAX_NEW_TOKENS as u64,
-            Some(v) => v
-                .as_u64()
-                .filter(|n| (1..=4096).contains(n))
-                .ok_or_else(|| {
-                    InvalidJob(format!("max_tokens must be between 1 and 4096, got {v}"))
-                })?,
+        let max_new_tokens = match params.get("max_tokens") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_u64().filter(|n| (1..=4096).contains(n)).ok_or_else(|| {
+                Error::invalid(format!("max_tokens must be between 1 and 4096, got {v}"))
+            })? as usize),
         };
-        Ok(Job::Generate {
+        let mut spec = GenerateSpec {
             prompt,
-            params: GenerateParams {
-                max_new_tokens: max_tokens as usize,
-                seed: seed(params)?,
-                temperature: 0.0,
-                eos_string: EOS_SENTINEL.to_string(),
-                threads: None,
-            },
+            max_new_tokens,
+            seed: seed(params)?,
             model: text_field(params, "model"),
-            use_cache: use_cache(params),
-        })
-    }
-
-    fn embed(prompt: Option<&str>, params: &Value) -> Result<Job, InvalidJob> {
-        // Rows queued by the Python extension's steadytext_embed_async keep the text in params.
-        let text = prompt
-            .map(str::to_string)
-            .or_else(|| text_field(params, "text_input"));
-        let text = non_empty(text.as_deref(), "Text")?;
-        let mode = match text_field(params, "mode") {
-            None => EmbedMode::Query,
-            Some(m) => m
-                .parse()
-                .map_err(|_| InvalidJob(format!("mode must be 'query' or 'passage', got '{m}'")))?,
-        };
-        Ok(Job::Embed {
-            text,
-            mode,
-            model: text_field(params, "model"),
-            use_cache: use_cache(params),
-        })
-    }
-
-    fn structured(kind: &str, prompt: Option<&str>, params: &Value) -> Result<Job, InvalidJob> {
-        let Job::Generate {
-            prompt,
-            params: generate,
-            model,
-            use_cache,
-        } = Self::generate(prompt, params)?
-        else {
-            unreachable!("generate() makes a Generate job")
+            use_cache: Some(use_cache(params)),
+            ..GenerateSpec::default()
         };
         let field = |name: &str| {
             params
                 .get(name)
                 .cloned()
-                .ok_or_else(|| InvalidJob(format!("params.{name} is missing")))
+                .ok_or_else(|| Error::invalid(format!("params.{name} is missing")))
         };
-        let constraint = match kind {
-            "generate_json" => Constraint::Json(field("schema")?),
-            "generate_regex" => Constraint::Regex(
-                field("pattern")?
-                    .as_str()
-                    .ok_or_else(|| InvalidJob("params.pattern must be a string".into()))?
-                    .to_string(),
-            ),
-            _ => Constraint::Choice(
-                serde_json::from_value(field("choices")?)
-                    .map_err(|_| InvalidJob("params.choices must be a list of strings".into()))?,
-            ),
+        let text = |name: &str| -> Result<String> {
+            field(name)?
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| Error::invalid(format!("params.{name} must be a string")))
         };
-        constraint
-            .to_gbnf()
-            .map_err(|e| InvalidJob(e.to_string()))?;
-        Ok(Job::Structured {
-            prompt,
-            params: generate,
-            constraint,
-            model,
-            use_cache,
-        })
+        match kind {
+            "generate_json" => spec.schema = Some(field("schema")?),
+            "generate_regex" => spec.regex = Some(text("pattern")?),
+            "generate_choice" => spec.choices = Some(field("choices")?),
+            "generate_grammar" => spec.grammar = Some(text("grammar")?),
+            _ => {}
+        }
+        Ok(Job::Generate(spec))
     }
 
-    fn rerank(params: &Value) -> Result<Job, InvalidJob> {
+    fn embed(prompt: Option<&str>, params: &Value) -> Result<Job> {
+        // Rows queued by the Python extension's steadytext_embed_async keep the text in params.
+        let text = prompt
+            .map(str::to_string)
+            .or_else(|| text_field(params, "text_input"));
+        let text = non_empty(text.as_deref(), "Text")?;
+        Ok(Job::Embed(EmbedSpec {
+            texts: Some(vec![text]),
+            mode: text_field(params, "mode"),
+            model: text_field(params, "model"),
+            use_cache: Some(use_cache(params)),
+            ..EmbedSpec::default()
+        }))
+    }
+
+    fn rerank(params: &Value) -> Result<Job> {
         let query = non_empty(params.get("query").and_then(Value::as_str), "Query")?;
         let documents: Vec<String> = params
             .get("documents")
             .and_then(|d| serde_json::from_value(d.clone()).ok())
             .filter(|d: &Vec<String>| !d.is_empty())
-            .ok_or_else(|| InvalidJob("Documents array cannot be empty".into()))?;
+            .ok_or_else(|| Error::invalid("Documents array cannot be empty"))?;
         Ok(Job::Rerank {
-            query,
-            documents,
-            task: text_field(params, "task").unwrap_or_else(|| crate::rerank::DEFAULT_TASK.into()),
+            spec: RerankSpec {
+                query,
+                documents: Value::from(documents),
+                task: text_field(params, "task"),
+                model: text_field(params, "model"),
+                use_cache: Some(use_cache(params)),
+                ..RerankSpec::default()
+            },
             return_scores: params
                 .get("return_scores")
                 .and_then(Value::as_bool)
                 .unwrap_or(true),
-            model: text_field(params, "model"),
         })
     }
 
-    /// The model setting the job asks for, if any.
-    pub fn model(&self) -> Option<&str> {
+    /// The spec this job stands for.
+    pub fn spec(&self) -> Spec {
         match self {
-            Job::Generate { model, .. }
-            | Job::Embed { model, .. }
-            | Job::Structured { model, .. }
-            | Job::Rerank { model, .. } => model.as_deref(),
+            Job::Generate(spec) => Spec::Generate(spec.clone()),
+            Job::Embed(spec) => Spec::Embed(spec.clone()),
+            Job::Rerank { spec, .. } => Spec::Rerank(spec.clone()),
         }
     }
 
-    /// The model role the job runs on.
-    pub fn role(&self) -> crate::Role {
-        match self {
-            Job::Generate { .. } | Job::Structured { .. } => crate::Role::Generation,
-            Job::Embed { .. } => crate::Role::Embedding,
-            Job::Rerank { .. } => crate::Role::Reranking,
-        }
+    /// The request this job stands for, built as `builder`'s route builds requests.
+    pub fn build(&self, builder: &Builder) -> Result<Request> {
+        self.spec().build(builder)
     }
 
-    /// The cache key of this request with the model whose file has `model_sha256`, or `None`
-    /// when the request opted out of the cache.
-    pub fn cache_key(&self, model_sha256: &str) -> Option<String> {
-        match self {
-            Job::Generate {
-                prompt,
-                params,
-                use_cache: true,
-                ..
-            } => Some(crate::cache_key::generation(
-                model_sha256,
-                prompt,
-                params.max_new_tokens,
-                params.seed,
-                params.temperature,
-                &params.eos_string,
-            )),
-            Job::Embed {
-                text,
-                mode,
-                use_cache: true,
-                ..
-            } => Some(crate::cache_key::embedding(
-                model_sha256,
-                mode.as_str(),
-                text,
-            )),
-            Job::Structured {
-                prompt,
-                params,
-                constraint,
-                use_cache: true,
-                ..
-            } => Some(crate::cache_key::structured(
-                model_sha256,
-                prompt,
-                params.max_new_tokens,
-                params.seed,
-                params.temperature,
-                &constraint.key(),
-            )),
-            _ => None,
+    /// What the row stores for `output` of `request`.
+    pub fn row_result(&self, request: &Request, output: Output) -> Result<RowResult> {
+        match (self, request, output) {
+            (Job::Embed(_), _, output) => {
+                let mut vectors = output.into_embeddings()?;
+                Ok(RowResult::Embedding(vectors.pop().unwrap_or_default()))
+            }
+            (Job::Rerank { return_scores, .. }, Request::Rerank(r), output) => {
+                let ranked: Vec<(String, f64)> = output
+                    .into_ranked()?
+                    .into_iter()
+                    .map(|s| (r.documents[s.index].clone(), s.score))
+                    .collect();
+                Ok(RowResult::Text(rerank_result(&ranked, *return_scores)))
+            }
+            (_, _, output) => Ok(RowResult::Text(output.into_text()?)),
         }
     }
-}
-
-/// What a job produced: `result` or `embedding` of its row.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Output {
-    Text(String),
-    Embedding(Vec<f32>),
 }
 
 /// A rerank job's `result`: `[[doc, score], ...]` best first, or `[doc, ...]`, in jsonb's text
 /// form (what the Python worker stored, and what `::jsonb::text` of the same value gives).
 pub fn rerank_result(ranked: &[(String, f64)], return_scores: bool) -> String {
-    let quote = |d: &String| serde_json::Value::from(d.as_str()).to_string();
+    let quote = |d: &String| Value::from(d.as_str()).to_string();
     let items: Vec<String> = ranked
         .iter()
         .map(|(d, s)| {
             if return_scores {
-                format!("[{}, {}]", quote(d), serde_json::Value::from(*s))
+                format!("[{}, {}]", quote(d), Value::from(*s))
             } else {
                 quote(d)
             }
@@ -265,18 +178,16 @@ pub fn rerank_result(ranked: &[(String, f64)], return_scores: bool) -> String {
     format!("[{}]", items.join(", "))
 }
 
-impl Output {
-    /// The text form pgvector accepts (`[1,2,3]`), for workers that pass vectors as text.
-    pub fn vector_literal(values: &[f32]) -> String {
-        let items: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-        format!("[{}]", items.join(","))
-    }
+/// The text form pgvector accepts (`[1,2,3]`), for workers that pass vectors as text.
+pub fn vector_literal(values: &[f32]) -> String {
+    let items: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    format!("[{}]", items.join(","))
 }
 
-fn non_empty(value: Option<&str>, what: &str) -> Result<String, InvalidJob> {
+fn non_empty(value: Option<&str>, what: &str) -> Result<String> {
     match value {
-        None => Err(InvalidJob(format!("{what} cannot be null"))),
-        Some(v) if v.trim().is_empty() => Err(InvalidJob(format!("{what} cannot be empty"))),
+        None => Err(Error::invalid(format!("{what} cannot be null"))),
+        Some(v) if v.trim().is_empty() => Err(Error::invalid(format!("{what} cannot be empty"))),
         Some(v) => Ok(v.to_string()),
     }
 }
@@ -297,13 +208,13 @@ fn use_cache(params: &Value) -> bool {
         .unwrap_or(true)
 }
 
-fn seed(params: &Value) -> Result<u32, InvalidJob> {
+fn seed(params: &Value) -> Result<Option<i64>> {
     match params.get("seed") {
-        None | Some(Value::Null) => Ok(DEFAULT_SEED),
+        None | Some(Value::Null) => Ok(None),
         Some(v) => v
-            .as_u64()
-            .and_then(|s| u32::try_from(s).ok())
-            .ok_or_else(|| InvalidJob(format!("seed must be a non-negative integer, got {v}"))),
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| Error::invalid(format!("seed must be a non-negative integer, got {v}"))),
     }
 }
 
@@ -320,14 +231,12 @@ mod tests {
             Some(&json!({"max_tokens": 7, "use_cache": true, "seed": 42})),
         )
         .unwrap();
-        let Job::Generate { params, model, .. } = &job else {
+        let Job::Generate(spec) = &job else {
             panic!("not a generation: {job:?}")
         };
-        assert_eq!(params.max_new_tokens, 7);
-        assert_eq!(params.seed, 42);
-        assert_eq!(params.temperature, 0.0);
-        assert_eq!(*model, None);
-        assert!(job.cache_key("sha").unwrap().starts_with("generate:"));
+        assert_eq!(spec.max_new_tokens, Some(7));
+        assert_eq!(spec.seed, Some(42));
+        assert_eq!(spec.model, None);
     }
 
     #[test]
@@ -335,15 +244,15 @@ mod tests {
         let from_params = Job::parse("embed", None, Some(&json!({"text_input": "x"}))).unwrap();
         let from_prompt = Job::parse("embed", Some("x"), None).unwrap();
         assert_eq!(from_params, from_prompt);
-        let passage = Job::parse("embed", Some("x"), Some(&json!({"mode": "passage"}))).unwrap();
-        assert_ne!(passage.cache_key("m"), from_prompt.cache_key("m"));
-        let uncached = Job::parse("embed", Some("x"), Some(&json!({"use_cache": false}))).unwrap();
-        assert_eq!(uncached.cache_key("m"), None);
     }
 
     #[test]
     fn bad_rows_are_permanent_errors_with_the_sql_texts() {
-        let err = |t: &str, p: Option<&str>, v: Value| Job::parse(t, p, Some(&v)).unwrap_err().0;
+        let err = |t: &str, p: Option<&str>, v: Value| {
+            let e = Job::parse(t, p, Some(&v)).unwrap_err();
+            assert!(e.is_permanent());
+            e.to_string()
+        };
         assert_eq!(err("generate", None, json!({})), "Prompt cannot be null");
         assert_eq!(
             err("generate", Some(" "), json!({})),
@@ -351,13 +260,8 @@ mod tests {
         );
         assert_eq!(err("embed", Some(""), json!({})), "Text cannot be empty");
         assert!(err("generate", Some("p"), json!({"max_tokens": 0})).contains("between 1 and 4096"));
-        assert!(err("generate", Some("p"), json!({"seed": -1})).contains("seed"));
-        assert!(err("embed", Some("p"), json!({"mode": "x"})).contains("mode"));
+        assert!(err("generate", Some("p"), json!({"seed": "x"})).contains("seed"));
         assert!(err("batch_embed", Some("p"), json!({})).contains("no handler"));
-        assert!(
-            err("generate_regex", Some("p"), json!({"pattern": "(a)\\1"}))
-                .contains("backreferences")
-        );
         assert_eq!(
             err("rerank", None, json!({"query": "q", "documents": []})),
             "Documents array cannot be empty"
@@ -365,26 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn structured_and_rerank_rows_parse() {
-        let job = Job::parse(
-            "generate_choice",
-            Some("p"),
-            Some(&json!({"choices": ["a", "b"], "max_tokens": 9})),
-        )
-        .unwrap();
-        assert!(
-            matches!(&job, Job::Structured { constraint: Constraint::Choice(c), params, .. } if c.len() == 2 && params.max_new_tokens == 9)
-        );
-        assert!(job.cache_key("m").unwrap().starts_with("structured:"));
-        let job = Job::parse(
-            "batch_rerank",
-            Some("q"),
-            Some(&json!({"query": "q", "documents": ["x"]})),
-        )
-        .unwrap();
-        assert!(
-            matches!(&job, Job::Rerank { task, return_scores: true, .. } if task == crate::rerank::DEFAULT_TASK)
-        );
+    fn rerank_results_are_jsonb_text() {
         let two = [("d".to_string(), 0.5), ("e\"".to_string(), 0.25)];
         assert_eq!(rerank_result(&two, true), r#"[["d", 0.5], ["e\"", 0.25]]"#);
         assert_eq!(rerank_result(&two, false), r#"["d", "e\""]"#);

@@ -1,42 +1,61 @@
-//! SteadyText in Rust: deterministic text generation and embeddings on llama.cpp.
+//! SteadyText in Rust: deterministic text generation, embeddings, structured output and
+//! reranking on llama.cpp.
 //!
 //! Same input, same output: greedy decoding at temperature 0, a seeded sampler above it, a
 //! fresh context per request, fixed batch sizes and pinned SIMD features (see
 //! [`build_info::fingerprint`]).
 //!
+//! Every route builds one typed [`Request`] with a [`request::Builder`] and runs it on an
+//! [`Executor`]: [`Local`] (this process), [`client::DaemonClient`] (the daemon), or either
+//! behind the daemon's cache ([`cached::Cached`]).
+//!
 //! ```no_run
-//! use steadytext::{Engine, GenerateParams, ModelChoice, Role, store::Fetch};
-//! let engine = Engine::global();
-//! let model = engine.model(&ModelChoice::default(), Role::Generation, Fetch::IfAllowed)?;
-//! let text = steadytext::generate(&model, "Write a haiku about PostgreSQL", &GenerateParams::default())?;
+//! use steadytext::request::{Builder, GenerateSpec};
+//! use steadytext::{execute, Local, Request};
+//! let request = Builder::default().generate(GenerateSpec {
+//!     prompt: "Write a haiku about PostgreSQL".into(),
+//!     max_new_tokens: Some(64),
+//!     ..GenerateSpec::default()
+//! })?;
+//! let output = execute::run(&Local::new(2), Request::Generate(request), false, &mut execute::Quiet)?;
+//! println!("{}", output.into_text()?);
 //! # Ok::<(), steadytext::Error>(())
 //! ```
 
 pub mod build_info;
 pub mod cache;
 pub mod cache_key;
+pub mod cached;
 pub mod chat;
 pub mod client;
 pub mod defaults;
 pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod execute;
 pub mod generate;
-pub mod grammar;
 pub mod jobs;
-pub mod params;
+pub mod local;
+pub mod model_ref;
+pub mod paths;
 pub mod protocol;
 pub mod registry;
+pub mod request;
 pub mod rerank;
+pub mod role;
 pub mod store;
+pub mod structured;
 pub mod text;
+pub mod user_defaults;
 
-pub use embed::{cosine, embed, embed_average, embed_batch, Embedding};
+pub use embed::{EmbedMode, Embedding};
 pub use engine::{Engine, Model};
-pub use error::{Error, Result};
-pub use generate::{
-    check_constraint, generate, generate_constrained, stream, stream_constrained, TokenStream,
-};
-pub use grammar::Constraint;
-pub use params::{validate_seed, EmbedMode, GenerateParams, DEFAULT_SEED, EMBEDDING_DIMENSION};
-pub use registry::{ModelChoice, ModelSource, Role};
+pub use error::{Error, ErrorKind, Result};
+pub use execute::{Execution, Executor, Output, Progress, Sink};
+pub use generate::GenerateParams;
+pub use local::Local;
+pub use model_ref::ModelRef;
+pub use registry::{ModelChoice, ModelSource};
+pub use request::Request;
+pub use role::Role;
+pub use structured::Constraint;

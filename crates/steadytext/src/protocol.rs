@@ -1,13 +1,23 @@
 //! SteadyText's daemon wire protocol: ZeroMQ, one JSON object per message.
 //!
 //! `{"method", "params", "id"}` → `{"id", "result", "error"}`. Methods: `ping`, `shutdown`,
-//! `generate`, `generate_iter`, `embed` (SteadyText's), and `cancel`, `stats`, `embed_batch`
-//! (new; old clients never see them). A stream answers with `{"result": {"token": piece}}`
-//! frames, each acknowledged by the client with the raw bytes `ACK`, and ends with the token
-//! `##STREAM_END##` (not acknowledged).
+//! `generate`, `generate_iter`, `embed`, `rerank` (SteadyText's), and `cancel`, `stats`,
+//! `embed_batch` (new; old clients never see them). A stream answers with `{"result": {"token":
+//! piece}}` frames, each acknowledged by the client with the raw bytes `ACK`, and ends with the
+//! token `##STREAM_END##` (not acknowledged).
+//!
+//! Additions old clients ignore: a request may carry `auth` (the daemon's token) and, in its
+//! parameters, `model_ref` and `use_cache` (see [`crate::request`]); an error reply carries
+//! `error_kind`, so the error keeps its kind across the wire; a result may carry `detail` (token
+//! counts, document indices).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::execute::{Detail, Output};
+use crate::generate::Summary;
+use crate::rerank::Scored;
 
 /// The token that ends a stream.
 pub const STREAM_END: &str = "##STREAM_END##";
@@ -20,7 +30,7 @@ pub const DEFAULT_HOST: &str = "127.0.0.1";
 
 /// A request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Request {
+pub struct Message {
     /// Method name.
     pub method: String,
     /// Method parameters (an object).
@@ -29,6 +39,9 @@ pub struct Request {
     /// Caller's id; echoed in the response, and the handle for `cancel`.
     #[serde(default)]
     pub id: String,
+    /// The daemon's token, for the methods only authorised clients may call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
 }
 
 /// A response.
@@ -40,6 +53,12 @@ pub struct Response {
     pub result: Value,
     /// What went wrong, if anything.
     pub error: Option<String>,
+    /// The error's kind (new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
+    /// More about the result (new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
 }
 
 impl Response {
@@ -49,173 +68,175 @@ impl Response {
             id: id.to_string(),
             result,
             error: None,
+            error_kind: None,
+            detail: None,
         }
     }
 
     /// A failed response.
-    pub fn err(id: &str, error: impl Into<String>) -> Self {
+    pub fn err(id: &str, error: &Error) -> Self {
         Response {
             id: id.to_string(),
             result: Value::Null,
-            error: Some(error.into()),
+            error: Some(error.to_string()),
+            error_kind: Some(error.kind()),
+            detail: None,
         }
     }
 
     /// One stream frame.
     pub fn token(id: &str, token: &str) -> Self {
-        Self::ok(id, serde_json::json!({ "token": token }))
+        Self::ok(id, json!({ "token": token }))
+    }
+
+    /// The result as a library value: the error with its kind (an error without a kind, from an
+    /// older daemon, counts as an inference error).
+    pub fn into_result(self) -> Result<(Value, Option<Value>)> {
+        match self.error {
+            Some(message) => Err(Error::new(
+                self.error_kind.unwrap_or(ErrorKind::Inference),
+                message,
+            )),
+            None => Ok((self.result, self.detail)),
+        }
     }
 }
 
-/// Parameters of `generate` and `generate_iter`, as SteadyText's client sends them (extra
-/// fields are ignored).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct GenerateRequest {
-    /// The prompt.
-    pub prompt: String,
-    /// Output budget; null means the library default.
-    #[serde(default)]
-    pub max_new_tokens: Option<usize>,
-    /// Sampler seed.
-    #[serde(default)]
-    pub seed: Option<i64>,
-    /// Temperature (0 = greedy).
-    #[serde(default)]
-    pub temperature: Option<f32>,
-    /// Extra stop string, `[EOS]` for none.
-    #[serde(default)]
-    pub eos_string: Option<String>,
-    /// Registry name or path.
-    #[serde(default)]
-    pub model: Option<String>,
-    /// Hugging Face repository.
-    #[serde(default)]
-    pub model_repo: Option<String>,
-    /// File in the repository.
-    #[serde(default)]
-    pub model_filename: Option<String>,
-    /// mini, small, large.
-    #[serde(default)]
-    pub size: Option<String>,
-    /// SteadyText's logprobs flag (always answered without logprobs, as SteadyText in practice).
-    #[serde(default)]
-    pub return_logprobs: bool,
-    /// Structured generation: a JSON schema the output must validate against.
-    #[serde(default)]
-    pub schema: Option<Value>,
-    /// Structured generation: a regular expression the output must match in full.
-    #[serde(default)]
-    pub regex: Option<String>,
-    /// Structured generation: the output is exactly one of these strings.
-    #[serde(default)]
-    pub choices: Option<Value>,
+/// The shape a method's result has on the wire.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape<'a> {
+    /// `generate`: the text.
+    Text,
+    /// `embed`: one vector.
+    Vector,
+    /// `embed_batch`: a list of vectors.
+    Vectors,
+    /// `rerank`: `[[doc, score], ...]`, or `[doc, ...]` without scores.
+    Ranked {
+        /// The request's documents.
+        documents: &'a [String],
+        /// Whether scores are wanted.
+        return_scores: bool,
+    },
 }
 
-impl GenerateRequest {
-    /// The structured-generation constraint, if the request has one (at most one is allowed).
-    pub fn constraint(&self) -> Result<Option<crate::Constraint>, String> {
-        use crate::Constraint;
-        let mut found = Vec::new();
-        if let Some(schema) = &self.schema {
-            found.push(Constraint::Json(schema.clone()));
+/// How a method answers, for SteadyText's clients, plus the detail this library's clients read.
+pub fn encode(output: &Output, shape: Shape<'_>) -> (Value, Detail) {
+    match (output, shape) {
+        (Output::Text { text, summary }, _) => (
+            Value::from(text.as_str()),
+            Detail {
+                summary: Some(*summary),
+                ..Detail::default()
+            },
+        ),
+        (Output::Embeddings(vectors), Shape::Vector) => (
+            vectors.first().map_or(Value::Null, |v| json!(v)),
+            Detail::default(),
+        ),
+        (Output::Embeddings(vectors), _) => (json!(vectors), Detail::default()),
+        (Output::Ranked(scored), shape) => {
+            let (documents, return_scores) = match shape {
+                Shape::Ranked {
+                    documents,
+                    return_scores,
+                } => (documents, return_scores),
+                _ => (&[][..], true),
+            };
+            let items: Vec<Value> = scored
+                .iter()
+                .map(|s| {
+                    let doc = documents.get(s.index).map_or("", String::as_str);
+                    if return_scores {
+                        json!([doc, s.score])
+                    } else {
+                        json!(doc)
+                    }
+                })
+                .collect();
+            (
+                Value::Array(items),
+                Detail {
+                    ranked: Some(scored.clone()),
+                    ..Detail::default()
+                },
+            )
         }
-        if let Some(regex) = &self.regex {
-            found.push(Constraint::Regex(regex.clone()));
-        }
-        if let Some(choices) = &self.choices {
-            let list: Vec<String> = serde_json::from_value(choices.clone())
-                .map_err(|_| "choices must be a list of strings".to_string())?;
-            found.push(Constraint::Choice(list));
-        }
-        if found.len() > 1 {
-            return Err("only one of schema, regex and choices may be given".into());
-        }
-        Ok(found.pop())
     }
 }
 
-/// The JSON parameters of a `generate` request for `prompt` under `params` (the fields
-/// [`GenerateRequest`] reads back), with `model` a registry name or a path.
-pub fn generate_params(
-    prompt: &str,
-    params: &crate::GenerateParams,
-    model: Option<&std::path::Path>,
-) -> Value {
-    serde_json::json!({
-        "prompt": prompt,
-        "max_new_tokens": params.max_new_tokens,
-        "seed": params.seed,
-        "temperature": params.temperature,
-        "eos_string": params.eos_string,
-        "model": model,
-    })
-}
-
-/// Adds `constraint` to a `generate` request's JSON parameters as the field
-/// [`GenerateRequest::constraint`] reads back (`schema`, `regex` or `choices`).
-pub fn set_constraint(request: &mut Value, constraint: &crate::Constraint) {
-    use crate::Constraint;
-    let (field, value) = match constraint {
-        Constraint::Json(schema) => ("schema", schema.clone()),
-        Constraint::Regex(pattern) => ("regex", Value::from(pattern.as_str())),
-        Constraint::Choice(choices) => ("choices", Value::from(choices.clone())),
+/// What a result means, the other way round. Anything that does not have the expected shape is
+/// a protocol error, never an empty value.
+pub fn decode_text(result: Value, detail: Option<Value>) -> Result<Output> {
+    let Value::String(text) = result else {
+        return Err(Error::protocol(format!(
+            "the daemon answered a generation with {result}, not text"
+        )));
     };
-    request[field] = value;
+    let summary = detail
+        .and_then(|d| serde_json::from_value::<Detail>(d).ok())
+        .and_then(|d| d.summary)
+        .unwrap_or_else(Summary::default);
+    Ok(Output::Text { text, summary })
 }
 
-/// Parameters of `rerank`, as SteadyText's client sends them.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RerankRequest {
-    /// The query.
-    pub query: String,
-    /// A string or a list of strings.
-    pub documents: Value,
-    /// The instruction; SteadyText's default when absent.
-    #[serde(default)]
-    pub task: Option<String>,
-    /// `[[doc, score], ...]` when true (the default), `[doc, ...]` otherwise.
-    #[serde(default)]
-    pub return_scores: Option<bool>,
-    /// Accepted and ignored: scores come from logits, not sampling.
-    #[serde(default)]
-    pub seed: Option<i64>,
-    /// Registry name or path of the reranking model.
-    #[serde(default)]
-    pub model: Option<String>,
+/// Vectors from an `embed_batch` result (a list of lists of numbers).
+pub fn decode_embeddings(result: Value) -> Result<Output> {
+    serde_json::from_value::<Vec<Vec<f32>>>(result)
+        .map(Output::Embeddings)
+        .map_err(|e| Error::protocol(format!("the daemon answered embeddings with {e}")))
 }
 
-/// Parameters of `embed`: one text, or a list (averaged into one vector, as SteadyText).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct EmbedRequest {
-    /// A string or a list of strings.
-    pub text_input: Value,
-    /// Accepted and ignored: the seed does not change local embeddings.
-    #[serde(default)]
-    pub seed: Option<i64>,
-    /// Registry name or path.
-    #[serde(default)]
-    pub model: Option<String>,
-    /// `query` or `passage` (SteadyText's daemon ignored it; this one does not).
-    #[serde(default)]
-    pub mode: Option<String>,
+/// Scores from a `rerank` result: the detail's indices when there (this daemon), else the
+/// documents matched back to their positions (SteadyText's daemon).
+pub fn decode_ranked(result: Value, detail: Option<Value>, documents: &[String]) -> Result<Output> {
+    if let Some(ranked) = detail
+        .and_then(|d| serde_json::from_value::<Detail>(d).ok())
+        .and_then(|d| d.ranked)
+    {
+        return Ok(Output::Ranked(ranked));
+    }
+    let pairs: Vec<(String, f64)> = serde_json::from_value(result)
+        .map_err(|e| Error::protocol(format!("the daemon answered a reranking with {e}")))?;
+    let mut used = vec![false; documents.len()];
+    let mut scored = Vec::with_capacity(pairs.len());
+    for (doc, score) in pairs {
+        let index = (0..documents.len())
+            .find(|&i| !used[i] && documents[i] == doc)
+            .ok_or_else(|| Error::protocol(format!("the daemon ranked an unknown document {doc:?}")))?;
+        used[index] = true;
+        scored.push(Scored { index, score });
+    }
+    Ok(Output::Ranked(scored))
 }
 
-/// Parameters of `embed_batch`: one vector per text.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct EmbedBatchRequest {
-    /// The texts.
-    pub texts: Vec<String>,
-    /// Registry name or path.
-    #[serde(default)]
-    pub model: Option<String>,
-    /// `query` or `passage`.
-    #[serde(default)]
-    pub mode: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Parameters of `cancel`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CancelRequest {
-    /// The id of the request to stop.
-    pub request_id: String,
+    #[test]
+    fn errors_keep_their_kind_and_text_across_the_wire() {
+        let e = Error::context_length(5000, 2048);
+        let wire = serde_json::to_string(&Response::err("1", &e)).unwrap();
+        let back: Response = serde_json::from_str(&wire).unwrap();
+        let again = back.into_result().unwrap_err();
+        assert_eq!(again, e);
+        let old: Response =
+            serde_json::from_str(r#"{"id":"1","result":null,"error":"boom"}"#).unwrap();
+        assert_eq!(old.into_result().unwrap_err().kind(), ErrorKind::Inference);
+    }
+
+    #[test]
+    fn malformed_results_are_errors() {
+        assert!(decode_text(json!(null), None).is_err());
+        assert!(decode_embeddings(json!("x")).is_err());
+        let docs = vec!["a".to_string(), "a".to_string(), "b".to_string()];
+        let Output::Ranked(r) =
+            decode_ranked(json!([["b", 0.9], ["a", 0.5], ["a", 0.5]]), None, &docs).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(r.iter().map(|s| s.index).collect::<Vec<_>>(), vec![2, 0, 1]);
+        assert!(decode_ranked(json!([["z", 0.1]]), None, &docs).is_err());
+    }
 }

@@ -5,27 +5,9 @@
 
 use std::path::PathBuf;
 
-/// What a model is used for; each role has its own defaults and environment overrides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    /// Text generation, structured output.
-    Generation,
-    /// Embeddings.
-    Embedding,
-    /// Reranking.
-    Reranking,
-}
-
-impl Role {
-    /// Upper-case name used in environment variables (`STEADYTEXT_<ROLE>_MODEL_REPO`).
-    pub fn env_name(self) -> &'static str {
-        match self {
-            Role::Generation => "GENERATION",
-            Role::Embedding => "EMBEDDING",
-            Role::Reranking => "RERANKING",
-        }
-    }
-}
+use crate::error::{Error, Result};
+use crate::paths::expand_home;
+pub use crate::role::Role;
 
 /// One registry entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,36 +77,45 @@ pub const REGISTRY: &[ModelSpec] = &[
     },
 ];
 
-/// Context window for models outside the registry.
-pub const DEFAULT_N_CTX: u32 = 4096;
-
 /// Looks a registry name up.
 pub fn spec(name: &str) -> Option<&'static ModelSpec> {
     REGISTRY.iter().find(|s| s.name == name)
 }
 
-/// SteadyText's size shortcuts for generation.
-pub fn size_to_model(size: &str) -> Option<&'static ModelSpec> {
-    match size {
-        "mini" => spec("gemma-mini-270m"),
-        "small" => spec("qwen3-4b"),
-        "large" => spec("qwen3-30b"),
-        _ => None,
-    }
+/// The generation sizes and the registry models they stand for (SteadyText's `SIZE_TO_MODEL`).
+pub const SIZES: [(&str, &str); 3] = [
+    ("mini", "gemma-mini-270m"),
+    ("small", "qwen3-4b"),
+    ("large", "qwen3-30b"),
+];
+
+/// The model a generation size stands for; an error listing the sizes for any other value.
+pub fn size_to_model(size: &str) -> Result<&'static ModelSpec> {
+    SIZES
+        .iter()
+        .find(|(name, _)| *name == size)
+        .and_then(|(_, model)| spec(model))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "size must be one of mini, small, large, got '{size}'"
+            ))
+        })
 }
 
 /// Where a model comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
-    /// A GGUF file on disk.
+    /// A GGUF file named by its path.
     Path(PathBuf),
-    /// A file of a Hugging Face repository, cached under the models directory.
+    /// A GGUF file in the models directory, named by its file name.
+    File(String),
+    /// A file of a Hugging Face repository, kept in the models directory.
     Hub {
         /// Repository.
         repo: String,
         /// File name.
         filename: String,
-        /// Context window to use.
+        /// Context window the registry gives it.
         n_ctx: Option<u32>,
     },
 }
@@ -138,11 +129,33 @@ impl ModelSource {
         }
     }
 
+    fn hub(repo: String, filename: String) -> Self {
+        let n_ctx = REGISTRY
+            .iter()
+            .find(|s| s.repo == repo && s.filename == filename)
+            .map(|s| s.n_ctx);
+        ModelSource::Hub {
+            repo,
+            filename,
+            n_ctx,
+        }
+    }
+
     /// Context window SteadyText's registry gives this source, if any.
     pub fn registry_n_ctx(&self) -> Option<u32> {
         match self {
             ModelSource::Hub { n_ctx, .. } => *n_ctx,
-            ModelSource::Path(_) => None,
+            _ => None,
+        }
+    }
+
+    /// Whether this is a file of the registry (the only files downloaded).
+    pub fn in_registry(&self) -> bool {
+        match self {
+            ModelSource::Hub { repo, filename, .. } => REGISTRY
+                .iter()
+                .any(|s| &s.repo == repo && &s.filename == filename),
+            _ => false,
         }
     }
 }
@@ -150,7 +163,7 @@ impl ModelSource {
 /// A caller's model choice; every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ModelChoice {
-    /// A registry name or a path to a GGUF file.
+    /// A registry name, a GGUF file name in the models directory, or a path to a GGUF file.
     pub model: Option<String>,
     /// Hugging Face repository (needs `filename`).
     pub repo: Option<String>,
@@ -160,19 +173,23 @@ pub struct ModelChoice {
     pub size: Option<String>,
 }
 
+impl ModelChoice {
+    /// A choice of `model` alone.
+    pub fn named(model: Option<&str>) -> Self {
+        ModelChoice {
+            model: model.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    /// Whether nothing was chosen.
+    pub fn is_empty(&self) -> bool {
+        self.model.is_none() && self.repo.is_none() && self.filename.is_none() && self.size.is_none()
+    }
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-fn looks_like_path(model: &str) -> bool {
-    model.ends_with(".gguf") || model.contains('/') || model.starts_with('~')
-}
-
-fn expand_home(path: &str) -> PathBuf {
-    match path.strip_prefix("~/") {
-        Some(rest) => crate::store::home_dir().join(rest),
-        None => PathBuf::from(path),
-    }
 }
 
 /// Whether `STEADYTEXT_USE_MINI_MODELS` asks for the mini set (case-insensitive `true`).
@@ -182,36 +199,28 @@ pub fn use_mini_models() -> bool {
 
 /// The role's default source: `STEADYTEXT_<ROLE>_MODEL`, else the `_REPO`/`_FILENAME`
 /// overrides, else the user's saved default (`st models default`), else the registry's.
-pub fn default_source(role: Role) -> ModelSource {
+pub fn default_source(role: Role) -> Result<ModelSource> {
     let r = role.env_name();
     if let Some(model) = env(&format!("STEADYTEXT_{r}_MODEL")) {
-        if let Some(source) = named_source(&model, role) {
-            return source;
-        }
+        return named_source(&model, role);
     }
     let base = default_spec(role);
     let repo = env(&format!("STEADYTEXT_{r}_MODEL_REPO"));
     let filename = env(&format!("STEADYTEXT_{r}_MODEL_FILENAME"));
     if repo.is_none() && filename.is_none() {
-        let saved = crate::defaults::load().get(role).map(str::to_string);
-        return saved
-            .and_then(|model| named_source(&model, role))
-            .unwrap_or_else(|| ModelSource::from_spec(base));
+        return match crate::user_defaults::load().get(role) {
+            Some(model) => named_source(model, role),
+            None => Ok(ModelSource::from_spec(base)),
+        };
     }
-    let repo = repo.unwrap_or_else(|| base.repo.to_string());
-    let filename = filename.unwrap_or_else(|| base.filename.to_string());
-    let n_ctx = REGISTRY
-        .iter()
-        .find(|s| s.repo == repo && s.filename == filename)
-        .map(|s| s.n_ctx);
-    ModelSource::Hub {
-        repo,
-        filename,
-        n_ctx,
-    }
+    Ok(ModelSource::hub(
+        repo.unwrap_or_else(|| base.repo.to_string()),
+        filename.unwrap_or_else(|| base.filename.to_string()),
+    ))
 }
 
-fn default_spec(role: Role) -> &'static ModelSpec {
+/// The registry model a role uses when nothing names one (SteadyText's defaults).
+pub fn default_spec(role: Role) -> &'static ModelSpec {
     let mini = use_mini_models();
     let name = match role {
         Role::Generation if mini => "gemma-mini-270m",
@@ -227,38 +236,45 @@ fn default_spec(role: Role) -> &'static ModelSpec {
     spec(name).expect("default models are in the registry")
 }
 
-fn named_source(model: &str, role: Role) -> Option<ModelSource> {
+/// A model string: a registry name, a path (with a `/` or starting with `~`), or a `.gguf` file
+/// name in the models directory. Anything else is an error that names the registry models.
+pub fn named_source(model: &str, role: Role) -> Result<ModelSource> {
+    let model = model.trim();
     if let Some(spec) = spec(model) {
-        return Some(ModelSource::from_spec(spec));
+        return Ok(ModelSource::from_spec(spec));
     }
-    if looks_like_path(model) {
-        return Some(ModelSource::Path(expand_home(model)));
+    if model.contains('/') || model.starts_with('~') {
+        return Ok(ModelSource::Path(expand_home(model)));
     }
-    tracing::warn!(model, ?role, "unknown model name; using the default model");
-    None
+    if model.ends_with(".gguf") {
+        return Ok(ModelSource::File(model.to_string()));
+    }
+    let names: Vec<&str> = REGISTRY
+        .iter()
+        .filter(|s| s.role == role)
+        .map(|s| s.name)
+        .collect();
+    Err(Error::invalid(format!(
+        "unknown {} model '{model}': use a registry name ({}), a .gguf file name in the models \
+         directory, or a path",
+        role.as_str(),
+        names.join(", ")
+    )))
 }
 
-/// Resolves a choice for `role`, following SteadyText's precedence. Unknown names and sizes
-/// fall back to the default with a warning, as SteadyText does.
-pub fn resolve(choice: &ModelChoice, role: Role) -> ModelSource {
+/// Resolves a choice for `role`, following SteadyText's precedence: repo and filename, then the
+/// model name, then the size, then the defaults.
+pub fn resolve(choice: &ModelChoice, role: Role) -> Result<ModelSource> {
     if let (Some(repo), Some(filename)) = (&choice.repo, &choice.filename) {
-        let n_ctx = REGISTRY
-            .iter()
-            .find(|s| s.repo == repo && s.filename == filename)
-            .map(|s| s.n_ctx);
-        return ModelSource::Hub {
-            repo: repo.clone(),
-            filename: filename.clone(),
-            n_ctx,
-        };
+        return Ok(ModelSource::hub(repo.clone(), filename.clone()));
     }
-    if let Some(source) = choice.model.as_deref().and_then(|m| named_source(m, role)) {
-        return source;
+    if let Some(model) = choice.model.as_deref().filter(|m| !m.trim().is_empty()) {
+        return named_source(model, role);
     }
     if let Some(size) = choice.size.as_deref() {
-        match size_to_model(size) {
-            Some(spec) if role == Role::Generation => return ModelSource::from_spec(spec),
-            _ => tracing::warn!(size, "unknown size; using the default model"),
+        let spec = size_to_model(size)?;
+        if role == Role::Generation {
+            return Ok(ModelSource::from_spec(spec));
         }
     }
     default_source(role)
@@ -277,7 +293,7 @@ mod tests {
             size: Some("mini".into()),
         };
         assert_eq!(
-            resolve(&both, Role::Generation),
+            resolve(&both, Role::Generation).unwrap(),
             ModelSource::Hub {
                 repo: "a/b".into(),
                 filename: "c.gguf".into(),
@@ -290,7 +306,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            resolve(&name, Role::Generation),
+            resolve(&name, Role::Generation).unwrap(),
             ModelSource::from_spec(spec("qwen3-30b").unwrap())
         );
         let size = ModelChoice {
@@ -298,28 +314,38 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            resolve(&size, Role::Generation),
+            resolve(&size, Role::Generation).unwrap(),
             ModelSource::from_spec(spec("gemma-mini-270m").unwrap())
         );
     }
 
     #[test]
-    fn paths_are_paths() {
-        let choice = ModelChoice {
-            model: Some("/models/x.gguf".into()),
-            ..Default::default()
-        };
+    fn paths_files_and_names() {
+        let path = ModelChoice::named(Some("/models/x.gguf"));
         assert_eq!(
-            resolve(&choice, Role::Embedding),
+            resolve(&path, Role::Embedding).unwrap(),
             ModelSource::Path("/models/x.gguf".into())
         );
+        let file = ModelChoice::named(Some("x.gguf"));
+        assert_eq!(
+            resolve(&file, Role::Embedding).unwrap(),
+            ModelSource::File("x.gguf".into())
+        );
+        let unknown = resolve(&ModelChoice::named(Some("gpt-5")), Role::Generation).unwrap_err();
+        assert!(unknown.to_string().contains("qwen3-4b"), "{unknown}");
     }
 
     #[test]
-    fn sizes_map_like_steadytext() {
+    fn sizes_map_like_steadytext_and_others_are_refused() {
         assert_eq!(size_to_model("mini").unwrap().name, "gemma-mini-270m");
         assert_eq!(size_to_model("small").unwrap().name, "qwen3-4b");
         assert_eq!(size_to_model("large").unwrap().name, "qwen3-30b");
-        assert!(size_to_model("medium").is_none());
+        let e = size_to_model("huge").unwrap_err();
+        assert_eq!(e.to_string(), "size must be one of mini, small, large, got 'huge'");
+        let huge = ModelChoice {
+            size: Some("huge".into()),
+            ..Default::default()
+        };
+        assert!(resolve(&huge, Role::Generation).is_err());
     }
 }

@@ -7,12 +7,10 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 
-use crate::engine::{default_threads, Model, N_BATCH};
-use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
 
-/// The task when the caller gives none (SteadyText's default).
-pub const DEFAULT_TASK: &str =
-    "Given a web search query, retrieve relevant passages that answer the query";
+use crate::engine::{Model, N_BATCH};
+use crate::error::{Error, Result};
 
 /// SteadyText's prompt, verbatim (its own variant of Qwen3-Reranker's format).
 pub fn prompt(query: &str, document: &str, task: &str) -> String {
@@ -25,7 +23,7 @@ pub fn prompt(query: &str, document: &str, task: &str) -> String {
 }
 
 /// A document's score.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Scored {
     /// Index of the document in the input.
     pub index: usize,
@@ -39,9 +37,10 @@ pub fn rerank(
     query: &str,
     documents: &[&str],
     task: &str,
-    threads: Option<i32>,
+    n_ctx: u32,
+    threads: i32,
 ) -> Result<Vec<Scored>> {
-    let mut scorer = QueryScorer::new(model, query, task, threads)?;
+    let mut scorer = QueryScorer::new(model, query, task, n_ctx, threads)?;
     let mut scored = Vec::with_capacity(documents.len());
     for (index, document) in documents.iter().enumerate() {
         let score = scorer.score(document)?;
@@ -52,7 +51,7 @@ pub fn rerank(
 }
 
 /// Best first; a stable sort, so ties keep the input order.
-fn sort(scored: &mut [Scored]) {
+pub fn sort(scored: &mut [Scored]) {
     scored.sort_by(|a, b| b.score.total_cmp(&a.score));
 }
 
@@ -67,6 +66,7 @@ pub struct QueryScorer<'m> {
     query: String,
     task: String,
     threads: i32,
+    window: u32,
     yes: Vec<LlamaToken>,
     no: Vec<LlamaToken>,
     /// The shared prompt's tokens (starting with BOS when the model adds one).
@@ -77,8 +77,8 @@ pub struct QueryScorer<'m> {
 }
 
 impl<'m> QueryScorer<'m> {
-    /// A scorer for `query` under `task`; `threads` defaults to all cores.
-    pub fn new(model: &'m Model, query: &str, task: &str, threads: Option<i32>) -> Result<Self> {
+    /// A scorer for `query` under `task` with a window of `n_ctx` tokens (capped at the model's).
+    pub fn new(model: &'m Model, query: &str, task: &str, n_ctx: u32, threads: i32) -> Result<Self> {
         let (yes, no) = answer_tokens(model)?;
         let vocab = model.llama.vocab();
         // Up to "Document:" without the space: BPE tokenizers start the document's first word
@@ -91,7 +91,8 @@ impl<'m> QueryScorer<'m> {
             model,
             query: query.to_string(),
             task: task.to_string(),
-            threads: threads.unwrap_or_else(default_threads),
+            threads,
+            window: model.window(n_ctx),
             yes,
             no,
             prefix: vocab.tokenize(shared.as_bytes(), vocab.should_add_bos(), true),
@@ -104,14 +105,8 @@ impl<'m> QueryScorer<'m> {
         let vocab = self.model.llama.vocab();
         let full = prompt(&self.query, document, &self.task);
         let tokens = vocab.tokenize(full.as_bytes(), vocab.should_add_bos(), true);
-        let n_ctx = self.model.n_ctx() as usize;
-        if tokens.len() >= n_ctx {
-            return Err(Error::ContextLengthExceeded {
-                input_tokens: tokens.len(),
-                max_input_tokens: n_ctx - 1,
-                n_ctx: self.model.n_ctx(),
-                max_new_tokens: 1,
-            });
+        if tokens.len() >= self.window as usize {
+            return Err(Error::context_length(tokens.len(), self.window));
         }
         self.make_room(tokens.len())?;
         let Self {
@@ -154,7 +149,7 @@ impl<'m> QueryScorer<'m> {
 
     /// Makes the context (or remakes it larger, with an empty cache) so `needed` tokens fit.
     fn make_room(&mut self, needed: usize) -> Result<()> {
-        let cells = ((needed as u32 + 1).div_ceil(256) * 256).min(self.model.n_ctx());
+        let cells = ((needed as u32 + 1).div_ceil(256) * 256).min(self.window);
         if self.ctx.as_ref().is_none_or(|(c, _)| c.n_ctx() < cells) {
             self.ctx = Some((self.model.context(cells, self.threads, false)?, false));
         }
@@ -178,10 +173,10 @@ fn decode(
             let last = logits && c + 1 == chunks.len() && i + 1 == chunk.len();
             batch
                 .add(token, (start + c * N_BATCH as usize + i) as i32, &[0], last)
-                .map_err(|e| Error::Inference(e.to_string()))?;
+                .map_err(|e| Error::inference(e.to_string()))?;
         }
         ctx.decode(&mut batch)
-            .map_err(|e| Error::Inference(format!("reranking failed: {e}")))?;
+            .map_err(|e| Error::inference(format!("reranking failed: {e}")))?;
     }
     Ok(batch.n_tokens() - 1)
 }
@@ -190,7 +185,7 @@ fn decode(
 fn clear(ctx: &mut LlamaContext, from: usize) -> Result<()> {
     ctx.clear_kv_cache_seq(Some(0), Some(from as u32), None)
         .map(|_| ())
-        .map_err(|e| Error::Inference(format!("reranking failed: {e}")))
+        .map_err(|e| Error::inference(format!("reranking failed: {e}")))
 }
 
 /// The first tokens of "yes"/"Yes" and of "no"/"No" (a model may answer in either case; a
@@ -204,7 +199,7 @@ fn answer_tokens(model: &Model) -> Result<(Vec<LlamaToken>, Vec<LlamaToken>)> {
                 .tokenize(word.as_bytes(), false, false)
                 .first()
                 .copied()
-                .ok_or_else(|| Error::Inference(format!("the model cannot tokenize '{word}'")))?;
+                .ok_or_else(|| Error::inference(format!("the model cannot tokenize '{word}'")))?;
             if !tokens.contains(&token) {
                 tokens.push(token);
             }

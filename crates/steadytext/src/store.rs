@@ -12,45 +12,10 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
-use crate::registry::{ModelSource, Role};
-
-/// The user's home directory (`$HOME`, or `/` when unset).
-pub fn home_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
-}
-
-/// SteadyText's cache root: `$XDG_CACHE_HOME/steadytext` or `~/.cache/steadytext`.
-pub fn cache_root() -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home_dir().join(".cache"))
-        .join("steadytext")
-}
-
-static MODELS_DIR_OVERRIDE: std::sync::RwLock<Option<PathBuf>> = std::sync::RwLock::new(None);
-
-/// Sets the models directory for this process, ahead of the environment (the extension's
-/// `steadytext.models_dir` setting). `None` restores the default.
-pub fn set_models_dir(dir: Option<PathBuf>) {
-    *MODELS_DIR_OVERRIDE.write().unwrap() = dir;
-}
-
-/// Where model files are kept: the process override, `$STEADYTEXT_MODELS_DIR`, else
-/// `<cache root>/models`.
-pub fn models_dir() -> PathBuf {
-    if let Some(dir) = MODELS_DIR_OVERRIDE.read().unwrap().clone() {
-        return dir;
-    }
-    std::env::var_os("STEADYTEXT_MODELS_DIR")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_root().join("models"))
-}
+use crate::error::{Error, ErrorKind, Result};
+use crate::paths::{cache_root, models_dir};
+use crate::registry::ModelSource;
+use crate::role::Role;
 
 /// Whether downloads are allowed (`STEADYTEXT_ALLOW_MODEL_DOWNLOADS`, default true as in
 /// SteadyText's code).
@@ -69,30 +34,77 @@ pub fn downloads_allowed() -> bool {
 pub enum Fetch {
     /// Only use what is on disk.
     LocalOnly,
-    /// Download when allowed by the environment.
+    /// Download a registry model when the environment allows.
     IfAllowed,
 }
 
-/// The local path of `source`, downloading it first when it is missing and `fetch` permits.
+/// Who may name which files. Checked on the names alone, before any file is touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathPolicy {
+    /// Any path (superusers, the operator's own settings, the command line).
+    Any,
+    /// Registry models and file names inside the models directory only: no `/`, no `..`.
+    ModelsDirOnly,
+}
+
+/// Checks `source` against `policy` without touching the file system.
+pub fn check_policy(source: &ModelSource, policy: PathPolicy) -> Result<()> {
+    let refuse = |what: &str| {
+        Err(Error::forbidden(format!(
+            "{what}: only superusers may name model files by path; name a registry model \
+             (st models list) or a .gguf file in the models directory"
+        )))
+    };
+    let plain = |name: &str| !name.contains('/') && !name.contains('\\') && !name.contains("..");
+    match (source, policy) {
+        (ModelSource::Hub { filename, .. }, _) if filename.contains("..") || filename.starts_with('/') => {
+            refuse(&format!("model file name '{filename}'"))
+        }
+        (_, PathPolicy::Any) => Ok(()),
+        (ModelSource::Path(path), PathPolicy::ModelsDirOnly) => {
+            refuse(&format!("model path '{}'", path.display()))
+        }
+        (ModelSource::File(name), PathPolicy::ModelsDirOnly) if !plain(name) => {
+            refuse(&format!("model file name '{name}'"))
+        }
+        (ModelSource::Hub { filename, .. }, PathPolicy::ModelsDirOnly) if !plain(filename) => {
+            refuse(&format!("model file name '{filename}'"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The local path of `source`, downloading it first when it is a registry model that is missing
+/// and `fetch` permits. Call [`check_policy`] first.
 pub fn locate(source: &ModelSource, role: Role, fetch: Fetch) -> Result<PathBuf> {
+    let dir = models_dir();
     match source {
         ModelSource::Path(path) if path.is_file() => Ok(path.clone()),
-        ModelSource::Path(path) => Err(Error::ModelPathMissing(path.clone())),
+        ModelSource::Path(path) => Err(Error::new(
+            ErrorKind::ModelMissing,
+            format!("model file {} does not exist", path.display()),
+        )),
+        ModelSource::File(name) => {
+            let path = dir.join(name);
+            if path.is_file() {
+                return Ok(path);
+            }
+            Err(Error::new(
+                ErrorKind::ModelMissing,
+                format!("model file {name} is not in the models directory {}", dir.display()),
+            ))
+        }
         ModelSource::Hub { repo, filename, .. } => {
-            let dir = models_dir();
             let local = dir.join(filename);
             if local.is_file() {
                 return Ok(local);
             }
-            let missing = |reason: &str| Error::ModelMissing {
-                role: role.env_name().to_string(),
-                repo: repo.clone(),
-                filename: filename.clone(),
-                dir: dir.clone(),
-                reason: reason.to_string(),
-            };
+            let missing = |reason: &str| missing_model(role, repo, filename, &dir, reason);
             match fetch {
-                Fetch::LocalOnly => Err(missing("this call does not download")),
+                Fetch::LocalOnly => Err(missing("downloads are off here")),
+                Fetch::IfAllowed if !source.in_registry() => {
+                    Err(missing("only registry models are downloaded"))
+                }
                 Fetch::IfAllowed if !downloads_allowed() => Err(missing(
                     "STEADYTEXT_ALLOW_MODEL_DOWNLOADS=false forbids downloading it",
                 )),
@@ -101,6 +113,19 @@ pub fn locate(source: &ModelSource, role: Role, fetch: Fetch) -> Result<PathBuf>
             }
         }
     }
+}
+
+fn missing_model(role: Role, repo: &str, filename: &str, dir: &Path, reason: &str) -> Error {
+    Error::new(
+        ErrorKind::ModelMissing,
+        format!(
+            "model file {filename} (Hugging Face repo {repo}) is not in {} and {reason}; download \
+             it with `st models download` on a machine with network access and copy it there, or \
+             choose another {} model",
+            dir.display(),
+            role.as_str()
+        ),
+    )
 }
 
 /// Downloads `repo/filename` into `dir` with a progress bar; an interrupted download resumes.
@@ -232,6 +257,32 @@ fn hash_file(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_refuses_paths_for_the_restricted_before_touching_files() {
+        let restricted = PathPolicy::ModelsDirOnly;
+        for source in [
+            ModelSource::Path("/etc/passwd".into()),
+            ModelSource::File("../../etc/passwd".into()),
+            ModelSource::File("a/b.gguf".into()),
+            ModelSource::Hub {
+                repo: "x/y".into(),
+                filename: "../z.gguf".into(),
+                n_ctx: None,
+            },
+        ] {
+            let e = check_policy(&source, restricted).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Forbidden, "{source:?}");
+        }
+        assert!(check_policy(&ModelSource::File("m.gguf".into()), restricted).is_ok());
+        assert!(check_policy(&ModelSource::Path("/etc/passwd".into()), PathPolicy::Any).is_ok());
+        let up = ModelSource::Hub {
+            repo: "x/y".into(),
+            filename: "../z.gguf".into(),
+            n_ctx: None,
+        };
+        assert!(check_policy(&up, PathPolicy::Any).is_err());
+    }
 
     #[test]
     fn sha256_matches_known_value() {

@@ -26,11 +26,17 @@ impl Utf8Assembler {
         String::from_utf8(done).expect("validated above")
     }
 
-    /// Returns whatever is left, with an incomplete tail replaced by U+FFFD.
+    /// Returns whatever is left, without an incomplete trailing character: when the token budget
+    /// cuts a character in half, its first bytes are dropped (on every route alike), never turned
+    /// into U+FFFD.
     pub fn finish(&mut self) -> String {
-        let text = String::from_utf8_lossy(&self.pending).into_owned();
-        self.pending.clear();
-        text
+        let pending = std::mem::take(&mut self.pending);
+        let complete = match std::str::from_utf8(&pending) {
+            Ok(_) => pending.len(),
+            Err(e) if e.error_len().is_none() => e.valid_up_to(),
+            Err(_) => pending.len(),
+        };
+        String::from_utf8_lossy(&pending[..complete]).into_owned()
     }
 }
 
@@ -116,6 +122,16 @@ mod tests {
         }
         out.push_str(&a.finish());
         assert_eq!(out, "é€😀");
+    }
+
+    #[test]
+    fn a_character_cut_by_the_budget_is_dropped() {
+        let mut a = Utf8Assembler::default();
+        let star = "🌟".as_bytes();
+        assert_eq!(a.push(b"ok "), "ok ");
+        assert_eq!(a.push(&star[..2]), "");
+        assert_eq!(a.finish(), "");
+        assert_eq!(a.push(star), "🌟");
     }
 
     #[test]

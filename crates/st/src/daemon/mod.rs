@@ -1,52 +1,99 @@
 //! `st daemon run|start|stop|status|restart`: the daemon and its process management.
 
+mod inference;
+mod process;
 mod server;
-mod worker;
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use steadytext::client::{self, DaemonClient};
+use steadytext::defaults::Limits;
 use steadytext::protocol;
+use steadytext::request::Builder;
+use steadytext::store::{Fetch, PathPolicy};
 
 /// Where the daemon listens.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Endpoint {
+    /// A whole ZeroMQ endpoint, `ipc:///path/to/daemon.sock` or `tcp://host:port`
+    /// (STEADYTEXT_DAEMON_ENDPOINT); overrides --host and --port.
+    #[arg(long, env = "STEADYTEXT_DAEMON_ENDPOINT")]
+    endpoint: Option<String>,
     /// Host to bind or reach (STEADYTEXT_DAEMON_HOST; loopback by default).
     #[arg(long, env = "STEADYTEXT_DAEMON_HOST", default_value = protocol::DEFAULT_HOST)]
     host: String,
     /// Port (STEADYTEXT_DAEMON_PORT).
     #[arg(long, env = "STEADYTEXT_DAEMON_PORT", default_value_t = protocol::DEFAULT_PORT)]
     port: u16,
+    /// A file holding the daemon's token: a TCP client that sends it may shut the daemon down
+    /// and name model files by path (STEADYTEXT_DAEMON_TOKEN_FILE).
+    #[arg(long, env = "STEADYTEXT_DAEMON_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
 }
 
 impl Endpoint {
     /// The address to connect to.
-    fn connect(&self) -> String {
-        client::endpoint(&self.host, self.port)
+    pub fn connect(&self) -> String {
+        match &self.endpoint {
+            Some(e) => e.clone(),
+            None => client::endpoint(&self.host, self.port),
+        }
     }
 
     /// The address to bind: Debian 12's libzmq cannot bind `tcp://localhost`.
     fn bind(&self) -> String {
-        let host = if self.host == "localhost" {
-            "127.0.0.1"
-        } else {
-            &self.host
-        };
-        client::endpoint(host, self.port)
+        self.connect().replacen("tcp://localhost:", "tcp://127.0.0.1:", 1)
     }
 
-    /// `<cache root>/daemon.pid` for the default port, `daemon-<port>.pid` otherwise.
+    /// Whether the daemon runs on this machine (so its pid can be signalled).
+    fn is_local(&self) -> bool {
+        let e = self.connect();
+        e.starts_with("ipc://")
+            || e.starts_with("tcp://127.")
+            || e.starts_with("tcp://localhost:")
+            || e.starts_with("tcp://[::1]:")
+    }
+
+    /// Beside an ipc socket, `<socket>.pid`; for TCP, `<cache root>/daemon.pid` on the default
+    /// port and `daemon-<port>.pid` on others.
     fn pid_file(&self) -> PathBuf {
-        let name = if self.port == protocol::DEFAULT_PORT {
+        let e = self.connect();
+        if let Some(path) = e.strip_prefix("ipc://") {
+            return PathBuf::from(format!("{path}.pid"));
+        }
+        let port = e
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(self.port);
+        let name = if port == protocol::DEFAULT_PORT {
             "daemon.pid".to_string()
         } else {
-            format!("daemon-{}.pid", self.port)
+            format!("daemon-{port}.pid")
         };
-        steadytext::store::cache_root().join(name)
+        steadytext::paths::cache_root().join(name)
+    }
+
+    /// The token, read from the token file.
+    fn token(&self) -> Result<Option<String>> {
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let token = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the token file {}", path.display()))?;
+        let token = token.trim().to_string();
+        if token.is_empty() {
+            bail!("the token file {} is empty", path.display());
+        }
+        Ok(Some(token))
+    }
+
+    /// A client of this endpoint, with the token when there is one.
+    pub fn client(&self, timeout: Duration) -> Result<DaemonClient> {
+        Ok(DaemonClient::new(&self.connect(), timeout).with_auth(self.token()?))
     }
 }
 
@@ -64,22 +111,63 @@ pub struct ServeOptions {
     /// Do not load the default models at start.
     #[arg(long)]
     no_preload: bool,
+    /// Download a missing registry model when a request needs it (off: a missing model is an
+    /// error; `st models download` fetches models ahead).
+    #[arg(long)]
+    allow_downloads: bool,
+    /// Most requests waiting at once; more are answered "busy".
+    #[arg(long, default_value_t = 64)]
+    max_queue: usize,
+    /// Largest request accepted, in bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    max_message_bytes: i64,
+    /// Most model files loaded at once.
+    #[arg(long, default_value_t = 4)]
+    max_models: usize,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// The input limits (the same names as the SQL settings `steadytext.max_*`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Most characters in a prompt, text, query or document.
+    #[arg(long, default_value_t = Limits::default().max_prompt_length)]
+    pub max_prompt_length: usize,
+    /// Most tokens a generation may ask for.
+    #[arg(long, default_value_t = Limits::default().max_tokens)]
+    pub max_tokens_limit: usize,
+    /// Most texts or documents in one request.
+    #[arg(long, default_value_t = Limits::default().max_batch_size)]
+    pub max_batch_size: usize,
+}
+
+impl LimitArgs {
+    /// As the library's limits.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_prompt_length: self.max_prompt_length,
+            max_tokens: self.max_tokens_limit,
+            max_batch_size: self.max_batch_size,
+        }
+    }
 }
 
 /// `st daemon` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum DaemonCommand {
-    /// Serve in the foreground.
+    /// Serve in the foreground (prints one line when ready).
     Run(ServeOptions),
-    /// Start in the background; writes a pid file under the cache directory.
+    /// Start in the background; writes a pid file (see `status`).
     Start {
         #[command(flatten)]
         options: ServeOptions,
-        /// Start even if the pid file names a live process.
+        /// Start even if a daemon answers at the endpoint.
         #[arg(long)]
         force: bool,
     },
-    /// Stop gracefully (shutdown request), then forcefully after a timeout.
+    /// Stop the daemon at the endpoint, started by `start` or `run`: SIGTERM, then SIGKILL after
+    /// --timeout seconds.
     Stop {
         #[command(flatten)]
         endpoint: Endpoint,
@@ -98,7 +186,7 @@ pub enum DaemonCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Stop, then start.
+    /// Stop, then start (waits for the endpoint to be free).
     Restart(ServeOptions),
 }
 
@@ -106,21 +194,40 @@ pub enum DaemonCommand {
 pub fn run(command: DaemonCommand) -> Result<()> {
     match command {
         DaemonCommand::Run(options) => serve(&options),
-        DaemonCommand::Start { options, force } => start(&options, force),
+        DaemonCommand::Start { options, force } => process::start(&options, force),
         DaemonCommand::Stop {
             endpoint,
             force,
             timeout,
-        } => stop(&endpoint, force, Duration::from_secs(timeout)),
-        DaemonCommand::Status { endpoint, json } => status(&endpoint, json),
+        } => process::stop(&endpoint, force, Duration::from_secs(timeout)),
+        DaemonCommand::Status { endpoint, json } => process::status(&endpoint, json),
         DaemonCommand::Restart(options) => {
-            stop(&options.endpoint, false, Duration::from_secs(5))?;
-            start(&options, false)
+            process::stop(&options.endpoint, false, Duration::from_secs(5))?;
+            process::start(&options, false)
         }
     }
 }
 
 fn serve(options: &ServeOptions) -> Result<()> {
+    let fetch = if options.allow_downloads {
+        Fetch::IfAllowed
+    } else {
+        Fetch::LocalOnly
+    };
+    let limits = options.limits.limits();
+    let trusted = Builder {
+        policy: PathPolicy::Any,
+        fetch,
+        limits,
+        defaults: Default::default(),
+        trust_model_ref: true,
+    };
+    let untrusted = Builder {
+        policy: PathPolicy::ModelsDirOnly,
+        trust_model_ref: false,
+        ..trusted.clone()
+    };
+    steadytext::Engine::global().set_max_models(options.max_models);
     server::run(server::Config {
         bind: options.endpoint.bind(),
         threads: options
@@ -128,160 +235,19 @@ fn serve(options: &ServeOptions) -> Result<()> {
             .unwrap_or_else(steadytext::engine::default_threads),
         stream_timeout: Duration::from_millis(options.stream_timeout_ms),
         preload: !options.no_preload,
+        token: options.endpoint.token()?,
+        trusted,
+        untrusted,
+        max_message_bytes: options.max_message_bytes,
+        max_queue: options.max_queue.max(1),
     })
-}
-
-fn read_pid(endpoint: &Endpoint) -> Option<u32> {
-    std::fs::read_to_string(endpoint.pid_file())
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie has /proc/<pid> but no longer runs.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit(')')
-            .next()
-            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-    })
-}
-
-fn start(options: &ServeOptions, force: bool) -> Result<()> {
-    let endpoint = &options.endpoint;
-    if let Some(pid) = read_pid(endpoint).filter(|&p| alive(p)) {
-        if !force {
-            bail!("the daemon is already running (pid {pid}); use --force to start another");
-        }
-    }
-    let pid_file = endpoint.pid_file();
-    let log = pid_file.with_extension("log");
-    std::fs::create_dir_all(pid_file.parent().unwrap())?;
-    let log_file =
-        std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args([
-        "daemon",
-        "run",
-        "--host",
-        &endpoint.host,
-        "--port",
-        &endpoint.port.to_string(),
-    ])
-    .args([
-        "--stream-timeout-ms",
-        &options.stream_timeout_ms.to_string(),
-    ])
-    .stdin(Stdio::null())
-    .stdout(log_file.try_clone()?)
-    .stderr(log_file);
-    if let Some(threads) = options.threads {
-        cmd.args(["--threads", &threads.to_string()]);
-    }
-    if options.no_preload {
-        cmd.arg("--no-preload");
-    }
-    // Its own process group: a Ctrl-C meant for the caller does not reach the daemon.
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    // When a PostgreSQL backend starts the daemon, the daemon must not inherit the backend's
-    // descriptors (its client socket, the postmaster's pipes): mark them close-on-exec.
-    // SAFETY: close_range is async-signal-safe and only sets flags.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::syscall(
-                libc::SYS_close_range,
-                3u32,
-                u32::MAX,
-                libc::CLOSE_RANGE_CLOEXEC,
-            );
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().context("cannot start the daemon")?;
-    std::fs::write(&pid_file, format!("{}\n", child.id()))?;
-    let client = DaemonClient::new(&endpoint.connect(), Duration::from_secs(5));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if client.ping(Duration::from_millis(200)) {
-            println!(
-                "daemon started (pid {}) on {}",
-                child.id(),
-                endpoint.connect()
-            );
-            return Ok(());
-        }
-        if !alive(child.id()) {
-            let _ = std::fs::remove_file(&pid_file);
-            bail!("the daemon exited at start; see {}", log.display());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!(
-        "the daemon (pid {}) does not answer; see {}",
-        child.id(),
-        log.display()
-    )
-}
-
-fn stop(endpoint: &Endpoint, force: bool, timeout: Duration) -> Result<()> {
-    let pid_file = endpoint.pid_file();
-    let Some(pid) = read_pid(endpoint).filter(|&p| alive(p)) else {
-        let _ = std::fs::remove_file(&pid_file);
-        println!("daemon is not running");
-        return Ok(());
-    };
-    if !force {
-        let client = DaemonClient::new(&endpoint.connect(), Duration::from_secs(2));
-        let _ = client.call("shutdown", json!({}), &mut || true);
-        let deadline = Instant::now() + timeout;
-        while alive(pid) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    if alive(pid) {
-        Command::new("kill")
-            .args(["-KILL", &pid.to_string()])
-            .status()?;
-    }
-    let _ = std::fs::remove_file(&pid_file);
-    println!("daemon stopped (pid {pid})");
-    Ok(())
-}
-
-fn status(endpoint: &Endpoint, as_json: bool) -> Result<()> {
-    let pid = read_pid(endpoint).filter(|&p| alive(p));
-    let client = DaemonClient::new(&endpoint.connect(), Duration::from_secs(2));
-    let stats = client.call("stats", json!({}), &mut || true).ok();
-    let running = stats.is_some();
-    let report = json!({
-        "running": running,
-        "pid": stats.as_ref().and_then(|s| s.get("pid").cloned()).or(pid.map(|p| json!(p))),
-        "endpoint": endpoint.connect(),
-        "uptime_seconds": stats.as_ref().and_then(|s| s.get("uptime_seconds").cloned()),
-        "models": stats.as_ref().and_then(|s| s.get("models").cloned()).unwrap_or(json!([])),
-        "fingerprint": stats.as_ref().and_then(|s| s.get("fingerprint").cloned()),
-    });
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else if running {
-        println!(
-            "daemon running (pid {}) on {}, up {:.0} s",
-            report["pid"],
-            report["endpoint"].as_str().unwrap_or(""),
-            report["uptime_seconds"].as_f64().unwrap_or(0.0)
-        );
-    } else {
-        println!("daemon is not running ({})", endpoint.connect());
-    }
-    Ok(())
 }
 
 /// `st cache stats`: from the running daemon when there is one, else from the file.
 pub fn cache_stats(endpoint: &str) -> Result<serde_json::Value> {
     let client = DaemonClient::new(endpoint, Duration::from_secs(2));
     if client.ping(Duration::from_millis(300)) {
-        if let Ok(stats) = client.call("stats", json!({}), &mut || true) {
+        if let Ok((stats, _)) = client.call("stats", json!({}), &mut || true) {
             return Ok(stats["cache"].clone());
         }
     }
@@ -294,9 +260,27 @@ pub fn cache_stats(endpoint: &str) -> Result<serde_json::Value> {
     Ok(json!({ "path": cache.path(), "kinds": kinds }))
 }
 
-/// A client of the daemon at STEADYTEXT_DAEMON_HOST/PORT, or a clear error when none answers.
+/// A client of the daemon at STEADYTEXT_DAEMON_ENDPOINT (or _HOST/_PORT), with the token of
+/// STEADYTEXT_DAEMON_TOKEN_FILE, or a clear error when none answers.
 pub fn connect() -> Result<DaemonClient> {
-    let client = DaemonClient::from_env();
+    let endpoint = std::env::var("STEADYTEXT_DAEMON_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(client::endpoint_from_env);
+    let token = match std::env::var_os("STEADYTEXT_DAEMON_TOKEN_FILE") {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read {}", PathBuf::from(&path).display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let timeout = std::env::var("STEADYTEXT_DAEMON_TIMEOUT_MS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .map_or(Duration::from_secs(600), Duration::from_millis);
+    let client = DaemonClient::new(&endpoint, timeout).with_auth(token);
     if !client.ping(Duration::from_millis(500)) {
         bail!(
             "no st daemon answers at {}: start one with `st daemon start`",

@@ -1,27 +1,41 @@
 //! The daemon server: one process owns the models and serves every client.
 //!
-//! A ROUTER socket talks to any number of REQ clients. The main loop answers `ping`, `stats`,
-//! `cancel` and `shutdown` itself, at once, and hands model work to one inference thread, so a
-//! ping never waits behind a generation and requests never compete for the cores (results are
-//! the same whatever else is queued). Streams are paced by the client's ACKs; a stream whose
-//! client stops acknowledging is cancelled after a timeout, so it never wedges the server.
+//! A ROUTER socket talks to any number of REQ clients. The loop answers `ping`, `stats`, `cancel`
+//! and `shutdown` itself, at once, and hands model work to one inference thread, so a ping never
+//! waits behind a generation and requests never compete for the cores (results are the same
+//! whatever else is queued). Streams are paced by the client's ACKs; a stream whose client stops
+//! acknowledging is cancelled after a timeout.
+//!
+//! No input stops the loop: a message with the wrong frames is dropped, anything else that is
+//! wrong gets an error reply. Messages are bounded in size (ZMQ_MAXMSGSIZE), the queue in length
+//! (a full queue answers "busy"), and the engine in loaded models.
+//!
+//! Who may do what: a client on the daemon's `ipc://` socket (reachable only by users who can
+//! enter its directory) or one that sends the daemon's token is authorised: it may name model
+//! files by path, shut the daemon down, and send resolved models. Other clients (SteadyText's
+//! Python client on a TCP port) may use registry models, files in the models directory and the
+//! daemon's own defaults.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use steadytext::protocol::{self, Request, Response};
+use steadytext::protocol::{self, Message, Response};
+use steadytext::request::Builder;
+use steadytext::{Error, ErrorKind};
 
-use super::worker::{Job, Work, Worker};
+use steadytext::request::Spec;
+
+use super::inference::{Inference, Outbox, Outgoing, Task};
 
 /// How the server runs.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// ZeroMQ endpoint to bind, e.g. `tcp://127.0.0.1:5555`.
+    /// ZeroMQ endpoint to bind, e.g. `tcp://127.0.0.1:5555` or `ipc:///run/st/daemon.sock`.
     pub bind: String,
     /// llama.cpp threads per request.
     pub threads: i32,
@@ -29,16 +43,16 @@ pub struct Config {
     pub stream_timeout: Duration,
     /// Load the default models before serving.
     pub preload: bool,
-}
-
-/// What the inference thread sends back to the main loop.
-pub enum Outgoing {
-    /// A complete response.
-    Reply(Vec<u8>, Response),
-    /// One stream piece.
-    Piece(Vec<u8>, String, String),
-    /// The end of a stream (or its error).
-    End(Vec<u8>, Response),
+    /// The token that authorises a client on a TCP endpoint.
+    pub token: Option<String>,
+    /// How requests from authorised clients are built.
+    pub trusted: Builder,
+    /// How requests from other clients are built.
+    pub untrusted: Builder,
+    /// Largest message accepted, in bytes.
+    pub max_message_bytes: i64,
+    /// Most requests waiting for the inference thread.
+    pub max_queue: usize,
 }
 
 struct Stream {
@@ -51,152 +65,225 @@ struct Stream {
 
 struct Server {
     socket: zmq::Socket,
-    bell: zmq::Socket,
-    jobs: Sender<Job>,
+    wakeup: zmq::Socket,
+    tasks: Sender<Task>,
     outgoing: Receiver<Outgoing>,
     cancels: HashMap<String, Arc<AtomicBool>>,
     streams: HashMap<Vec<u8>, Stream>,
-    worker: Arc<Worker>,
+    inference: Arc<Inference>,
+    queued: Arc<AtomicUsize>,
     config: Config,
+    ipc: bool,
     started: Instant,
     running: bool,
+    stop_signal: Arc<AtomicBool>,
 }
 
-/// Runs the server until a `shutdown` request or a fatal error.
+/// Runs the server until a `shutdown` request, SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
     let ctx = zmq::Context::new();
     let socket = ctx.socket(zmq::ROUTER)?;
     socket.set_linger(0)?;
+    socket.set_maxmsgsize(config.max_message_bytes)?;
+    let ipc = config.bind.starts_with("ipc://");
+    if ipc {
+        prepare_ipc(&config.bind)?;
+    }
     socket
         .bind(&config.bind)
         .with_context(|| format!("cannot bind {}", config.bind))?;
-    let worker = Arc::new(Worker::new(config.threads));
-    if config.preload {
-        worker.preload();
+    let stop_signal = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop_signal.clone())?;
     }
-    let (jobs, job_rx) = mpsc::channel::<Job>();
+    let inference = Arc::new(Inference::new(
+        config.threads,
+        config.trusted.clone(),
+        config.untrusted.clone(),
+    ));
+    if config.preload {
+        inference.preload();
+    }
+    let (tasks, task_rx) = mpsc::channel::<Task>();
     let (out_tx, outgoing) = mpsc::channel::<Outgoing>();
-    // The inference thread rings this bell after each message, so results leave at once
-    // instead of at the next poll timeout.
-    let bell = ctx.socket(zmq::PAIR)?;
-    bell.bind("inproc://steadytext-bell")?;
+    // The inference thread rings this after each message, so results leave at once instead of
+    // at the next poll timeout.
+    let wakeup = ctx.socket(zmq::PAIR)?;
+    wakeup.bind("inproc://steadytext-wakeup")?;
     let ringer = ctx.socket(zmq::PAIR)?;
-    ringer.connect("inproc://steadytext-bell")?;
-    let thread_worker = worker.clone();
+    ringer.connect("inproc://steadytext-wakeup")?;
+    let queued = Arc::new(AtomicUsize::new(0));
+    let thread_inference = inference.clone();
+    let thread_queued = queued.clone();
     std::thread::Builder::new()
         .name("inference".into())
-        .spawn(move || thread_worker.serve(job_rx, out_tx, ringer))?;
-    tracing::info!(endpoint = %config.bind, "st daemon serving");
+        .spawn(move || thread_inference.serve(task_rx, Outbox::new(out_tx, ringer), &thread_queued))?;
+    eprintln!(
+        "st daemon ready on {} (pid {})",
+        config.bind,
+        std::process::id()
+    );
     let mut server = Server {
         socket,
-        bell,
-        jobs,
+        wakeup,
+        tasks,
         outgoing,
         cancels: HashMap::new(),
         streams: HashMap::new(),
-        worker,
+        inference,
+        queued,
         config,
+        ipc,
         started: Instant::now(),
         running: true,
+        stop_signal,
     };
-    server.serve()
+    server.serve();
+    if let Some(path) = server.config.bind.strip_prefix("ipc://") {
+        let _ = std::fs::remove_file(path);
+    }
+    Ok(())
+}
+
+/// Makes the socket's directory (0700 when we create it) and removes a stale socket file.
+fn prepare_ipc(bind: &str) -> Result<()> {
+    let path = std::path::Path::new(bind.trim_start_matches("ipc://"));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        }
+    }
+    let _ = std::fs::remove_file(path);
+    Ok(())
 }
 
 impl Server {
-    fn serve(&mut self) -> Result<()> {
-        while self.running {
+    fn serve(&mut self) {
+        while self.running && !self.stop_signal.load(Ordering::Relaxed) {
             let mut items = [
                 self.socket.as_poll_item(zmq::POLLIN),
-                self.bell.as_poll_item(zmq::POLLIN),
+                self.wakeup.as_poll_item(zmq::POLLIN),
             ];
-            // The timeout only paces the check for abandoned streams.
-            zmq::poll(&mut items, 100)?;
+            // The timeout only paces the checks for signals and abandoned streams.
+            if let Err(e) = zmq::poll(&mut items, 100) {
+                if e != zmq::Error::EINTR {
+                    tracing::error!("poll failed: {e}");
+                }
+                continue;
+            }
             let (requests, rung) = (items[0].is_readable(), items[1].is_readable());
             if rung {
-                while self.bell.recv_bytes(zmq::DONTWAIT).is_ok() {}
+                while self.wakeup.recv_bytes(zmq::DONTWAIT).is_ok() {}
             }
             if requests {
                 while let Ok(frames) = self.socket.recv_multipart(zmq::DONTWAIT) {
-                    self.on_message(frames)?;
+                    self.on_message(frames);
                 }
             }
             while let Ok(out) = self.outgoing.try_recv() {
-                self.on_outgoing(out)?;
+                self.on_outgoing(out);
             }
             self.expire_streams();
         }
-        Ok(())
     }
 
-    fn send(&self, identity: &[u8], response: &Response) -> Result<()> {
-        let body = serde_json::to_vec(response)?;
-        self.socket.send_multipart([identity, b"", &body[..]], 0)?;
-        Ok(())
+    fn send(&self, identity: &[u8], response: &Response) {
+        let sent = serde_json::to_vec(response)
+            .map_err(|e| e.to_string())
+            .and_then(|body| {
+                self.socket
+                    .send_multipart([identity, b"", &body[..]], 0)
+                    .map_err(|e| e.to_string())
+            });
+        if let Err(e) = sent {
+            tracing::warn!("cannot answer a client: {e}");
+        }
     }
 
-    fn on_message(&mut self, frames: Vec<Vec<u8>>) -> Result<()> {
-        // A REQ client's message arrives as [identity, empty delimiter, body].
-        let [identity, _, body] =
-            <[Vec<u8>; 3]>::try_from(frames).map_err(|_| anyhow::anyhow!("malformed message"))?;
+    fn on_message(&mut self, frames: Vec<Vec<u8>>) {
+        // A REQ client's message arrives as [identity, empty delimiter, body]; anything else
+        // cannot be answered and is dropped.
+        let Ok([identity, delimiter, body]) = <[Vec<u8>; 3]>::try_from(frames) else {
+            tracing::debug!("dropped a message with the wrong number of frames");
+            return;
+        };
+        if !delimiter.is_empty() {
+            tracing::debug!("dropped a message without the REQ delimiter");
+            return;
+        }
         if body == protocol::ACK {
             return self.on_ack(&identity);
         }
-        let request: Request = match serde_json::from_slice(&body) {
-            Ok(r) => r,
+        let message: Message = match serde_json::from_slice(&body) {
+            Ok(m) => m,
             Err(e) => {
-                return self.send(
-                    &identity,
-                    &Response::err("", format!("invalid request: {e}")),
-                )
+                let error = Error::protocol(format!("invalid request: {e}"));
+                return self.send(&identity, &Response::err("", &error));
             }
         };
-        match request.method.as_str() {
-            "ping" => self.send(&identity, &Response::ok(&request.id, json!("pong"))),
+        let trusted = self.ipc
+            || (self.config.token.is_some() && message.auth.as_deref() == self.config.token.as_deref());
+        let id = message.id.clone();
+        match message.method.as_str() {
+            "ping" => self.send(&identity, &Response::ok(&id, json!("pong"))),
             "stats" => {
                 let stats = self.stats();
-                self.send(&identity, &Response::ok(&request.id, stats))
+                self.send(&identity, &Response::ok(&id, stats))
             }
             "cancel" => {
-                let target = request
-                    .params
-                    .get("request_id")
-                    .and_then(Value::as_str)
-                    .unwrap_or("");
-                let found = self.cancel(target);
-                self.send(
-                    &identity,
-                    &Response::ok(&request.id, json!({ "cancelled": found })),
-                )
+                let found = match message.params.get("request_id").and_then(Value::as_str) {
+                    Some(target) => self.cancel(target),
+                    None => false,
+                };
+                self.send(&identity, &Response::ok(&id, json!({ "cancelled": found })))
             }
-            "shutdown" => {
+            "shutdown" if trusted => {
                 self.running = false;
-                self.send(
-                    &identity,
-                    &Response::ok(&request.id, json!("shutdown initiated")),
-                )
+                self.send(&identity, &Response::ok(&id, json!("shutdown initiated")))
             }
+            "shutdown" => self.send(
+                &identity,
+                &Response::err(
+                    &id,
+                    &Error::forbidden(
+                        "shutdown needs an authorised client (the daemon's ipc socket or its \
+                         token); stop the daemon with `st daemon stop` as its user",
+                    ),
+                ),
+            ),
             "generate" | "generate_iter" | "embed" | "embed_batch" | "rerank" => {
-                self.submit(identity, request)
+                self.submit(identity, message, trusted)
             }
             other => self.send(
                 &identity,
-                &Response::err(&request.id, format!("Unknown method: {other}")),
+                &Response::err(&id, &Error::invalid(format!("Unknown method: {other}"))),
             ),
         }
     }
 
-    fn submit(&mut self, identity: Vec<u8>, request: Request) -> Result<()> {
-        let cancel = Arc::new(AtomicBool::new(false));
-        self.cancels.insert(request.id.clone(), cancel.clone());
-        let work = match Work::parse(&request.method, request.params) {
-            Ok(work) => work,
-            Err(e) => return self.send(&identity, &Response::err(&request.id, e)),
+    fn submit(&mut self, identity: Vec<u8>, message: Message, trusted: bool) {
+        let spec = match Spec::parse(&message.method, message.params) {
+            Ok(spec) => spec,
+            Err(e) => return self.send(&identity, &Response::err(&message.id, &e)),
         };
-        if matches!(work, Work::Stream(_)) {
+        if self.queued.load(Ordering::SeqCst) >= self.config.max_queue {
+            let busy = Error::new(
+                ErrorKind::Busy,
+                format!(
+                    "the daemon has {} requests waiting, its limit (--max-queue); try again later",
+                    self.config.max_queue
+                ),
+            );
+            return self.send(&identity, &Response::err(&message.id, &busy));
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.cancels.insert(message.id.clone(), cancel.clone());
+        if message.method == "generate_iter" {
             self.streams.insert(
                 identity.clone(),
                 Stream {
-                    request_id: request.id.clone(),
+                    request_id: message.id.clone(),
                     queue: VecDeque::new(),
                     awaiting_ack: false,
                     waiting_since: Instant::now(),
@@ -204,15 +291,19 @@ impl Server {
                 },
             );
         }
-        let job = Job {
+        let task = Task {
             identity,
-            id: request.id,
-            work,
+            id: message.id,
+            method: message.method,
+            spec,
+            trusted,
             cancel,
         };
-        self.jobs
-            .send(job)
-            .map_err(|_| anyhow::anyhow!("the inference thread is gone"))
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        if self.tasks.send(task).is_err() {
+            tracing::error!("the inference thread is gone; stopping");
+            self.running = false;
+        }
     }
 
     fn cancel(&mut self, request_id: &str) -> bool {
@@ -225,7 +316,7 @@ impl Server {
         }
     }
 
-    fn on_outgoing(&mut self, out: Outgoing) -> Result<()> {
+    fn on_outgoing(&mut self, out: Outgoing) {
         match out {
             Outgoing::Reply(identity, response) => {
                 self.cancels.remove(&response.id);
@@ -242,24 +333,23 @@ impl Server {
     }
 
     /// Queues a stream frame; sends it now if the client is not waiting on an earlier one.
-    fn enqueue(&mut self, identity: Vec<u8>, frame: Response, last: bool) -> Result<()> {
+    fn enqueue(&mut self, identity: Vec<u8>, frame: Response, last: bool) {
         let Some(stream) = self.streams.get_mut(&identity) else {
-            return Ok(()); // abandoned: nobody to send to
+            return; // abandoned: nobody to send to
         };
         stream.queue.push_back(frame);
         stream.finished |= last;
         if !stream.awaiting_ack {
-            self.send_next(&identity)?;
+            self.send_next(&identity);
         }
-        Ok(())
     }
 
-    fn send_next(&mut self, identity: &[u8]) -> Result<()> {
+    fn send_next(&mut self, identity: &[u8]) {
         let Some(stream) = self.streams.get_mut(identity) else {
-            return Ok(());
+            return;
         };
         let Some(frame) = stream.queue.pop_front() else {
-            return Ok(());
+            return;
         };
         let is_end = stream.finished && stream.queue.is_empty();
         stream.awaiting_ack = !is_end;
@@ -270,14 +360,13 @@ impl Server {
         self.send(identity, &frame)
     }
 
-    fn on_ack(&mut self, identity: &[u8]) -> Result<()> {
+    fn on_ack(&mut self, identity: &[u8]) {
         if let Some(stream) = self.streams.get_mut(identity) {
             stream.awaiting_ack = false;
             if !stream.queue.is_empty() {
-                return self.send_next(identity);
+                self.send_next(identity);
             }
         }
-        Ok(())
     }
 
     /// Cancels streams whose client stopped acknowledging.
@@ -302,10 +391,12 @@ impl Server {
             "endpoint": self.config.bind,
             "uptime_seconds": self.started.elapsed().as_secs_f64(),
             "fingerprint": steadytext::build_info::fingerprint(),
+            "profile": steadytext::build_info::profile(),
             "threads": self.config.threads,
+            "queued": self.queued.load(Ordering::SeqCst),
             "active_streams": self.streams.len(),
-            "models": self.worker.models(),
-            "cache": self.worker.cache_stats(),
+            "models": self.inference.models(),
+            "cache": self.inference.cache_stats(),
         })
     }
 }

@@ -1,0 +1,109 @@
+//! Who is calling, and running a few fixed queries as the extension's owner.
+//!
+//! Ordinary roles have no privileges on the extension's tables. When a function they call has to
+//! read or write one (the cache by exact key, a queue row, the health row), the write is made here
+//! as the owner, with values the extension computed. Every query run this way is a fixed string
+//! with schema-qualified tables, functions and operators, so the caller's `search_path` cannot
+//! change what it does (a `SET search_path` is not possible here: these functions also run in
+//! parallel workers, where settings cannot change).
+
+use std::cell::Cell;
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+/// The user the current function runs as (`current_user`).
+pub fn current_user() -> pg_sys::Oid {
+    // SAFETY: reads a backend global.
+    unsafe { pg_sys::GetUserId() }
+}
+
+/// A role's name.
+pub fn role_name(role: pg_sys::Oid) -> String {
+    // SAFETY: GetUserNameFromId returns a palloc'd C string for an existing role (noerr=false
+    // raises otherwise).
+    unsafe {
+        let name = pg_sys::GetUserNameFromId(role, false);
+        std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+    }
+}
+
+/// The name of `current_user`.
+pub fn current_user_name() -> String {
+    role_name(current_user())
+}
+
+/// Whether `current_user` is a superuser.
+pub fn is_superuser() -> bool {
+    // SAFETY: reads the catalog for the current user.
+    unsafe { pg_sys::superuser() }
+}
+
+/// Whether `current_user` has the privileges of `role` (member with inherit, or superuser).
+pub fn has_role(role: &str) -> bool {
+    let Some(oid) = role_oid(role) else {
+        return false;
+    };
+    // SAFETY: plain catalog lookups for existing roles.
+    unsafe { pg_sys::has_privs_of_role(current_user(), oid) }
+}
+
+fn role_oid(role: &str) -> Option<pg_sys::Oid> {
+    let name = std::ffi::CString::new(role).ok()?;
+    // SAFETY: get_role_oid with missing_ok = true returns InvalidOid for unknown roles.
+    let oid = unsafe { pg_sys::get_role_oid(name.as_ptr(), true) };
+    (oid != pg_sys::InvalidOid).then_some(oid)
+}
+
+/// The extension's owner (cached for the backend's life: it changes only with ALTER EXTENSION
+/// ... OWNER, which needs a reconnect to take effect here).
+fn owner() -> pg_sys::Oid {
+    thread_local! {
+        static OWNER: Cell<Option<pg_sys::Oid>> = const { Cell::new(None) };
+    }
+    if let Some(oid) = OWNER.get() {
+        return oid;
+    }
+    let oid = Spi::get_one::<pg_sys::Oid>(
+        "SELECT e.extowner FROM pg_catalog.pg_extension e \
+         WHERE e.extname OPERATOR(pg_catalog.=) 'pg_steadytext'",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or_else(|| crate::errors::raise("pg_steadytext is not installed in this database"));
+    OWNER.set(Some(oid));
+    oid
+}
+
+/// Runs `f` as the extension's owner, in a restricted security context (no SET ROLE, no
+/// session-level changes), and switches back, also when `f` raises.
+pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: restores the values read below.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
+        }
+    }
+    let owner = owner();
+    let (mut user, mut context) = (pg_sys::InvalidOid, 0);
+    // SAFETY: reads and sets the backend's current user, as SECURITY DEFINER functions do; the
+    // guard restores it, and an aborted transaction restores it too.
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
+    let _restore = Restore(user, context);
+    let restricted = context
+        | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+        | pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
+    unsafe { pg_sys::SetUserIdAndSecContext(owner, restricted) };
+    f()
+}
+
+/// Raises 42501 unless `current_user` has `role`'s privileges.
+pub fn require_role(role: &str, what: &str) {
+    if !has_role(role) {
+        crate::errors::raise_with(
+            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            &format!("{what} needs the privileges of {role} (GRANT {role} TO {})", current_user_name()),
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! Structured generation on the real SmolLM2 test model (llguidance): JSON schemas whose
+//! outputs validate, regular expressions whose outputs match in full, choices with awkward
+//! characters, Lark grammars, determinism, errors, and the budget guarantee (complete output
+//! within max_tokens).
+
+use serde_json::json;
+use steadytext::request::GenerateSpec;
+use steadytext::{Constraint, ErrorKind};
+
+use crate::common::{constrained, generate, generate_threads};
+
+fn run(prompt: &str, max_new_tokens: usize, constraint: &Constraint) -> steadytext::Result<String> {
+    generate(constrained(prompt, max_new_tokens, constraint)).map(|(text, _)| text)
+}
+
+fn validates(schema: &serde_json::Value, out: &str) -> bool {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(out) else {
+        return false;
+    };
+    jsonschema::validator_for(schema).unwrap().is_valid(&value)
+}
+
+pub fn schemas() -> Vec<(&'static str, serde_json::Value)> {
+    vec![
+        (
+            "Give a person's name and age",
+            json!({"type": "object", "properties": {"name": {"type": "string", "maxLength": 20}, "age": {"type": "integer", "minimum": 0, "maximum": 120}}, "required": ["name", "age"], "additionalProperties": false}),
+        ),
+        ("Is the sky blue?", json!({"type": "boolean"})),
+        (
+            "Pick a number between 1 and 10",
+            json!({"type": "integer", "minimum": 1, "maximum": 10}),
+        ),
+        ("What is pi?", json!({"type": "number"})),
+        ("Name a colour", json!({"type": "string", "maxLength": 16})),
+        (
+            "Name a primary colour",
+            json!({"enum": ["red", "green", "blue"]}),
+        ),
+        (
+            "List three fruits",
+            json!({"type": "array", "items": {"type": "string", "maxLength": 12}, "minItems": 3, "maxItems": 3}),
+        ),
+        (
+            "Describe a book",
+            json!({"type": "object", "properties": {"title": {"type": "string", "maxLength": 30}, "pages": {"type": "integer", "minimum": 1, "maximum": 2000}, "fiction": {"type": "boolean"}}, "required": ["title", "pages", "fiction"], "additionalProperties": false}),
+        ),
+        (
+            "Give a point",
+            json!({"type": "object", "properties": {"x": {"type": "number"}, "y": {"type": "number"}}, "required": ["x", "y"], "additionalProperties": false}),
+        ),
+        (
+            "Give an address",
+            json!({"type": "object", "properties": {"city": {"type": "string", "maxLength": 20}, "zip": {"type": "string", "pattern": "^[0-9]{5}$"}}, "required": ["city", "zip"], "additionalProperties": false}),
+        ),
+        (
+            "Rate this film from 1 to 5",
+            json!({"type": "object", "properties": {"rating": {"type": "integer", "enum": [1, 2, 3, 4, 5]}}, "required": ["rating"], "additionalProperties": false}),
+        ),
+        ("Say nothing", json!({"type": "null"})),
+        ("Give the status", json!({"const": "ok"})),
+        (
+            "A number or a word",
+            json!({"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 8}]}),
+        ),
+        (
+            "Give a team",
+            json!({"type": "object", "properties": {"name": {"type": "string", "maxLength": 16}, "members": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12}}, "required": ["name"], "additionalProperties": false}, "minItems": 1, "maxItems": 2}}, "required": ["name", "members"], "additionalProperties": false}),
+        ),
+        (
+            "List two even numbers",
+            json!({"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 100}, "minItems": 2, "maxItems": 2}),
+        ),
+        (
+            "Give a date",
+            json!({"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"}),
+        ),
+        (
+            "Give a product with optional tags",
+            json!({"type": "object", "properties": {"sku": {"type": "string", "pattern": "^[A-Z]{3}[0-9]{3}$"}, "tags": {"type": "array", "items": {"enum": ["new", "sale"]}, "maxItems": 2}}, "required": ["sku"], "additionalProperties": false}),
+        ),
+        (
+            "Classify the sentiment of: I love it",
+            json!({"type": "object", "properties": {"sentiment": {"enum": ["positive", "negative", "neutral"]}, "confidence": {"type": "integer", "minimum": 0, "maximum": 100}}, "required": ["sentiment", "confidence"], "additionalProperties": false}),
+        ),
+        (
+            "Give a temperature in Celsius",
+            json!({"type": "object", "properties": {"celsius": {"type": "integer", "minimum": -50, "maximum": 60}, "unit": {"const": "C"}}, "required": ["celsius", "unit"], "additionalProperties": false}),
+        ),
+        // Patterns llama.cpp's converter would replace by "any string" if given as written:
+        // unanchored (JSON Schema matches anywhere), `\d`, `\w`.
+        (
+            "Give a phone number",
+            json!({"type": "string", "pattern": "\\d{3}-\\d{4}"}),
+        ),
+        (
+            "Give a product code and a note",
+            json!({"type": "object", "properties": {"code": {"type": "string", "pattern": "^\\w{2}\\d{2}$"}, "note": {"type": "string", "pattern": "^ok"}}, "required": ["code", "note"], "additionalProperties": false}),
+        ),
+        (
+            "Will it rain tomorrow?",
+            json!({"type": "string", "pattern": "^(yes|no)$"}),
+        ),
+    ]
+}
+
+#[test]
+fn twenty_three_schemas_give_json_that_validates() {
+    let cases = schemas();
+    assert_eq!(cases.len(), 23);
+    for (prompt, schema) in cases {
+        let out = run(prompt, 256, &Constraint::Json(schema.clone()))
+            .unwrap_or_else(|e| panic!("{prompt}: {e}"));
+        assert!(validates(&schema, &out), "{prompt}: {out:?} does not validate against {schema}");
+    }
+}
+
+/// Unbounded repetition (`+`, `*`) lets a small model go on until max_tokens (an Incomplete
+/// error), so these patterns bound theirs.
+const REGEXES: [&str; 30] = [
+    r"\d{1,6}",
+    r"[0-9]{3}-[0-9]{3}-[0-9]{4}",
+    r"[A-Z]{2}[0-9]{4}",
+    r"[a-z]{1,12}",
+    r"[A-Z][a-z]{1,10}",
+    r"(yes|no)",
+    r"(true|false)",
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    r"[a-zA-Z0-9]{8}",
+    r"\w{1,10}@\w{1,10}\.com",
+    r"(red|green|blue) (car|bike)",
+    r"[0-9]{1,4}\.[0-9]{2}",
+    r"#[0-9a-f]{6}",
+    r"(?i)hello",
+    r"[A-Z]{3}",
+    r"(ab){1,4}",
+    r"x?y{2,3}z{0,3}",
+    r"[^0-9\s]{5}",
+    r"\(\d{3}\) \d{3}-\d{4}",
+    r"[aeiou]{2,4}",
+    r"(Mr|Ms|Dr)\. [A-Z][a-z]{2,8}",
+    r"-?[0-9]{1,3}",
+    r"(https?)://[a-z]{3,10}\.(org|net)",
+    r"[01]{8}",
+    r"\$[0-9]{1,4}",
+    r"[a-z]{1,8}(-[a-z]{1,8}){1,2}",
+    r"(café|thé) au lait",
+    r"[α-ω]{3}",
+    r"^[A-Z][a-z]{1,10} [A-Z][a-z]{1,10}$",
+    r"(one|two|three), (four|five)",
+];
+
+#[test]
+fn thirty_regexes_give_text_they_match_in_full() {
+    for pattern in REGEXES {
+        let prompt = format!("Give an example of text matching {pattern}");
+        let out = run(&prompt, 64, &Constraint::Regex(pattern.into()))
+            .unwrap_or_else(|e| panic!("{pattern}: {e}"));
+        let full = regex::Regex::new(&format!("^(?:{pattern})$")).unwrap();
+        assert!(full.is_match(&out), "{pattern}: {out:?} does not match in full");
+    }
+}
+
+#[test]
+fn the_choice_is_always_one_of_the_choices() {
+    let sets: [&[&str]; 4] = [
+        &["positive", "negative"],
+        &["say \"yes\"", "say 'no'", "back\\slash"],
+        &["café", "naïve", "日本語", "Ünïcödé"],
+        &["a", "ab", "abc"],
+    ];
+    for choices in sets {
+        let constraint = Constraint::Choice(choices.iter().map(|c| c.to_string()).collect());
+        let out = run("Pick one", 32, &constraint).unwrap();
+        assert!(choices.contains(&out.as_str()), "{out:?} is not one of {choices:?}");
+    }
+}
+
+#[test]
+fn a_lark_grammar_shapes_the_output() {
+    let grammar = r#"start: "Answer: " ANSWER "."
+ANSWER: "yes" | "no" | "maybe""#;
+    let out = run("Is water wet?", 16, &Constraint::Grammar(grammar.into())).unwrap();
+    assert!(
+        ["Answer: yes.", "Answer: no.", "Answer: maybe."].contains(&out.as_str()),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn constrained_output_is_deterministic_across_runs_and_threads() {
+    let constraint = Constraint::Json(schemas()[7].1.clone());
+    let spec = || constrained("Describe a book", 128, &constraint);
+    let first = generate(spec()).unwrap().0;
+    assert_eq!(generate(spec()).unwrap().0, first);
+    assert_eq!(generate_threads(spec(), 1).unwrap().0, first);
+}
+
+#[test]
+fn sampling_under_a_constraint_is_seeded() {
+    let constraint = Constraint::Regex("[a-z]{4,12}".into());
+    let sample = |seed| {
+        let spec = GenerateSpec {
+            temperature: Some(0.9),
+            seed: Some(seed),
+            ..constrained("Say a word", 16, &constraint)
+        };
+        generate(spec).unwrap().0
+    };
+    assert_eq!(sample(7), sample(7));
+    let outputs: std::collections::BTreeSet<String> = (1..=4).map(sample).collect();
+    assert!(outputs.len() >= 2, "four seeds gave one word: {outputs:?}");
+    for word in outputs {
+        assert!(regex::Regex::new("^[a-z]{4,12}$").unwrap().is_match(&word), "{word}");
+    }
+}
+
+#[test]
+fn bad_constraints_are_errors_before_decoding() {
+    let err = |c: Constraint| {
+        let e = run("x", 8, &c).unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::LimitExceeded),
+            "{e:?}"
+        );
+        e.to_string()
+    };
+    assert!(err(Constraint::Json(json!([1, 2]))).starts_with("Invalid JSON schema"));
+    assert!(err(Constraint::Json(json!({"type": "no-such-type"}))).starts_with("Invalid JSON schema"));
+    assert!(err(Constraint::Json(json!({"not": {"type": "string"}}))).contains("\"not\""));
+    assert!(err(Constraint::Regex("(a)\\1".into())).contains("backreference"));
+    assert!(err(Constraint::Regex("a(?!b)".into())).starts_with("Invalid regex pattern"));
+    assert!(err(Constraint::Grammar("start: undefined_rule".into())).starts_with("Invalid grammar"));
+    assert_eq!(err(Constraint::Choice(vec!["one".into()])), "Must provide at least 2 choices");
+}
+
+/// A schema with nesting on every level: an object holding a long string, an array of objects
+/// and a nested object with required fields.
+fn nested() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "chapters": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "pages": {"type": "integer"},
+                        "tags": {"type": "array", "items": {"type": "string"}}
+                    },
+                    "required": ["name", "pages", "tags"]
+                },
+                "minItems": 1
+            },
+            "author": {
+                "type": "object",
+                "properties": {"first": {"type": "string"}, "last": {"type": "string"}},
+                "required": ["first", "last"]
+            }
+        },
+        "required": ["title", "chapters", "author"]
+    })
+}
+
+/// The shortest output of a constraint, in tokens, as the error for a too small budget names it.
+fn shortest(prompt: &str, constraint: &Constraint) -> usize {
+    let e = run(prompt, 1, constraint).unwrap_err();
+    let text = e.to_string();
+    text.trim_start_matches("the constrained output needs at least ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"))
+}
+
+/// When max_tokens would cut the value, the decoder steers to a short valid completion: the
+/// output always parses and validates (the issue's 40, 80 and 200, and every budget from the
+/// shortest output up to 60 on two prompts).
+#[test]
+fn structured_output_is_complete_within_every_budget() {
+    let schema = nested();
+    let constraint = Constraint::Json(schema.clone());
+    for prompt in ["Describe a long novel with many chapters in detail", "Describe a book"] {
+        let least = shortest(prompt, &constraint);
+        assert!(least <= 40, "{least} tokens for the shortest output");
+        let mut budgets: Vec<usize> = vec![40, 80, 200];
+        budgets.extend(least..=60);
+        for &budget in &budgets {
+            let (out, summary) = generate(constrained(prompt, budget, &constraint))
+                .unwrap_or_else(|e| panic!("{prompt} at {budget}: {e}"));
+            assert!(summary.generated_tokens <= budget, "{summary:?}");
+            assert!(validates(&schema, &out), "{prompt} at {budget}: {out:?}");
+        }
+    }
+    for (pattern, budget) in [("[a-z]{10,60}", 12), ("(red|green|blue)( and (red|green|blue)){0,20}", 6)] {
+        let out = run("List some colours", budget, &Constraint::Regex(pattern.into())).unwrap();
+        let full = regex::Regex::new(&format!("^(?:{pattern})$")).unwrap();
+        assert!(full.is_match(&out), "{pattern} at {budget}: {out:?}");
+    }
+}
+
+/// Only a budget below the shortest valid output is an error, and it names that length.
+#[test]
+fn a_budget_below_the_shortest_output_names_the_length() {
+    let e = run("Describe a book", 3, &Constraint::Json(nested())).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Incomplete);
+    assert!(e.to_string().starts_with("the constrained output needs at least"), "{e}");
+    assert!(e.to_string().contains("max_tokens allows 3"), "{e}");
+}
