@@ -5,8 +5,9 @@
 #   scripts/pg-cluster.sh stop DIR         stop it
 #
 # The cluster finds the test models through steadytext.* settings in its postgresql.conf. Its
-# st daemon (started on demand by the first call) listens on PORT+1000 and keeps its pid file,
-# log and cache in DIR/.cache, so clusters never share a daemon; `stop` stops it too.
+# st daemon (started on demand by the first call, or by the supervisor when preloaded) listens on
+# the cluster's private socket, DIR/pg_steadytext/daemon.sock, and keeps its cache in DIR/.cache,
+# so clusters never share a daemon; `stop` stops it too.
 set -euo pipefail
 BIN=/usr/lib/postgresql/15/bin
 MODELS=${STEADYTEXT_TEST_MODELS:-/var/cache/steadytext/test-models}
@@ -34,7 +35,6 @@ unix_socket_directories = '$dir'
 steadytext.generation_model = '$MODELS/smollm2-135m-instruct-q4_1.gguf'
 steadytext.embedding_model = '$MODELS/all-minilm-l6-v2-f32.gguf'
 steadytext.reranking_model = '$MODELS/smollm2-135m-instruct-q4_1.gguf'
-steadytext.daemon_port = $((port + 1000))
 steadytext.st_path = '$ST'
 ${PG_EXTRA_CONF:-}
 CONF
@@ -42,9 +42,8 @@ CONF
     as_postgres "$BIN/pg_ctl" -D "$dir" -l "$dir/server.log" -w start >/dev/null
     ;;
 stop)
-    port=$(sed -n 's/^port = //p' "$dir/postgresql.conf" 2>/dev/null | tail -n 1)
-    if [ -n "$port" ] && [ -x "$ST" ]; then
-        as_postgres "$ST" daemon stop --port $((port + 1000)) >/dev/null 2>&1 || true
+    if [ -x "$ST" ] && [ -S "$dir/pg_steadytext/daemon.sock" ]; then
+        as_postgres "$ST" daemon stop --endpoint "ipc://$dir/pg_steadytext/daemon.sock" >/dev/null 2>&1 || true
     fi
     if [ -f "$dir/postmaster.pid" ]; then
         as_postgres "$BIN/pg_ctl" -D "$dir" -m fast -w stop >/dev/null

@@ -36,10 +36,12 @@ struct Daemon {
     token: Option<String>,
 }
 
+/// How a test daemon runs: by default on an `ipc://` socket (its user is authorised, as the
+/// extension's daemon), cache off.
 #[derive(Default)]
 struct Options<'a> {
     cache: bool,
-    ipc: bool,
+    tcp: bool,
     token: bool,
     extra: &'a [&'a str],
 }
@@ -50,10 +52,10 @@ impl Daemon {
             std::env::temp_dir().join(format!("st-daemon-test-{}-{port}", std::process::id()));
         let _ = std::fs::remove_dir_all(&home);
         std::fs::create_dir_all(&home).unwrap();
-        let endpoint = if options.ipc {
-            format!("ipc://{}/sock/daemon.sock", home.display())
-        } else {
+        let endpoint = if options.tcp {
             format!("tcp://127.0.0.1:{port}")
+        } else {
+            format!("ipc://{}/sock/daemon.sock", home.display())
         };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_st"));
         cmd.args(["daemon", "run", "--endpoint", &endpoint, "--stream-timeout-ms", "700"])
@@ -344,8 +346,9 @@ fn errors_are_answered_with_their_kind_not_fatal() {
         .call("generate", json!({ "prompt": "x".repeat(20_000) }), &mut || true)
         .unwrap_err();
     assert_eq!(long.kind(), ErrorKind::LimitExceeded, "{long}");
+    // Digits and spaces: about a token a character, over the 4096-token window.
     let window = client
-        .call("generate", json!({ "prompt": "database ".repeat(1100) }), &mut || true)
+        .call("generate", json!({ "prompt": "9 ".repeat(4900) }), &mut || true)
         .unwrap_err();
     assert_eq!(window.kind(), ErrorKind::ContextLength, "{window}");
     let missing = client
@@ -396,7 +399,14 @@ fn structured_generation_and_reranking_match_the_library() {
 /// resolved model or shut the daemon down; the token opens all three.
 #[test]
 fn a_tcp_client_without_the_token_is_held_to_model_names() {
-    let daemon = Daemon::start(5631, Options { token: true, ..Options::default() });
+    let daemon = Daemon::start(
+        5631,
+        Options {
+            tcp: true,
+            token: true,
+            ..Options::default()
+        },
+    );
     let stranger = daemon.stranger();
     assert!(!raw_generate(&stranger, "Say hello", 4).is_empty(), "the daemon's default model");
     let shutdown = stranger.call("shutdown", json!({}), &mut || true).unwrap_err();
@@ -410,7 +420,8 @@ fn a_tcp_client_without_the_token_is_held_to_model_names() {
     assert_eq!(sent.kind(), ErrorKind::Forbidden, "{sent}");
     let friend = daemon.client();
     assert!(execute::run(&friend, request, false, &mut Quiet).is_ok());
-    assert!(friend.call("shutdown", json!({}), &mut || true).is_ok());
+    let bye = friend.call("shutdown", json!({}), &mut || true);
+    assert!(bye.is_ok(), "{bye:?}");
     let deadline = Instant::now() + Duration::from_secs(5);
     while friend.ping(Duration::from_millis(100)) {
         assert!(Instant::now() < deadline, "the daemon did not stop");
@@ -421,15 +432,20 @@ fn a_tcp_client_without_the_token_is_held_to_model_names() {
 /// even connect.
 #[test]
 fn an_ipc_daemon_is_reachable_only_by_its_user() {
-    let daemon = Daemon::start(5632, Options { ipc: true, ..Options::default() });
+    let daemon = Daemon::start(5632, Options::default());
     let client = daemon.client();
     let request = Spec::Generate(gen_spec("hi", 4)).build(&builder()).unwrap();
     assert!(execute::run(&client, request, false, &mut Quiet).is_ok(), "model paths over ipc");
     let dir = PathBuf::from(daemon.endpoint.trim_start_matches("ipc://")).parent().unwrap().to_path_buf();
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&dir).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
-    // `st daemon status` as the nobody user: no answer.
-    let as_nobody = Command::new(env!("CARGO_BIN_EXE_st"))
+    // `st daemon status` as the nobody user (from a copy of st it may run): no answer.
+    let bin = std::env::temp_dir().join(format!("st-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let st_copy = bin.join("st");
+    std::fs::copy(env!("CARGO_BIN_EXE_st"), &st_copy).unwrap();
+    let as_nobody = Command::new(&st_copy)
         .args(["daemon", "status", "--json", "--endpoint", &daemon.endpoint])
         .uid(65534)
         .gid(65534)
@@ -438,6 +454,7 @@ fn an_ipc_daemon_is_reachable_only_by_its_user() {
     let status: Value = serde_json::from_slice(&as_nobody.stdout).unwrap_or(json!({}));
     assert_eq!(status["running"], false, "{status} {}", String::from_utf8_lossy(&as_nobody.stderr));
     assert!(client.ping(Duration::from_secs(1)));
+    let _ = std::fs::remove_dir_all(&bin);
 }
 
 /// xorshift64*: a fixed sequence, so a failure reproduces.

@@ -115,7 +115,7 @@ pub fn run(config: Config) -> Result<()> {
     let queued = Arc::new(AtomicUsize::new(0));
     let thread_inference = inference.clone();
     let thread_queued = queued.clone();
-    std::thread::Builder::new()
+    let inference_thread = std::thread::Builder::new()
         .name("inference".into())
         .spawn(move || thread_inference.serve(task_rx, Outbox::new(out_tx, ringer), &thread_queued))?;
     eprintln!(
@@ -139,7 +139,13 @@ pub fn run(config: Config) -> Result<()> {
         stop_signal,
     };
     server.serve();
-    if let Some(path) = server.config.bind.strip_prefix("ipc://") {
+    let bind = server.config.bind.clone();
+    server.close();
+    // The inference thread ends once its task channel closes (running work is cancelled);
+    // then the context can end, sending what is still queued (the answer to `shutdown`).
+    let _ = inference_thread.join();
+    drop(ctx);
+    if let Some(path) = bind.strip_prefix("ipc://") {
         let _ = std::fs::remove_file(path);
     }
     Ok(())
@@ -159,6 +165,14 @@ fn prepare_ipc(bind: &str) -> Result<()> {
 }
 
 impl Server {
+    /// Cancels running work and closes the sockets, letting queued answers leave.
+    fn close(self) {
+        for flag in self.cancels.values() {
+            flag.store(true, Ordering::Relaxed);
+        }
+        let _ = self.socket.set_linger(1000);
+    }
+
     fn serve(&mut self) {
         while self.running && !self.stop_signal.load(Ordering::Relaxed) {
             let mut items = [
