@@ -18,7 +18,7 @@ GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 RERANK_MODEL := $(STEADYTEXT_TEST_MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
-.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults test-queue lint demo bench models clean
+.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security lint demo bench models clean
 
 ## Install system packages, pgvector, cargo-pgrx, the test models, and `st` on the PATH, with
 ## the test models as its default models.
@@ -51,7 +51,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 ## Every test, on the real test models.
-test: setup lint test-core test-interop test-pgrx test-pgtap test-faults test-queue
+test: setup lint test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security
 
 ## Library and CLI tests (the extension's #[pg_test]s run under test-pgrx). One test at a time:
 ## each uses every core, and ggml's spinning threads collapse when two requests share two cores.
@@ -73,6 +73,11 @@ test-faults: install-extension
 ## Background queue workers and st worker: 200 mixed requests, priority, cancel, kill -9.
 test-queue: install-extension
 	prove tests/queue/run.sh
+
+## Every attack on the privilege model, as unprivileged roles and as another OS user; st worker
+## over TLS.
+test-security: install-extension
+	prove tests/security/run.sh
 
 ## The pgTAP suite against a fresh cluster with the extension installed.
 test-pgtap: install-extension

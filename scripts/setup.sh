@@ -12,7 +12,7 @@ PACKAGES=(
     dpkg-dev python3 python3-venv
     postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap
     libtap-parser-sourcehandler-pgtap-perl
-    libzmq3-dev procps
+    libzmq3-dev libssl-dev openssl procps
 )
 
 step() { printf '\n== %s\n' "$*" >&2; }

@@ -6,7 +6,6 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 DIR=$(mktemp -d /tmp/pg_steadytext_faults.XXXXXX)
 PORT=${FAULTS_PORT:-54340}
-DPORT=$((PORT + 1000))
 n=0 failed=0
 check() { # description, condition (0 = ok), detail
     n=$((n + 1))
@@ -25,7 +24,8 @@ q -c "CREATE EXTENSION vector; CREATE EXTENSION pg_steadytext;" >/dev/null
 # The supervisor's daemon, not one started on demand by a backend.
 q -c "UPDATE steadytext_config SET value = 'false' WHERE key = 'daemon_auto_start'" >/dev/null
 
-daemon_pid() { pgrep -f "st daemon run --host localhost --port $DPORT" | head -n 1; }
+# The supervisor runs the daemon on the cluster's private socket.
+daemon_pid() { pgrep -f "st daemon run --endpoint ipc://$DIR/pg_steadytext/daemon.sock" | head -n 1; }
 wait_for_daemon() { # seconds; prints the pid
     local deadline=$((SECONDS + $1)) pid
     while [ $SECONDS -lt $deadline ]; do
@@ -74,7 +74,7 @@ fallback=$!
 sleep 1
 kill -KILL "$(daemon_pid)"
 wait $fallback; status=$?
-check "fallback: the interrupted query completes in the backend" $([ $status -eq 0 ] && grep -q "generating in this backend" "$DIR/fallback.err"; echo $?) \
+check "fallback: the interrupted query completes in the backend" $([ $status -eq 0 ] && grep -q "stopped answering during the request; running the request in this backend" "$DIR/fallback.err"; echo $?) \
     "$(cat "$DIR/fallback.err")"
 expected=$(q -c "SET steadytext.use_daemon = off" -c "SELECT steadytext_generate('Tell a story about a lighthouse keeper', 301, false)")
 check "fallback: with the same bytes as generating in the backend" $([ -n "$expected" ] && [ "$(cat "$DIR/fallback.out")" = "$expected" ]; echo $?)

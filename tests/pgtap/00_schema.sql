@@ -1,6 +1,6 @@
 -- Tables, columns, the view, indexes and default rows of the schema.
 BEGIN;
-SELECT plan(28);
+SELECT plan(33);
 
 SELECT has_table('steadytext_cache');
 SELECT has_table('steadytext_queue');
@@ -13,7 +13,9 @@ SELECT has_view('steadytext_cache_with_frecency');
 SELECT columns_are('steadytext_cache', ARRAY[
     'id', 'cache_key', 'prompt', 'response', 'embedding', 'access_count', 'last_accessed',
     'created_at', 'steadytext_cache_hit', 'model_name', 'model_size', 'seed', 'eos_string',
-    'generation_params', 'response_size', 'generation_time_ms']);
+    'generation_params', 'response_size', 'generation_time_ms',
+    -- beyond the reference: the role whose call wrote the row (row-level security)
+    'created_by']);
 SELECT col_type_is('steadytext_cache', 'embedding', 'vector(1024)');
 SELECT col_is_unique('steadytext_cache', 'cache_key');
 SELECT columns_are('steadytext_queue', ARRAY[
@@ -66,6 +68,15 @@ SELECT ok(EXISTS (SELECT 1 FROM pg_depend d JOIN pg_extension e ON e.oid = d.ref
                   WHERE e.extname = 'pg_steadytext' AND d.objid = 'steadytext_cache'::regclass),
           'the tables belong to the extension');
 SELECT is((SELECT count(*)::int FROM pg_extension WHERE extname = 'vector'), 1, 'requires vector');
+
+-- The privilege model's roles, and row-level security on the tables that hold callers' data.
+SELECT has_role('steadytext_user');
+SELECT has_role('steadytext_admin');
+SELECT has_role('steadytext_worker');
+SELECT is((SELECT relrowsecurity FROM pg_class WHERE oid = 'steadytext_cache'::regclass), true,
+          'row-level security on steadytext_cache');
+SELECT is((SELECT relrowsecurity FROM pg_class WHERE oid = 'steadytext_queue'::regclass), true,
+          'row-level security on steadytext_queue');
 
 SELECT * FROM finish();
 ROLLBACK;

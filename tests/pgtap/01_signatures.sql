@@ -6,13 +6,13 @@ INSERT INTO expected VALUES
  ('steadytext_generate', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'text', 'i', 's', false, false),
  ('steadytext_generate_stream', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'SETOF text', 'i', 's', false, false),
  ('steadytext_generate_cached', 'prompt text, max_tokens integer DEFAULT NULL::integer, seed integer DEFAULT 42', 'text', 'v', 'u', false, false),
- ('steadytext_embed', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'i', 's', false, true),
+ ('steadytext_embed', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'i', 's', false, false),
  ('steadytext_embed_cached', 'text_input text, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'v', 'u', false, false),
  ('steadytext_embed_batch', 'texts text[]', 'TABLE(index integer, embedding vector)', 'i', 's', false, false),
  ('steadytext_version', '', 'text', 'i', 's', true, true),
  ('steadytext_info', '', 'jsonb', 'v', 'u', true, false),
  ('steadytext_config_get', 'config_key text', 'text', 's', 's', true, false),
- ('steadytext_config_set', 'config_key text, config_value text', 'void', 'v', 's', true, false),
+ ('steadytext_config_set', 'config_key text, config_value text', 'void', 'v', 'u', true, false),
  ('steadytext_cache_stats', '', 'TABLE(total_entries bigint, total_size_mb double precision, cache_hit_rate double precision, avg_access_count double precision, oldest_entry timestamp with time zone, newest_entry timestamp with time zone)', 's', 's', false, false),
  ('steadytext_cache_clear', '', 'bigint', 'v', 'u', false, false),
  ('steadytext_cache_evict_by_age', 'target_entries integer DEFAULT NULL::integer, target_size_mb double precision DEFAULT NULL::double precision, batch_size integer DEFAULT 100, min_age_hours integer DEFAULT 1', 'TABLE(evicted_count integer, freed_size_mb double precision, remaining_entries bigint, remaining_size_mb double precision)', 'v', 'u', false, false),
@@ -25,35 +25,36 @@ INSERT INTO expected VALUES
  ('steadytext_daemon_start', '', 'boolean', 'v', 'u', true, false),
  ('steadytext_daemon_stop', '', 'boolean', 'v', 'u', true, false),
  ('steadytext_daemon_status', '', 'TABLE(daemon_id text, status text, endpoint text, last_heartbeat timestamp with time zone, uptime_seconds integer)', 'v', 'u', true, false),
- ('st_daemon_start', '', 'boolean', 'v', 's', false, false),
- ('st_daemon_stop', '', 'boolean', 'v', 's', false, false),
- ('st_daemon_status', '', 'TABLE(daemon_id text, status text, endpoint text, last_heartbeat timestamp with time zone, uptime_seconds integer)', 's', 's', false, false),
- -- aliases, with the Python extension's quirks
+ ('st_daemon_start', '', 'boolean', 'v', 'u', false, false),
+ ('st_daemon_stop', '', 'boolean', 'v', 'u', false, false),
+ ('st_daemon_status', '', 'TABLE(daemon_id text, status text, endpoint text, last_heartbeat timestamp with time zone, uptime_seconds integer)', 's', 'u', false, false),
+ -- aliases, with the Python extension's quirks except one: functions that write (or start and
+ -- stop processes) are PARALLEL UNSAFE, where the Python extension labelled several SAFE
  ('st_generate', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'text', 'i', 's', false, false),
  ('st_generate_stream', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'SETOF text', 'i', 's', false, false),
- ('st_generate_cached', 'prompt text, max_tokens integer DEFAULT NULL::integer, seed integer DEFAULT 42', 'text', 'v', 's', false, false),
+ ('st_generate_cached', 'prompt text, max_tokens integer DEFAULT NULL::integer, seed integer DEFAULT 42', 'text', 'v', 'u', false, false),
  ('st_embed', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'i', 's', false, false),
- ('st_embed_cached', 'text_input text, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'v', 's', false, false),
+ ('st_embed_cached', 'text_input text, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'v', 'u', false, false),
  ('st_embed_batch', 'texts text[]', 'TABLE(index integer, embedding vector)', 'i', 's', false, false),
  ('st_version', '', 'text', 'i', 's', false, false),
  ('st_info', '', 'jsonb', 'v', 'u', false, false),
  ('st_config_get', 'key text', 'text', 's', 's', true, false),
- ('st_config_set', 'key text, value text', 'void', 'v', 's', true, false),
+ ('st_config_set', 'key text, value text', 'void', 'v', 'u', true, false),
  ('st_cache_stats', '', 'TABLE(total_entries bigint, total_size_mb double precision, cache_hit_rate double precision, avg_access_count double precision, oldest_entry timestamp with time zone, newest_entry timestamp with time zone)', 's', 's', false, false),
- ('st_cache_clear', '', 'bigint', 'v', 's', false, false),
- ('st_cache_evict_by_age', 'target_entries integer DEFAULT NULL::integer, target_size_mb double precision DEFAULT NULL::double precision, batch_size integer DEFAULT 100, min_age_hours integer DEFAULT 1', 'TABLE(evicted_count integer, freed_size_mb double precision, remaining_entries bigint, remaining_size_mb double precision)', 'v', 's', false, false),
+ ('st_cache_clear', '', 'bigint', 'v', 'u', false, false),
+ ('st_cache_evict_by_age', 'target_entries integer DEFAULT NULL::integer, target_size_mb double precision DEFAULT NULL::double precision, batch_size integer DEFAULT 100, min_age_hours integer DEFAULT 1', 'TABLE(evicted_count integer, freed_size_mb double precision, remaining_entries bigint, remaining_size_mb double precision)', 'v', 'u', false, false),
  ('st_cache_preview_eviction', 'preview_count integer DEFAULT 10', 'TABLE(cache_key text, prompt text, access_count integer, last_accessed timestamp with time zone, created_at timestamp with time zone, age_days double precision, size_bytes bigint)', 's', 's', false, false),
  ('st_cache_analyze_usage', '', 'TABLE(age_bucket text, entry_count bigint, avg_access_count double precision, total_size_mb double precision, percentage_of_cache double precision)', 's', 's', false, false),
- ('st_cache_scheduled_eviction', '', 'void', 'v', 's', false, false),
+ ('st_cache_scheduled_eviction', '', 'void', 'v', 'u', false, false),
  ('st_cancel_async', 'request_id uuid', 'boolean', 'v', 'u', false, false),
  ('st_check_async', 'request_id uuid', 'TABLE(status text, result text, results text[], embedding vector, embeddings vector[], error text, created_at timestamp with time zone, completed_at timestamp with time zone, processing_time_ms integer, request_type text)', 's', 's', false, false),
  ('st_check_async_batch', 'request_ids uuid[]', 'TABLE(request_id uuid, status text, result text, error text, completed_at timestamp with time zone)', 'v', 's', false, false),
- ('st_embed_async', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'uuid', 'v', 's', false, false),
+ ('st_embed_async', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'uuid', 'v', 'u', false, false),
  ('st_embed_batch_async', 'texts text[]', 'uuid[]', 'v', 'u', false, false),
  ('st_generate_async', 'prompt text, max_tokens integer DEFAULT NULL::integer', 'uuid', 'v', 'u', false, false),
  ('st_generate_batch_async', 'prompts text[], max_tokens integer DEFAULT 512', 'uuid[]', 'v', 'u', false, false),
  ('st_get_async_result', 'request_id uuid, timeout_seconds integer DEFAULT 30', 'text', 'v', 'u', false, false),
- ('steadytext_cancel_async', 'request_id uuid', 'boolean', 'v', 'u', false, false),
+ ('steadytext_cancel_async', 'request_id uuid', 'boolean', 'v', 'u', true, false),
  ('steadytext_check_async', 'request_id uuid', 'TABLE(status text, result text, results text[], embedding vector, embeddings vector[], error text, created_at timestamp with time zone, completed_at timestamp with time zone, processing_time_ms integer, request_type text)', 's', 's', false, true),
  ('steadytext_check_async_batch', 'request_ids uuid[]', 'TABLE(request_id uuid, status text, result text, error text, completed_at timestamp with time zone)', 'v', 's', false, false),
  ('steadytext_embed_async', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'uuid', 'v', 'u', false, false),
@@ -77,11 +78,11 @@ INSERT INTO expected VALUES
  ('st_rerank_batch_async', 'queries text[], documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'uuid[]', 'v', 'u', false, false),
  ('st_rerank_docs_only', 'query text, documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, seed integer DEFAULT 42', 'TABLE(document text)', 'i', 's', false, false),
  ('st_rerank_top_k', 'query text, documents text[], k integer DEFAULT 5, task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'TABLE(document text, score double precision)', 'i', 's', false, false),
- ('steadytext_generate_choice', 'prompt text, choices text[], max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false, model text DEFAULT NULL::text, temperature real DEFAULT 0.0', 'text', 'i', 's', false, false),
+ ('steadytext_generate_choice', 'prompt text, choices text[], max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false, model text DEFAULT NULL::text', 'text', 'i', 's', false, false),
  ('steadytext_generate_choice_async', 'prompt text, choices text[], max_tokens integer DEFAULT 512, use_cache boolean DEFAULT true, seed integer DEFAULT 42', 'uuid', 'v', 'u', false, false),
- ('steadytext_generate_json', 'prompt text, schema jsonb, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false, model text DEFAULT NULL::text, temperature real DEFAULT 0.0', 'text', 'i', 's', false, false),
+ ('steadytext_generate_json', 'prompt text, schema jsonb, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false, model text DEFAULT NULL::text', 'text', 'i', 's', false, false),
  ('steadytext_generate_json_async', 'prompt text, schema jsonb, max_tokens integer DEFAULT 512, use_cache boolean DEFAULT true, seed integer DEFAULT 42', 'uuid', 'v', 'u', false, false),
- ('steadytext_generate_regex', 'prompt text, pattern text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false, model text DEFAULT NULL::text, temperature real DEFAULT 0.0', 'text', 'i', 's', false, false),
+ ('steadytext_generate_regex', 'prompt text, pattern text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false, model text DEFAULT NULL::text', 'text', 'i', 's', false, false),
  ('steadytext_generate_regex_async', 'prompt text, pattern text, max_tokens integer DEFAULT 512, use_cache boolean DEFAULT true, seed integer DEFAULT 42', 'uuid', 'v', 'u', false, false),
  ('steadytext_rerank', 'query text, documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'TABLE(document text, score double precision)', 'i', 's', false, false),
  ('steadytext_rerank_async', 'query text, documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'uuid', 'v', 'u', false, false),
@@ -91,37 +92,46 @@ INSERT INTO expected VALUES
  ('steadytext_rerank_top_k', 'query text, documents text[], top_k integer, task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'TABLE(document text, score double precision)', 'i', 's', false, false),
  ('st_semantic_search', 'query_text text, limit_results integer DEFAULT 10, similarity_threshold double precision DEFAULT 0.7', 'TABLE(content text, similarity double precision, generated_text text)', 's', 's', false, false);
 
-SELECT plan((SELECT count(*)::int FROM expected) + 12);
+SELECT plan((SELECT count(*)::int FROM expected) + 13);
+
+-- Overloads share a name, so a function is its name and argument list.
+CREATE TEMP VIEW actual AS
+SELECT p.oid, p.proname::text AS fn, pg_get_function_arguments(p.oid) AS args,
+       pg_get_function_result(p.oid) AS result, p.provolatile AS vol, p.proparallel AS par,
+       p.proisstrict AS strict, p.proleakproof AS leak
+FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace;
 
 -- has_function with argument types, for every function above
 SELECT has_function('public', e.fn,
     COALESCE((SELECT array_agg(format_type(t, NULL) ORDER BY ord)
-              FROM pg_proc p, unnest(p.proargtypes::oid[]) WITH ORDINALITY AS u(t, ord)
-              WHERE p.proname = e.fn AND p.pronamespace = 'public'::regnamespace), '{}'::name[]),
-    'has ' || e.fn)
-FROM expected e ORDER BY e.fn;
+              FROM actual a, pg_proc p, unnest(p.proargtypes::oid[]) WITH ORDINALITY AS u(t, ord)
+              WHERE a.fn = e.fn AND a.args = e.args AND p.oid = a.oid), '{}'::name[]),
+    'has ' || e.fn || '(' || e.args || ')')
+FROM expected e ORDER BY e.fn, e.args;
 
--- names, defaults, results and labels, all at once per function
+-- results and labels, all at once per function
 SELECT is(
-    (SELECT format('%s -> %s %s%s strict=%s leakproof=%s', pg_get_function_arguments(p.oid),
-                   pg_get_function_result(p.oid), p.provolatile, p.proparallel, p.proisstrict, p.proleakproof)
-     FROM pg_proc p WHERE p.proname = e.fn AND p.pronamespace = 'public'::regnamespace),
-    format('%s -> %s %s%s strict=%s leakproof=%s', e.args, e.result, e.vol, e.par, e.strict, e.leak),
+    (SELECT format('%s %s%s strict=%s leakproof=%s', a.result, a.vol, a.par, a.strict, a.leak)
+     FROM actual a WHERE a.fn = e.fn AND a.args = e.args),
+    format('%s %s%s strict=%s leakproof=%s', e.result, e.vol, e.par, e.strict, e.leak),
     e.fn || ' signature and labels')
 FROM expected e WHERE e.fn IN ('steadytext_generate', 'steadytext_generate_stream',
     'steadytext_generate_cached', 'steadytext_embed', 'steadytext_embed_cached', 'steadytext_embed_batch',
     'steadytext_version', 'steadytext_config_get', 'steadytext_config_set', 'steadytext_semantic_search',
     'steadytext_cache_evict_by_frecency')
-ORDER BY e.fn;
+ORDER BY e.fn, e.args;
 
 SELECT is(
-    (SELECT count(*)::int FROM expected e JOIN pg_proc p
-        ON p.proname = e.fn AND p.pronamespace = 'public'::regnamespace
-     WHERE format('%s -> %s %s%s %s %s', pg_get_function_arguments(p.oid), pg_get_function_result(p.oid),
-                  p.provolatile, p.proparallel, p.proisstrict, p.proleakproof)
-         = format('%s -> %s %s%s %s %s', e.args, e.result, e.vol, e.par, e.strict, e.leak)),
+    (SELECT count(*)::int FROM expected e JOIN actual a USING (fn, args, result, vol, par, strict, leak)),
     (SELECT count(*)::int FROM expected),
     'every function and alias matches its expected signature and labels');
+
+-- The temperature overloads never make a reference call ambiguous: a 7-type DROP/has_function
+-- sees the reference form only.
+SELECT is(
+    (SELECT count(*)::int FROM actual WHERE fn IN ('steadytext_generate_json', 'steadytext_generate_regex',
+        'steadytext_generate_choice') AND args NOT LIKE '%temperature%' AND args LIKE '%model text DEFAULT NULL::text'),
+    3, 'the structured functions keep their 7-argument reference forms');
 
 SELECT * FROM finish();
 ROLLBACK;

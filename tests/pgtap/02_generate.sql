@@ -1,6 +1,6 @@
 -- steadytext_generate: results, determinism, validation errors, the cache read path.
 BEGIN;
-SELECT plan(21);
+SELECT plan(23);
 
 SELECT isnt(steadytext_generate('Write a haiku about PostgreSQL', 32, false), NULL, 'generates text');
 SELECT is(steadytext_generate('Write a haiku about PostgreSQL', 32, false),
@@ -34,9 +34,17 @@ SELECT throws_ok($$SELECT steadytext_generate('hi', unsafe_mode => true)$$,
 SELECT throws_like($$SELECT steadytext_generate('hi', model => 'openai:gpt-4o-mini', unsafe_mode => true)$$,
                    '%not supported%', 'remote providers are refused clearly');
 SELECT throws_ok($$SELECT steadytext_generate('hi', 0, false)$$, 'P0001', 'max_tokens must be at least 1, got 0');
-SELECT throws_like($$SELECT steadytext_generate(repeat('database ', 5000), 64, false)$$,
-                   '%context%', 'an over-long prompt is refused before decoding');
-SELECT throws_ok($$SELECT steadytext_generate(repeat('database ', 5000), 64, false)$$, '54000');
+-- a prompt longer than the model's window (but within steadytext.max_prompt_length)
+SELECT throws_like($$SELECT steadytext_generate(repeat('9 ', 4900), 64, false)$$,
+                   'prompt has % tokens but the model''s context window holds 4096%',
+                   'a prompt that does not fit the window is refused before decoding');
+SELECT throws_ok($$SELECT steadytext_generate(repeat('9 ', 4900), 64, false)$$, '54000');
+-- a prompt longer than steadytext.max_prompt_length is refused before it is tokenized
+SELECT throws_ok($$SELECT steadytext_generate(repeat('database ', 5000), 64, false)$$, '54000',
+    'the prompt has at least 11250 characters, more than the limit of 10000 (steadytext.max_prompt_length)');
+-- max_tokens beyond what the window leaves is clamped (with a NOTICE, checked by messages.sh)
+SELECT isnt(steadytext_generate('Answer with one word: what colour is the sky?', 4096, false), NULL,
+            'max_tokens 4096 with a short prompt returns text');
 
 -- no model: NULL and a WARNING that says how to fix it
 SET LOCAL steadytext.generation_model = '/nonexistent/model.gguf';

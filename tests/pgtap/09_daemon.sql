@@ -6,7 +6,8 @@ SELECT plan(16);
 SELECT isnt(steadytext_generate('Say hello', 8, false), NULL, 'a first call starts the daemon on demand');
 SELECT is(steadytext_info()->'inference'->>'location', 'daemon', 'inference runs in the daemon');
 SELECT is(steadytext_info()->'inference'->>'daemon_endpoint',
-          'tcp://localhost:' || current_setting('steadytext.daemon_port'), 'at the configured endpoint');
+          'ipc://' || current_setting('data_directory') || '/pg_steadytext/daemon.sock',
+          'on the cluster''s private socket');
 
 CREATE TEMP TABLE via_daemon AS
     SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false) AS t,
@@ -27,7 +28,7 @@ SELECT is((SELECT streamed FROM via_daemon), (SELECT streamed FROM in_backend), 
 
 -- the daemon functions act on the daemon itself and keep the health row current
 SELECT results_eq($$SELECT daemon_id, status, endpoint FROM steadytext_daemon_status()$$,
-    $$VALUES ('default', 'healthy', 'tcp://localhost:' || current_setting('steadytext.daemon_port'))$$,
+    $$VALUES ('default', 'healthy', 'ipc://' || current_setting('data_directory') || '/pg_steadytext/daemon.sock')$$,
     'status reports the running daemon');
 SELECT ok((SELECT uptime_seconds >= 0 AND last_heartbeat IS NOT NULL FROM st_daemon_status()), 'with its real uptime');
 SELECT is((SELECT status FROM steadytext_daemon_health WHERE daemon_id = 'default'), 'healthy', 'and records it');
@@ -48,12 +49,12 @@ SELECT ok(steadytext_generate('Say goodbye', 4, false) IS NOT NULL
 
 -- an unreachable daemon: fall back, or refuse when the fallback is off
 UPDATE steadytext_config SET value = 'false' WHERE key = 'daemon_auto_start';
-SET LOCAL steadytext.daemon_port = 9;
+SET LOCAL steadytext.daemon_endpoint = 'tcp://127.0.0.1:9';
 SELECT isnt(steadytext_generate('Say hello', 8, false), NULL, 'with inprocess_fallback the backend answers');
 
 SET LOCAL steadytext.inprocess_fallback = off;
 SELECT throws_like($$SELECT steadytext_generate('Say goodbye', 8, false)$$,
-                   'no st daemon answers at tcp://localhost:9%', 'without it the call fails clearly');
+                   'no st daemon answers at tcp://127.0.0.1:9%', 'without it the call fails clearly');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -47,8 +47,16 @@ SELECT is(steadytext_generate_batch_async('{}'), '{}'::uuid[], 'an empty batch q
 SELECT throws_ok($$SELECT steadytext_generate_batch_async(NULL)$$, 'P0001', 'Batch cannot be empty');
 SELECT throws_ok($$SELECT steadytext_generate_batch_async(array_fill('x'::text, ARRAY[101]))$$, 'P0001',
                  'Batch size exceeds maximum limit');
-SELECT throws_ok($$SELECT steadytext_generate_batch_async(ARRAY['a', NULL])$$, 'P0001', 'Prompt cannot be null');
-SELECT throws_ok($$SELECT steadytext_generate_batch_async(ARRAY['a', ''])$$, 'P0001', 'Prompt cannot be empty');
+-- NULL and blank elements: one request each, failed with the text steadytext_generate raises,
+-- while the others are queued (the whole batch is not refused)
+SELECT steadytext_generate_batch_async(ARRAY['a', NULL, ' ']) AS gempty \gset
+SELECT results_eq(
+    format($$SELECT q.status, q.error FROM unnest(%L::uuid[]) WITH ORDINALITY u(id, n)
+             JOIN steadytext_queue q ON q.request_id = u.id ORDER BY u.n$$, :'gempty'),
+    $$VALUES ('pending', NULL::text), ('failed', 'Prompt cannot be null'), ('failed', 'Prompt cannot be empty')$$,
+    'a NULL or blank prompt in a batch fails alone');
+SELECT is((SELECT error FROM steadytext_check_async((:'gempty'::uuid[])[2])), 'Prompt cannot be null',
+          'and check_async says why');
 
 -- Embeddings queue their text (the Python extension queued NULL)
 SELECT steadytext_embed_async('hello world') AS eid \gset
@@ -70,7 +78,13 @@ SELECT is(cardinality(st_embed_batch_async(ARRAY['a', 'b'])), 2, 'embed_batch_as
 SELECT throws_ok($$SELECT steadytext_embed_batch_async(NULL)$$, 'P0001', 'texts array cannot be null or empty');
 SELECT throws_ok($$SELECT steadytext_embed_batch_async('{}')$$, 'P0001', 'texts array cannot be null or empty',
                  'an empty array too');
-SELECT throws_ok($$SELECT steadytext_embed_batch_async(ARRAY['a', NULL])$$, 'P0001', 'Text cannot be null');
+-- NULL and blank texts: completed at once with the zero vector, as steadytext_embed_batch gives them
+SELECT steadytext_embed_batch_async(ARRAY['a', NULL, '']) AS eempty \gset
+SELECT results_eq(
+    format($$SELECT q.status, vector_norm(q.embedding) FROM unnest(%L::uuid[]) WITH ORDINALITY u(id, n)
+             JOIN steadytext_queue q ON q.request_id = u.id WHERE u.n > 1 ORDER BY u.n$$, :'eempty'),
+    $$VALUES ('completed', 0::float8), ('completed', 0::float8)$$,
+    'a NULL or blank text in an embedding batch gets the zero vector');
 
 -- Reading results
 SELECT results_eq(format($$SELECT status, result, request_type FROM steadytext_check_async(%L)$$, :'id'),

@@ -7,22 +7,25 @@ check() { # description, output, expected substring
     n=$((n + 1))
     if [[ "$2" == *"$3"* ]]; then echo "ok $n - $1"; else echo "not ok $n - $1"; echo "# got: $2"; failed=1; fi
 }
-echo "1..5"
+echo "1..7"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@" 2>&1; }
 
 out=$(q -c "SET steadytext.generation_model = '/nonexistent/model.gguf'" \
         -c "SELECT coalesce(steadytext_generate('hi', 8, false), 'IS NULL')")
 check "no model: generate returns NULL" "$out" "IS NULL"
-check "the warning says why" "$out" "WARNING:  steadytext_generate: no generation model could be loaded"
-check "and how to fix it" "$out" "Set steadytext.generation_model to a GGUF file"
+check "the warning says why" "$out" "WARNING:  steadytext_generate: no generation model could be used, returning NULL: model file /nonexistent/model.gguf does not exist"
+check "and how to fix it" "$out" "Set steadytext.generation_model (a registry name"
 
 out=$(q -c "SET steadytext.embedding_model = '/nonexistent/model.gguf'" \
         -c "SELECT vector_norm(steadytext_embed('hi', false))")
-check "no model: embed warns and returns the zero vector" "$out" "no embedding model could be loaded"
+check "no model: embed warns and returns the zero vector" "$out" "no embedding model could be used, returning the zero vector"
 
 out=$(q -c "INSERT INTO steadytext_cache (cache_key, prompt, response, created_at) VALUES ('m-old', 'p', 'r', now() - interval '2 days')" \
         -c "SELECT steadytext_config_set('cache_max_entries', '0')" \
         -c "SELECT steadytext_cache_scheduled_eviction()" \
         -c "SELECT steadytext_config_set('cache_max_entries', '10000')")
 check "scheduled eviction reports what it did" "$out" "NOTICE:  Cache eviction completed: 1 entries evicted"
+out=$(q -c "SELECT length(steadytext_generate('Answer with one word: what colour is the sky?', 4096, false)) > 0")
+check "max_tokens beyond the window: text" "$out" "t"
+check "and a NOTICE naming the limit" "$out" "NOTICE:  max_tokens 4096 is more than the model's window leaves after the prompt; the output is limited to"
 exit $failed

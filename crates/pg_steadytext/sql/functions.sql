@@ -6,14 +6,15 @@
 -- Configuration
 ---------------------------------------------------------------------------------------------
 
--- Stores the value as a JSON string, as the Python extension did; every reader accepts a
--- number written as text. steadytext_admin only (EXECUTE and the table's privileges); each key the
--- extension reads is checked for its type and range, the Python extension's keys with its texts.
-CREATE FUNCTION steadytext_config_set(config_key text, config_value text) RETURNS void
-LANGUAGE plpgsql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+-- Every configuration row is checked for its key's type and range however it is written
+-- (steadytext_config_set, or an admin's INSERT or UPDATE), with the Python extension's texts for
+-- its keys; every change is audited with the role that made it.
+CREATE FUNCTION _steadytext_config_check() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    k text := lower(config_key);
-    v text := btrim(config_value);
+    k text := lower(NEW.key);
+    config_value text := NEW.value #>> '{}';
+    v text := btrim(NEW.value #>> '{}');
 BEGIN
     IF k = 'daemon_host' AND config_value !~ '^[A-Za-z0-9._-]+$' THEN
         PERFORM @extschema@._steadytext_raise_p0001('Invalid host format');
@@ -52,16 +53,41 @@ BEGIN
         PERFORM @extschema@._steadytext_raise_p0001(format(
             '%s must be true or false, got %L', k, config_value));
     END IF;
-    IF k IN ('daemon_host', 'daemon_port') THEN
-        RAISE NOTICE '% is recorded but does not move the daemon: its endpoint is the setting steadytext.daemon_endpoint (superuser)', k;
+    NEW.updated_at := now();
+    NEW.updated_by := current_user;
+    RETURN NEW;
+END;
+$$;
+
+CREATE FUNCTION _steadytext_config_audit() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP <> 'DELETE' AND lower(NEW.key) IN ('daemon_host', 'daemon_port') THEN
+        RAISE NOTICE '% is recorded but does not move the daemon: its endpoint is the setting steadytext.daemon_endpoint (superuser)', lower(NEW.key);
     END IF;
+    -- key and value as the Python extension recorded them, then what it did not record
+    PERFORM @extschema@._steadytext_audit('config_change'::text, jsonb_build_object(
+        'key', CASE TG_OP WHEN 'DELETE' THEN OLD.key ELSE NEW.key END,
+        'value', CASE WHEN TG_OP <> 'DELETE' THEN NEW.value #>> '{}' END,
+        'operation', lower(TG_OP),
+        'old_value', CASE WHEN TG_OP <> 'INSERT' THEN OLD.value #>> '{}' END));
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER steadytext_config_check BEFORE INSERT OR UPDATE ON steadytext_config
+    FOR EACH ROW EXECUTE FUNCTION _steadytext_config_check();
+CREATE TRIGGER steadytext_config_audit AFTER INSERT OR UPDATE OR DELETE ON steadytext_config
+    FOR EACH ROW EXECUTE FUNCTION _steadytext_config_audit();
+
+-- Stores the value as a JSON string, as the Python extension did; every reader accepts a
+-- number written as text. steadytext_admin only (EXECUTE and the table's privileges).
+CREATE FUNCTION steadytext_config_set(config_key text, config_value text) RETURNS void
+LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO @extschema@.steadytext_config (key, value, updated_at, updated_by)
     VALUES (config_key, to_jsonb(config_value), now(), current_user)
     ON CONFLICT (key) DO UPDATE
         SET value = EXCLUDED.value, updated_at = now(), updated_by = current_user;
-    PERFORM @extschema@._steadytext_audit('config_change'::text,
-        jsonb_build_object('key', config_key, 'value', config_value));
-END;
 $$;
 
 CREATE FUNCTION steadytext_config_get(config_key text) RETURNS text
@@ -452,7 +478,8 @@ DECLARE
         'steadytext_rerank', 'steadytext_rerank_docs_only', 'steadytext_rerank_top_k',
         'steadytext_rerank_batch', 'st_rerank', 'st_rerank_docs_only', 'st_rerank_top_k',
         'st_rerank_batch', 'steadytext_version', 'st_version',
-        '_steadytext_raise_p0001', '_steadytext_check_constraint', '_steadytext_config_number'];
+        '_steadytext_raise_p0001', '_steadytext_check_constraint', '_steadytext_config_number',
+        '_steadytext_check_lengths'];
     user_functions text[] := ARRAY[
         'steadytext_generate_cached', 'st_generate_cached', 'steadytext_embed_cached',
         'st_embed_cached', 'steadytext_semantic_search', 'st_semantic_search',

@@ -82,6 +82,7 @@ BEGIN
     IF array_length(prompts, 1) > 100 THEN
         PERFORM @extschema@._steadytext_raise_p0001('Batch size exceeds maximum limit'::text);
     END IF;
+    PERFORM @extschema@._steadytext_check_lengths('prompt'::text, prompts);
     -- One request per element: a NULL or blank prompt gets a request that has already failed
     -- with the text steadytext_generate would give, so the rest of the batch still runs.
     FOREACH p IN ARRAY prompts LOOP
@@ -105,6 +106,7 @@ BEGIN
     IF text_input IS NULL THEN
         PERFORM @extschema@._steadytext_raise_p0001('Text cannot be null'::text);
     END IF;
+    PERFORM @extschema@._steadytext_check_lengths('text'::text, ARRAY[text_input]);
     IF trim(text_input) = '' THEN
         PERFORM @extschema@._steadytext_raise_p0001('Text cannot be empty'::text);
     END IF;
@@ -136,6 +138,7 @@ BEGIN
     IF texts IS NULL OR cardinality(texts) = 0 THEN
         PERFORM @extschema@._steadytext_raise_p0001('texts array cannot be null or empty'::text);
     END IF;
+    PERFORM @extschema@._steadytext_check_lengths('text'::text, texts);
     -- steadytext_embed_async checks each text; an error rolls back the rows queued before it.
     FOREACH t IN ARRAY texts LOOP
         IF t IS NULL OR trim(t) = '' THEN

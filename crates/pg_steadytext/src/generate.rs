@@ -77,7 +77,7 @@ pub(crate) fn text(request: GenerateRequest) -> String {
             if let Some(used) = summary.clamped {
                 notice!(
                     "max_tokens {requested} is more than the model's window leaves after the \
-                     prompt; generated up to {used} tokens"
+                     prompt; the output is limited to {used} tokens"
                 );
             }
             text

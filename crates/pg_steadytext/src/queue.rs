@@ -23,7 +23,7 @@ use steadytext::jobs::{Job, RowResult};
 use steadytext::store::PathPolicy;
 use steadytext::{Error, Request};
 
-use crate::errors::{raise, raise_error};
+use crate::errors::{raise, raise_error, OrRaise};
 use crate::privilege::{as_owner, current_user_name, has_role};
 use crate::vector::Vector;
 use crate::{cache, guc, model, rate_limit, route};
@@ -122,6 +122,16 @@ fn _steadytext_enqueue(
     .unwrap_or_else(|e| raise(&format!("cannot notify the workers: {e}")));
     wake();
     id
+}
+
+/// Refuses a text longer than `steadytext.max_prompt_length` before any SQL copies it: the
+/// `*_async` functions call it first (`what` is "prompt" or "text", as in the synchronous texts).
+#[pg_extern(stable, parallel_safe)]
+fn _steadytext_check_lengths(what: &str, texts: pgrx::Array<&str>) {
+    let builder = model::builder();
+    for text in texts.iter().flatten() {
+        builder.check_length(what, text).or_raise();
+    }
 }
 
 /// Records a batch element that needs no worker: a NULL or blank text completes with the zero

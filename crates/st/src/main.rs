@@ -81,9 +81,26 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("st: error: {e:#}");
+            if let Some(flag) = limit_flag(&e) {
+                eprintln!("st: the limit is the flag {flag} here");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// The flag that sets the limit a message names by its SQL setting (one name in every message).
+fn limit_flag(e: &anyhow::Error) -> Option<&'static str> {
+    use steadytext::request::{MAX_BATCH_SIZE, MAX_PROMPT_LENGTH, MAX_TOKENS_LIMIT};
+    let text = e.to_string();
+    [
+        (MAX_PROMPT_LENGTH, "--max-prompt-length"),
+        (MAX_TOKENS_LIMIT, "--max-tokens-limit"),
+        (MAX_BATCH_SIZE, "--max-batch-size"),
+    ]
+    .into_iter()
+    .find(|(setting, _)| text.contains(&format!("({setting})")))
+    .map(|(_, flag)| flag)
 }
 
 /// Reads the text argument, or standard input when it is absent or `-` (stripped, as SteadyText).

@@ -26,6 +26,9 @@ pub fn run(
     sink: &mut dyn Sink,
 ) -> Result<Ran> {
     if daemon {
+        // The daemon checks it again; checking here first refuses an oversized request before
+        // it is sent (the daemon would drop a message above its size limit without a reply).
+        builder.check(&spec)?;
         let client = crate::daemon::connect()?;
         let mut execution = client.execute_spec(spec, streaming)?;
         loop {

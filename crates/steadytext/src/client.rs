@@ -118,6 +118,7 @@ impl DaemonClient {
             params,
             id: id.to_string(),
             auth: self.auth.clone(),
+            extended: true,
         };
         let bytes = serde_json::to_vec(&message).map_err(|e| Error::protocol(e.to_string()))?;
         socket.send(bytes, 0).map_err(zmq_error)

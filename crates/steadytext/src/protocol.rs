@@ -6,10 +6,11 @@
 //! piece}}` frames, each acknowledged by the client with the raw bytes `ACK`, and ends with the
 //! token `##STREAM_END##` (not acknowledged).
 //!
-//! Additions old clients ignore: a request may carry `auth` (the daemon's token) and, in its
-//! parameters, `model_ref` and `use_cache` (see [`crate::request`]); an error reply carries
-//! `error_kind`, so the error keeps its kind across the wire; a result may carry `detail` (token
-//! counts, document indices).
+//! Additions old clients never see: a request may carry `auth` (the daemon's token) and, in its
+//! parameters, `model_ref` and `use_cache` (see [`crate::request`]). A request that says
+//! `extended` gets replies with `error_kind` (the error keeps its kind across the wire) and
+//! `detail` (token counts, document indices); other clients get `{id, result, error}` only,
+//! since SteadyText's Python client refuses any other field.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -42,6 +43,10 @@ pub struct Message {
     /// The daemon's token, for the methods only authorised clients may call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
+    /// The client reads the replies' additions (`error_kind`, `detail`). SteadyText's clients
+    /// reject a reply with a field they do not know, so only clients that say so get them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extended: bool,
 }
 
 /// A response.
@@ -62,6 +67,15 @@ pub struct Response {
 }
 
 impl Response {
+    /// The reply as a client that does (`extended`) or does not read the additions wants it.
+    pub fn for_client(mut self, extended: bool) -> Self {
+        if !extended {
+            self.error_kind = None;
+            self.detail = None;
+        }
+        self
+    }
+
     /// A successful response.
     pub fn ok(id: &str, result: Value) -> Self {
         Response {
@@ -213,6 +227,17 @@ pub fn decode_ranked(result: Value, detail: Option<Value>, documents: &[String])
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_clients_get_only_the_fields_steadytext_knows() {
+        let mut response = Response::err("7", &Error::invalid("no"));
+        response.detail = Some(json!({ "summary": null }));
+        let plain = serde_json::to_value(response.clone().for_client(false)).unwrap();
+        let keys: Vec<&String> = plain.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["error", "id", "result"]);
+        let extended = serde_json::to_value(response.for_client(true)).unwrap();
+        assert!(extended.get("error_kind").is_some() && extended.get("detail").is_some());
+    }
 
     #[test]
     fn errors_keep_their_kind_and_text_across_the_wire() {

@@ -51,8 +51,9 @@ pub enum PathPolicy {
 pub fn check_policy(source: &ModelSource, policy: PathPolicy) -> Result<()> {
     let refuse = |what: &str| {
         Err(Error::forbidden(format!(
-            "{what}: only superusers may name model files by path; name a registry model \
-             (st models list) or a .gguf file in the models directory"
+            "{what}: naming model files by path is not allowed here (superusers in SQL and \
+             trusted daemon clients only); name a registry model (st models list) or a .gguf \
+             file in the models directory"
         )))
     };
     let plain = |name: &str| !name.contains('/') && !name.contains('\\') && !name.contains("..");

@@ -104,7 +104,7 @@ impl Constraint {
                 if pattern.len() > MAX_CONSTRAINT_BYTES {
                     return Err(too_big(pattern.len()));
                 }
-                check_repeats(pattern).map_err(|e| {
+                check_regex(pattern).map_err(|e| {
                     Error::new(e.kind(), format!("Invalid regex pattern: {}", e.message()))
                 })?;
                 Ok(TopLevelGrammar::from_regex(pattern))
@@ -124,9 +124,10 @@ impl Constraint {
 }
 
 /// Refuses repetition counts above [`MAX_REPEAT`] (the engine would accept `a{1000000}` and pay
-/// for it at every token).
-fn check_repeats(pattern: &str) -> Result<()> {
-    use regex_syntax::ast::{Ast, RepetitionKind, RepetitionRange};
+/// for it at every token), and names word boundaries, which the engine reports only as an
+/// internal look-around.
+fn check_regex(pattern: &str) -> Result<()> {
+    use regex_syntax::ast::{Ast, AssertionKind, RepetitionKind, RepetitionRange};
     // Patterns regex-syntax cannot parse are left to the engine, which names the problem.
     let Ok(ast) = regex_syntax::ast::parse::Parser::new().parse(pattern) else {
         return Ok(());
@@ -147,6 +148,19 @@ fn check_repeats(pattern: &str) -> Result<()> {
                 }
                 walk(&r.ast)
             }
+            Ast::Assertion(a)
+                if !matches!(
+                    a.kind,
+                    AssertionKind::StartLine
+                        | AssertionKind::EndLine
+                        | AssertionKind::StartText
+                        | AssertionKind::EndText
+                ) =>
+            {
+                Err(Error::invalid(
+                    "word boundaries (\\b, \\B, \\<, \\>) are not supported",
+                ))
+            }
             Ast::Group(g) => walk(&g.ast),
             Ast::Concat(c) => c.asts.iter().try_for_each(walk),
             Ast::Alternation(a) => a.asts.iter().try_for_each(walk),
@@ -156,12 +170,12 @@ fn check_repeats(pattern: &str) -> Result<()> {
     walk(&ast)
 }
 
-/// Applies [`check_repeats`] to every `pattern` of a schema.
+/// Applies [`check_regex`] to every `pattern` of a schema.
 fn check_patterns(schema: &Value) -> Result<()> {
     match schema {
         Value::Object(map) => {
             if let Some(Value::String(pattern)) = map.get("pattern") {
-                check_repeats(pattern).map_err(|e| {
+                check_regex(pattern).map_err(|e| {
                     Error::new(
                         e.kind(),
                         format!("Invalid JSON schema: pattern {pattern:?}: {}", e.message()),
@@ -616,6 +630,10 @@ mod tests {
         let cases = [
             (Constraint::Regex("(a)\\1".into()), "Invalid regex pattern"),
             (Constraint::Regex("".into()), "Pattern cannot be null or empty"),
+            (
+                Constraint::Regex("\\bword".into()),
+                "Invalid regex pattern: word boundaries",
+            ),
             (Constraint::Json(json!("str")), "Invalid JSON schema"),
             (
                 Constraint::Json(json!({"not": {"type": "string"}})),

@@ -26,6 +26,8 @@ pub struct Task {
     pub spec: Spec,
     /// Whether the client is authorised (may send model paths).
     pub trusted: bool,
+    /// Whether the client reads the replies' additions.
+    pub extended: bool,
     /// Set by `cancel` (or an abandoned stream): stop between steps.
     pub cancel: Arc<AtomicBool>,
 }
@@ -140,7 +142,8 @@ impl Inference {
                 Response::err(&task.id, &Error::cancelled())
             } else {
                 self.run(&task, streaming, &out)
-            };
+            }
+            .for_client(task.extended);
             let message = if streaming {
                 Outgoing::End(task.identity, response)
             } else {

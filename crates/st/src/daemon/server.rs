@@ -215,6 +215,11 @@ impl Server {
         }
     }
 
+    /// Sends a reply, with the additions only for a client that reads them.
+    fn reply(&self, identity: &[u8], response: Response, extended: bool) {
+        self.send(identity, &response.for_client(extended))
+    }
+
     fn on_message(&mut self, frames: Vec<Vec<u8>>) {
         // A REQ client's message arrives as [identity, empty delimiter, body]; anything else
         // cannot be answered and is dropped.
@@ -233,53 +238,57 @@ impl Server {
             Ok(m) => m,
             Err(e) => {
                 let error = Error::protocol(format!("invalid request: {e}"));
-                return self.send(&identity, &Response::err("", &error));
+                return self.reply(&identity, Response::err("", &error), false);
             }
         };
         let trusted = self.ipc
             || (self.config.token.is_some() && message.auth.as_deref() == self.config.token.as_deref());
         let id = message.id.clone();
+        let extended = message.extended;
         match message.method.as_str() {
-            "ping" => self.send(&identity, &Response::ok(&id, json!("pong"))),
+            "ping" => self.reply(&identity, Response::ok(&id, json!("pong")), extended),
             "stats" => {
                 let stats = self.stats();
-                self.send(&identity, &Response::ok(&id, stats))
+                self.reply(&identity, Response::ok(&id, stats), extended)
             }
             "cancel" => {
                 let found = match message.params.get("request_id").and_then(Value::as_str) {
                     Some(target) => self.cancel(target),
                     None => false,
                 };
-                self.send(&identity, &Response::ok(&id, json!({ "cancelled": found })))
+                self.reply(&identity, Response::ok(&id, json!({ "cancelled": found })), extended)
             }
             "shutdown" if trusted => {
                 self.running = false;
-                self.send(&identity, &Response::ok(&id, json!("shutdown initiated")))
+                self.reply(&identity, Response::ok(&id, json!("shutdown initiated")), extended)
             }
-            "shutdown" => self.send(
+            "shutdown" => self.reply(
                 &identity,
-                &Response::err(
+                Response::err(
                     &id,
                     &Error::forbidden(
                         "shutdown needs an authorised client (the daemon's ipc socket or its \
                          token); stop the daemon with `st daemon stop` as its user",
                     ),
                 ),
+                extended,
             ),
             "generate" | "generate_iter" | "embed" | "embed_batch" | "rerank" => {
                 self.submit(identity, message, trusted)
             }
-            other => self.send(
+            other => self.reply(
                 &identity,
-                &Response::err(&id, &Error::invalid(format!("Unknown method: {other}"))),
+                Response::err(&id, &Error::invalid(format!("Unknown method: {other}"))),
+                extended,
             ),
         }
     }
 
     fn submit(&mut self, identity: Vec<u8>, message: Message, trusted: bool) {
+        let extended = message.extended;
         let spec = match Spec::parse(&message.method, message.params) {
             Ok(spec) => spec,
-            Err(e) => return self.send(&identity, &Response::err(&message.id, &e)),
+            Err(e) => return self.reply(&identity, Response::err(&message.id, &e), extended),
         };
         if self.queued.load(Ordering::SeqCst) >= self.config.max_queue {
             let busy = Error::new(
@@ -289,7 +298,7 @@ impl Server {
                     self.config.max_queue
                 ),
             );
-            return self.send(&identity, &Response::err(&message.id, &busy));
+            return self.reply(&identity, Response::err(&message.id, &busy), extended);
         }
         let cancel = Arc::new(AtomicBool::new(false));
         self.cancels.insert(message.id.clone(), cancel.clone());
@@ -311,6 +320,7 @@ impl Server {
             method: message.method,
             spec,
             trusted,
+            extended,
             cancel,
         };
         self.queued.fetch_add(1, Ordering::SeqCst);
