@@ -9,7 +9,10 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/pg_steadytext/target
 # The test models (scripts/fetch-test-models.sh builds them here).
 export STEADYTEXT_TEST_MODELS ?= /var/cache/steadytext/test-models
 PREFIX ?= /usr/local
-BIN := $(CARGO_TARGET_DIR)/debug
+# What users install, and what every test and benchmark runs: the optimised `dist` profile
+# (Cargo.toml). One profile for everything, so llama.cpp is compiled once per build cache.
+PROFILE ?= dist
+BIN := $(CARGO_TARGET_DIR)/$(PROFILE)
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 # The pgrx test cluster's data directory must be reachable by the postgres user.
 PGRX_TEST_PGDATA ?= /tmp/pg_steadytext-pgrx-test
@@ -18,7 +21,7 @@ GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 RERANK_MODEL := $(STEADYTEXT_TEST_MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
-.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security lint demo bench models clean
+.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism lint demo bench models clean
 
 ## Install system packages, pgvector, cargo-pgrx, the test models, and `st` on the PATH, with
 ## the test models as its default models.
@@ -32,39 +35,39 @@ setup:
 models:
 	scripts/fetch-test-models.sh
 
-## Build every binary in the one (dev) profile: llama.cpp is compiled once per build cache.
+## Build every binary in the one profile: llama.cpp is compiled once per build cache.
 ## Every cargo command here covers the whole workspace (or pg_steadytext, whose dependency tree
 ## includes everything llama.cpp's build depends on): a narrower selection would unify features
 ## differently and rebuild llama.cpp.
 build:
-	cargo build --workspace --all-targets
+	cargo build --workspace --all-targets --profile $(PROFILE)
 
 install: build
 	install -m 755 $(BIN)/st $(PREFIX)/bin/st
 
 ## The extension into the system PostgreSQL 15.
 install-extension:
-	cd crates/pg_steadytext && cargo pgrx install --pg-config $(PG_CONFIG)
+	cd crates/pg_steadytext && cargo pgrx install --profile $(PROFILE) --pg-config $(PG_CONFIG)
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets --profile $(PROFILE) -- -D warnings
 
 ## Every test, on the real test models.
-test: setup lint test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security
+test: setup lint test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism
 
 ## Library and CLI tests (the extension's #[pg_test]s run under test-pgrx). One test at a time:
 ## each uses every core, and ggml's spinning threads collapse when two requests share two cores.
 test-core:
-	cargo test --workspace -- --test-threads=1 --skip tests::pg_
+	cargo test --workspace --profile $(PROFILE) -- --test-threads=1 --skip tests::pg_
 
 ## SteadyText's own Python daemon client against `st daemon`.
 test-interop:
-	prove tests/interop/run.sh
+	PROFILE=$(PROFILE) prove tests/interop/run.sh
 
 ## Rust-level tests inside a temporary PostgreSQL (run as the postgres user).
 test-pgrx:
-	cd crates/pg_steadytext && cargo pgrx test pg15 --runas postgres --pgdata $(PGRX_TEST_PGDATA)
+	cd crates/pg_steadytext && cargo pgrx test pg15 --profile $(PROFILE) --runas postgres --pgdata $(PGRX_TEST_PGDATA)
 
 ## kill -9 / SIGABRT of the supervised daemon, 20 concurrent connections, backend memory.
 test-faults: install-extension
@@ -73,6 +76,11 @@ test-faults: install-extension
 ## Background queue workers and st worker: 200 mixed requests, priority, cancel, kill -9.
 test-queue: install-extension
 	prove tests/queue/run.sh
+
+## The same bytes on every route: library, st, daemon, SQL (daemon and backend), both queue
+## workers; stream or not, batch or not, 1 or 2 threads, after a restart; a registry model's window.
+test-determinism: install-extension
+	PROFILE=$(PROFILE) prove tests/determinism/run.sh
 
 ## Every attack on the privilege model, as unprivileged roles and as another OS user; st worker
 ## over TLS.

@@ -3,7 +3,7 @@
 # dependencies into a private virtual environment) against `st daemon`. TAP, via prove.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-ST=${ST:-${CARGO_TARGET_DIR:-$HOME/.cache/pg_steadytext/target}/debug/st}
+ST=${ST:-${CARGO_TARGET_DIR:-$HOME/.cache/pg_steadytext/target}/${PROFILE:-dist}/st}
 MODELS=${STEADYTEXT_TEST_MODELS:-/var/cache/steadytext/test-models}
 VENV=${STEADYTEXT_INTEROP_VENV:-/var/cache/steadytext/interop-venv}
 PORT=${INTEROP_PORT:-5611}

@@ -92,7 +92,122 @@ INSERT INTO expected VALUES
  ('steadytext_rerank_top_k', 'query text, documents text[], top_k integer, task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'TABLE(document text, score double precision)', 'i', 's', false, false),
  ('st_semantic_search', 'query_text text, limit_results integer DEFAULT 10, similarity_threshold double precision DEFAULT 0.7', 'TABLE(content text, similarity double precision, generated_text text)', 's', 's', false, false);
 
-SELECT plan((SELECT count(*)::int FROM expected) + 13);
+-- The Python extension's 93 functions and 4 aggregates (2025.11.25), each by name, argument
+-- list and result, as pg_get_function_arguments / pg_get_function_result print them.
+CREATE TEMP TABLE reference(fn text, args text, result text, kind "char");
+INSERT INTO reference VALUES
+ -- 1.1 Text generation
+ ('steadytext_generate', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'text', 'f'),
+ ('steadytext_generate_stream', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'SETOF text', 'f'),
+ ('steadytext_generate_cached', 'prompt text, max_tokens integer DEFAULT NULL::integer, seed integer DEFAULT 42', 'text', 'f'),
+ -- 1.2 Structured generation
+ ('steadytext_generate_json', 'prompt text, schema jsonb, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false, model text DEFAULT NULL::text', 'text', 'f'),
+ ('steadytext_generate_regex', 'prompt text, pattern text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false, model text DEFAULT NULL::text', 'text', 'f'),
+ ('steadytext_generate_choice', 'prompt text, choices text[], max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false, model text DEFAULT NULL::text', 'text', 'f'),
+ -- 1.3 Embeddings
+ ('steadytext_embed', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'f'),
+ ('steadytext_embed_cached', 'text_input text, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'f'),
+ -- 1.4 Reranking
+ ('steadytext_rerank', 'query text, documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'TABLE(document text, score double precision)', 'f'),
+ ('steadytext_rerank_docs_only', 'query text, documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, seed integer DEFAULT 42', 'TABLE(document text)', 'f'),
+ ('steadytext_rerank_top_k', 'query text, documents text[], top_k integer, task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'TABLE(document text, score double precision)', 'f'),
+ ('steadytext_rerank_batch', 'queries text[], documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'TABLE(query_index integer, document text, score double precision)', 'f'),
+ -- 1.5 Async queue
+ ('steadytext_generate_async', 'prompt text, max_tokens integer DEFAULT 512', 'uuid', 'f'),
+ ('steadytext_generate_batch_async', 'prompts text[], max_tokens integer DEFAULT 512', 'uuid[]', 'f'),
+ ('steadytext_embed_async', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'uuid', 'f'),
+ ('steadytext_embed_batch_async', 'texts text[]', 'uuid[]', 'f'),
+ ('steadytext_rerank_async', 'query text, documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'uuid', 'f'),
+ ('steadytext_rerank_batch_async', 'queries text[], documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'uuid[]', 'f'),
+ ('steadytext_check_async', 'request_id uuid', 'TABLE(status text, result text, results text[], embedding vector, embeddings vector[], error text, created_at timestamp with time zone, completed_at timestamp with time zone, processing_time_ms integer, request_type text)', 'f'),
+ ('steadytext_check_async_batch', 'request_ids uuid[]', 'TABLE(request_id uuid, status text, result text, error text, completed_at timestamp with time zone)', 'f'),
+ ('steadytext_get_async_result', 'request_id uuid, timeout_seconds integer DEFAULT 30', 'text', 'f'),
+ ('steadytext_cancel_async', 'request_id uuid', 'boolean', 'f'),
+ -- 1.6 Cache management
+ ('steadytext_cache_stats', '', 'TABLE(total_entries bigint, total_size_mb double precision, cache_hit_rate double precision, avg_access_count double precision, oldest_entry timestamp with time zone, newest_entry timestamp with time zone)', 'f'),
+ ('steadytext_cache_clear', '', 'bigint', 'f'),
+ ('steadytext_cache_evict_by_age', 'target_entries integer DEFAULT NULL::integer, target_size_mb double precision DEFAULT NULL::double precision, batch_size integer DEFAULT 100, min_age_hours integer DEFAULT 1', 'TABLE(evicted_count integer, freed_size_mb double precision, remaining_entries bigint, remaining_size_mb double precision)', 'f'),
+ ('steadytext_cache_evict_by_frecency', 'target_entries integer DEFAULT NULL::integer, target_size_mb double precision DEFAULT NULL::double precision, batch_size integer DEFAULT 100, min_access_count integer DEFAULT 2, min_age_hours integer DEFAULT 1', 'TABLE(evicted_count integer, freed_size_mb double precision, remaining_entries bigint, remaining_size_mb double precision)', 'f'),
+ ('steadytext_cache_scheduled_eviction', '', 'void', 'f'),
+ ('steadytext_cache_preview_eviction', 'preview_count integer DEFAULT 10', 'TABLE(cache_key text, prompt text, access_count integer, last_accessed timestamp with time zone, created_at timestamp with time zone, age_days double precision, size_bytes bigint)', 'f'),
+ ('steadytext_cache_analyze_usage', '', 'TABLE(age_bucket text, entry_count bigint, avg_access_count double precision, total_size_mb double precision, percentage_of_cache double precision)', 'f'),
+ -- 1.7 Daemon management
+ ('steadytext_daemon_start', '', 'boolean', 'f'),
+ ('steadytext_daemon_status', '', 'TABLE(daemon_id text, status text, endpoint text, last_heartbeat timestamp with time zone, uptime_seconds integer)', 'f'),
+ ('steadytext_daemon_stop', '', 'boolean', 'f'),
+ -- 1.8 Configuration
+ ('steadytext_config_set', 'config_key text, config_value text', 'void', 'f'),
+ ('steadytext_config_get', 'config_key text', 'text', 'f'),
+ -- 1.9 Summarization
+ ('steadytext_extract_facts', 'input_text text, max_facts integer DEFAULT 10', 'jsonb', 'f'),
+ ('steadytext_deduplicate_facts', 'facts_array jsonb, similarity_threshold double precision DEFAULT 0.85', 'jsonb', 'f'),
+ ('steadytext_summarize_accumulate', 'state jsonb, value text, metadata jsonb DEFAULT ''{}''::jsonb', 'jsonb', 'f'),
+ ('steadytext_summarize_combine', 'state1 jsonb, state2 jsonb', 'jsonb', 'f'),
+ ('steadytext_summarize_finalize', 'state jsonb', 'text', 'f'),
+ ('steadytext_summarize_combine_states', 'state1 jsonb, partial_state jsonb', 'jsonb', 'f'),
+ ('steadytext_summarize', 'text, jsonb', 'text', 'a'),
+ ('steadytext_summarize_partial', 'text, jsonb', 'jsonb', 'a'),
+ ('steadytext_summarize_final', 'jsonb', 'text', 'a'),
+ ('steadytext_summarize_text', 'input_text text, metadata jsonb DEFAULT ''{}''::jsonb, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'text', 'f'),
+ -- 1.10 Prompt registry
+ ('_get_next_version', 'p_prompt_id uuid', 'integer', 'f'),
+ ('_validate_jinja2_template', 'template text', 'TABLE(is_valid boolean, required_variables text[], error_message text)', 'f'),
+ ('steadytext_prompt_create', 'slug text, template text, description text DEFAULT NULL::text, metadata jsonb DEFAULT ''{}''::jsonb', 'uuid', 'f'),
+ ('steadytext_prompt_update', 'slug text, template text, metadata jsonb DEFAULT ''{}''::jsonb', 'uuid', 'f'),
+ ('steadytext_prompt_get', 'slug text, version integer DEFAULT NULL::integer', 'TABLE(prompt_id uuid, version_num integer, template text, required_variables text[], metadata jsonb, created_at timestamp with time zone, created_by text)', 'f'),
+ ('steadytext_prompt_render', 'slug text, variables jsonb, version integer DEFAULT NULL::integer, strict boolean DEFAULT true', 'text', 'f'),
+ ('steadytext_prompt_list', '', 'TABLE(prompt_id uuid, slug text, description text, latest_version_num integer, total_versions integer, created_at timestamp with time zone, updated_at timestamp with time zone)', 'f'),
+ ('steadytext_prompt_versions', 'slug text', 'TABLE(version_num integer, template text, required_variables text[], metadata jsonb, created_at timestamp with time zone, created_by text, is_active boolean)', 'f'),
+ ('steadytext_prompt_delete', 'slug text', 'boolean', 'f'),
+ -- 1.12 Version and internal helpers
+ ('steadytext_version', '', 'text', 'f'),
+ ('_steadytext_raise_p0001', 'message text', 'void', 'f'),
+ ('_steadytext_init_python', '', 'void', 'f'),
+ -- 1.13 st_* aliases (40 sql functions + 1 aggregate)
+ ('st_generate', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'text', 'f'),
+ ('st_embed', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'f'),
+ ('st_rerank', 'query text, documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'TABLE(document text, score double precision)', 'f'),
+ ('st_rerank_docs_only', 'query text, documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, seed integer DEFAULT 42', 'TABLE(document text)', 'f'),
+ ('st_rerank_batch', 'queries text[], documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'TABLE(query_index integer, document text, score double precision)', 'f'),
+ ('st_generate_stream', 'prompt text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, eos_string text DEFAULT ''[EOS]''::text, model text DEFAULT NULL::text, model_repo text DEFAULT NULL::text, model_filename text DEFAULT NULL::text, size text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'SETOF text', 'f'),
+ ('st_generate_json', 'prompt text, schema jsonb, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false', 'text', 'f'),
+ ('st_generate_regex', 'prompt text, pattern text, max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false', 'text', 'f'),
+ ('st_generate_choice', 'prompt text, choices text[], max_tokens integer DEFAULT NULL::integer, use_cache boolean DEFAULT true, seed integer DEFAULT 42, unsafe_mode boolean DEFAULT false', 'text', 'f'),
+ ('st_generate_cached', 'prompt text, max_tokens integer DEFAULT NULL::integer, seed integer DEFAULT 42', 'text', 'f'),
+ ('st_embed_cached', 'text_input text, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'vector', 'f'),
+ ('st_embed_async', 'text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'uuid', 'f'),
+ ('st_generate_async', 'prompt text, max_tokens integer DEFAULT NULL::integer', 'uuid', 'f'),
+ ('st_rerank_top_k', 'query text, documents text[], k integer DEFAULT 5, task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'TABLE(document text, score double precision)', 'f'),
+ ('st_rerank_async', 'query text, documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'uuid', 'f'),
+ ('st_rerank_batch_async', 'queries text[], documents text[], task text DEFAULT ''Given a web search query, retrieve relevant passages that answer the query''::text, return_scores boolean DEFAULT true, seed integer DEFAULT 42', 'uuid[]', 'f'),
+ ('st_check_async', 'request_id uuid', 'TABLE(status text, result text, results text[], embedding vector, embeddings vector[], error text, created_at timestamp with time zone, completed_at timestamp with time zone, processing_time_ms integer, request_type text)', 'f'),
+ ('st_get_async_result', 'request_id uuid, timeout_seconds integer DEFAULT 30', 'text', 'f'),
+ ('st_cache_stats', '', 'TABLE(total_entries bigint, total_size_mb double precision, cache_hit_rate double precision, avg_access_count double precision, oldest_entry timestamp with time zone, newest_entry timestamp with time zone)', 'f'),
+ ('st_cache_clear', '', 'bigint', 'f'),
+ ('st_cache_evict_by_age', 'target_entries integer DEFAULT NULL::integer, target_size_mb double precision DEFAULT NULL::double precision, batch_size integer DEFAULT 100, min_age_hours integer DEFAULT 1', 'TABLE(evicted_count integer, freed_size_mb double precision, remaining_entries bigint, remaining_size_mb double precision)', 'f'),
+ ('st_cache_preview_eviction', 'preview_count integer DEFAULT 10', 'TABLE(cache_key text, prompt text, access_count integer, last_accessed timestamp with time zone, created_at timestamp with time zone, age_days double precision, size_bytes bigint)', 'f'),
+ ('st_cache_analyze_usage', '', 'TABLE(age_bucket text, entry_count bigint, avg_access_count double precision, total_size_mb double precision, percentage_of_cache double precision)', 'f'),
+ ('st_cache_scheduled_eviction', '', 'void', 'f'),
+ ('st_daemon_start', '', 'boolean', 'f'),
+ ('st_daemon_stop', '', 'boolean', 'f'),
+ ('st_daemon_status', '', 'TABLE(daemon_id text, status text, endpoint text, last_heartbeat timestamp with time zone, uptime_seconds integer)', 'f'),
+ ('st_config_get', 'key text', 'text', 'f'),
+ ('st_config_set', 'key text, value text', 'void', 'f'),
+ ('st_version', '', 'text', 'f'),
+ ('st_summarize_text', 'input_text text, metadata jsonb DEFAULT ''{}''::jsonb, model text DEFAULT NULL::text, unsafe_mode boolean DEFAULT false', 'text', 'f'),
+ ('st_extract_facts', 'input_text text, max_facts integer DEFAULT 10', 'jsonb', 'f'),
+ ('st_deduplicate_facts', 'facts jsonb, similarity_threshold double precision DEFAULT 0.8', 'jsonb', 'f'),
+ ('st_summarize', 'text, jsonb', 'text', 'a'),
+ ('st_prompt_create', 'slug text, template text, description text DEFAULT NULL::text, metadata jsonb DEFAULT ''{}''::jsonb', 'uuid', 'f'),
+ ('st_prompt_update', 'slug text, template text, metadata jsonb DEFAULT ''{}''::jsonb', 'uuid', 'f'),
+ ('st_prompt_get', 'slug text, version integer DEFAULT NULL::integer', 'TABLE(prompt_id uuid, version_num integer, template text, required_variables text[], metadata jsonb, created_at timestamp with time zone, created_by text)', 'f'),
+ ('st_prompt_render', 'slug text, variables jsonb, version integer DEFAULT NULL::integer, strict boolean DEFAULT true', 'text', 'f'),
+ ('st_prompt_list', '', 'TABLE(prompt_id uuid, slug text, description text, latest_version_num integer, total_versions integer, created_at timestamp with time zone, updated_at timestamp with time zone)', 'f'),
+ ('st_prompt_versions', 'slug text', 'TABLE(version_num integer, template text, required_variables text[], metadata jsonb, created_at timestamp with time zone, created_by text, is_active boolean)', 'f'),
+ ('st_prompt_delete', 'slug text', 'boolean', 'f');
+
+SELECT plan((SELECT count(*)::int FROM expected) + 13 + (SELECT count(*)::int FROM reference) + 1);
+
 
 -- Overloads share a name, so a function is its name and argument list.
 CREATE TEMP VIEW actual AS
@@ -132,6 +247,16 @@ SELECT is(
     (SELECT count(*)::int FROM actual WHERE fn IN ('steadytext_generate_json', 'steadytext_generate_regex',
         'steadytext_generate_choice') AND args NOT LIKE '%temperature%' AND args LIKE '%model text DEFAULT NULL::text'),
     3, 'the structured functions keep their 7-argument reference forms');
+
+SELECT is((SELECT count(*)::int FROM reference), 97, 'the reference has 93 functions and 4 aggregates');
+SELECT ok(EXISTS (SELECT 1 FROM pg_proc p
+                  WHERE p.pronamespace = 'public'::regnamespace AND p.proname = r.fn
+                    AND p.prokind = r.kind
+                    AND pg_get_function_arguments(p.oid) = r.args
+                    AND pg_get_function_result(p.oid) = r.result),
+          format('reference %s %s(%s) -> %s', CASE r.kind WHEN 'a' THEN 'aggregate' ELSE 'function' END,
+                 r.fn, r.args, r.result))
+FROM reference r ORDER BY r.fn, r.args;
 
 SELECT * FROM finish();
 ROLLBACK;

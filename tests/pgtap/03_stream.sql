@@ -4,11 +4,11 @@ SELECT plan(7);
 
 SELECT ok((SELECT count(*) FROM steadytext_generate_stream('Write a haiku about PostgreSQL', 32, false)) > 1,
           'several rows, one per piece');
-SELECT is((SELECT btrim(string_agg(t, '' ORDER BY n), E' \n\t')
+SELECT test_helpers.same((SELECT string_agg(t, '' ORDER BY n)
            FROM steadytext_generate_stream('Write a haiku about PostgreSQL', 32, false) WITH ORDINALITY AS s(t, n)),
           steadytext_generate('Write a haiku about PostgreSQL', 32, false),
-          'streaming equals non-streaming');
-SELECT is((SELECT string_agg(t, '' ORDER BY n) FROM st_generate_stream('Write a haiku about PostgreSQL', 32, false)
+          'streamed pieces add up to exactly the non-streamed text');
+SELECT test_helpers.same((SELECT string_agg(t, '' ORDER BY n) FROM st_generate_stream('Write a haiku about PostgreSQL', 32, false)
            WITH ORDINALITY AS s(t, n)),
           (SELECT string_agg(t, '' ORDER BY n) FROM steadytext_generate_stream('Write a haiku about PostgreSQL', 32, false)
            WITH ORDINALITY AS s(t, n)),

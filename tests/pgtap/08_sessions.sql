@@ -1,18 +1,18 @@
 -- Across connections: the same bytes from another backend; statement_timeout and
 -- pg_cancel_backend stop a generation promptly and leave the backend usable; steadytext_info.
 BEGIN;
-SELECT plan(11);
+SELECT plan(13);
 
 CREATE FUNCTION pg_temp.conn() RETURNS text LANGUAGE sql AS $$
     SELECT format('host=%s port=%s dbname=%s user=postgres',
                   current_setting('unix_socket_directories'), current_setting('port'), current_database())
 $$;
 
-SELECT is(
+SELECT test_helpers.same(
     (SELECT t FROM dblink(pg_temp.conn(), $$SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false)$$) AS r(t text)),
     steadytext_generate('Write a haiku about PostgreSQL', 32, false),
     'another connection generates the same bytes');
-SELECT is(
+SELECT test_helpers.same(
     (SELECT v FROM dblink(pg_temp.conn(), $$SELECT steadytext_embed('hello', false)::text$$) AS r(v text)),
     steadytext_embed('hello', false)::text,
     'another connection embeds the same vector');
@@ -25,8 +25,19 @@ SELECT is(test_helpers.try($$SELECT steadytext_generate('Write a long story abou
 SET LOCAL statement_timeout = 0;
 SELECT ok((SELECT clock_timestamp() - at < interval '2 seconds' FROM t0),
           'cancelled well before the 2000-token generation could finish');
-SELECT is(steadytext_generate('Say hello', 4, false), steadytext_generate('Say hello', 4, false),
+SELECT test_helpers.same(steadytext_generate('Say hello', 4, false), steadytext_generate('Say hello', 4, false),
           'the backend is usable afterwards');
+
+-- and in the backend (steadytext.use_daemon = off), where the engine checks for interrupts
+-- between tokens
+SET LOCAL steadytext.use_daemon = off;
+CREATE TEMP TABLE t2 AS SELECT clock_timestamp() AS at;
+SET LOCAL statement_timeout = '300ms';
+SELECT is(test_helpers.try($$SELECT steadytext_generate('Write a long story about a dragon', 2000, false)$$),
+          '57014: canceling statement due to statement timeout', 'statement_timeout cancels a generation in the backend');
+SET LOCAL statement_timeout = 0;
+SELECT ok((SELECT clock_timestamp() - at < interval '2 seconds' FROM t2), 'promptly there too');
+RESET steadytext.use_daemon;
 
 -- pg_cancel_backend from another session stops it too
 SELECT is(dblink_connect('worker', pg_temp.conn()), 'OK', 'a second session');
@@ -42,7 +53,7 @@ SELECT is(test_helpers.try($$SELECT * FROM dblink_get_result('worker') AS r(t te
 SELECT ok((SELECT clock_timestamp() - at < interval '2 seconds' FROM t1), 'promptly');
 -- drain the connection's end-of-results marker before the next query
 DO $$ BEGIN PERFORM * FROM dblink_get_result('worker', false) AS r(t text); END $$;
-SELECT is((SELECT t FROM dblink('worker', $$SELECT steadytext_generate('Say hello', 4, false)$$) AS r(t text)),
+SELECT test_helpers.same((SELECT t FROM dblink('worker', $$SELECT steadytext_generate('Say hello', 4, false)$$) AS r(t text)),
           steadytext_generate('Say hello', 4, false), 'the cancelled backend still works');
 
 SELECT * FROM finish();

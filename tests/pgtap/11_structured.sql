@@ -15,7 +15,7 @@ SELECT ok((SELECT (out::jsonb ->> 'age')::int BETWEEN 0 AND 120 FROM person), 'w
 SELECT is(steadytext_generate_json('Is the sky blue?', '{"type": "boolean"}', 16, false)::jsonb ?| ARRAY[]::text[], false,
           'a boolean schema gives a JSON scalar');
 SELECT ok(steadytext_generate_json('Is the sky blue?', '{"type": "boolean"}', 16, false) IN ('true', 'false'), 'true or false');
-SELECT is((SELECT out FROM person),
+SELECT test_helpers.same((SELECT out FROM person),
           steadytext_generate_json('Give a person''s name and age',
     '{"type": "object", "properties": {"name": {"type": "string", "maxLength": 20},
       "age": {"type": "integer", "minimum": 0, "maximum": 120}},
@@ -76,7 +76,7 @@ SELECT ok(steadytext_generate_choice('Pick one', ARRAY['say "yes"', 'back\slash'
           = ANY(ARRAY['say "yes"', 'back\slash', 'it''s']), 'a choice with quotes and backslashes comes back exactly');
 SELECT ok(steadytext_generate_choice('Pick one', ARRAY['café', '日本語', 'Ünïcödé'], 16, false)
           = ANY(ARRAY['café', '日本語', 'Ünïcödé']), 'non-ASCII choices too');
-SELECT is(steadytext_generate_choice('Is the sky blue?', ARRAY['yes', 'no'], 8, false),
+SELECT test_helpers.same(steadytext_generate_choice('Is the sky blue?', ARRAY['yes', 'no'], 8, false),
           st_generate_choice('Is the sky blue?', ARRAY['yes', 'no'], 8, false), 'the alias gives the same answer');
 SELECT throws_ok($$SELECT steadytext_generate_choice('x', NULL)$$, 'P0001', 'Choices cannot be null or empty');
 SELECT throws_ok($$SELECT steadytext_generate_choice('x', '{}')$$, 'P0001', 'Choices cannot be null or empty', 'empty too');
@@ -85,7 +85,7 @@ SELECT throws_ok($$SELECT steadytext_generate_choice('x', ARRAY['a', 'a'])$$, 'P
 SELECT throws_ok($$SELECT steadytext_generate_choice('x', ARRAY['a', NULL])$$, 'P0001', 'Choices cannot contain null elements');
 
 -- Determinism: another connection, and the backend instead of the daemon
-SELECT is((SELECT t FROM dblink('dbname=' || current_database() || ' host=' || current_setting('unix_socket_directories')
+SELECT test_helpers.same((SELECT t FROM dblink('dbname=' || current_database() || ' host=' || current_setting('unix_socket_directories')
                                 || ' port=' || current_setting('port'),
           $$SELECT steadytext_generate_regex('A phone number', '[0-9]{3}-[0-9]{3}-[0-9]{4}', 32, false)$$) AS r(t text)),
           steadytext_generate_regex('A phone number', '[0-9]{3}-[0-9]{3}-[0-9]{4}', 32, false),
@@ -98,8 +98,8 @@ CREATE TEMP TABLE in_backend AS SELECT
     steadytext_generate_json('Describe a book', '{"type": "object", "properties": {"title": {"type": "string", "maxLength": 30}, "pages": {"type": "integer"}}, "required": ["title", "pages"]}', 96, false) AS j,
     (SELECT array_agg(document || ':' || score ORDER BY score DESC) FROM steadytext_rerank('bread', ARRAY['Bake bread with flour', 'Cars need fuel'])) AS r;
 RESET steadytext.use_daemon;
-SELECT is((SELECT j FROM in_backend), (SELECT j FROM via_daemon), 'daemon and backend give the same JSON');
-SELECT is((SELECT r FROM in_backend), (SELECT r FROM via_daemon), 'and the same rerank scores');
+SELECT test_helpers.same((SELECT j FROM in_backend), (SELECT j FROM via_daemon), 'daemon and backend give the same JSON');
+SELECT test_helpers.same((SELECT r FROM in_backend), (SELECT r FROM via_daemon), 'and the same rerank scores');
 
 -- Reranking
 CREATE TEMP TABLE ranked AS SELECT * FROM steadytext_rerank('What is PostgreSQL?',

@@ -10,3 +10,31 @@ BEGIN
 EXCEPTION WHEN query_canceled THEN
     RETURN SQLSTATE || ': ' || SQLERRM;
 END $$;
+
+-- is(), but a NULL on either side fails: is(f(x), f(x)) would pass when f returns NULL twice.
+CREATE FUNCTION test_helpers.same(have anyelement, want anyelement, description text)
+RETURNS text LANGUAGE sql AS $$
+    SELECT CASE WHEN have IS NULL OR want IS NULL
+                THEN fail(description) || E'\n# a side is NULL'
+                ELSE is(have, want, description) END
+$$;
+
+-- The text of a statement's EXPLAIN.
+CREATE FUNCTION test_helpers.plan_of(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE line text; plan text := '';
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN ' || q LOOP plan := plan || line || E'\n'; END LOOP;
+    RETURN plan;
+END $$;
+
+-- Runs q; 'ok', or "SQLSTATE: message" (for checks made under another role, where pgTAP's own
+-- bookkeeping tables cannot be written).
+CREATE FUNCTION test_helpers.error_of(q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE q;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+GRANT USAGE ON SCHEMA test_helpers TO PUBLIC;

@@ -7,7 +7,7 @@ check() { # description, output, expected substring
     n=$((n + 1))
     if [[ "$2" == *"$3"* ]]; then echo "ok $n - $1"; else echo "not ok $n - $1"; echo "# got: $2"; failed=1; fi
 }
-echo "1..7"
+echo "1..9"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@" 2>&1; }
 
 out=$(q -c "SET steadytext.generation_model = '/nonexistent/model.gguf'" \
@@ -28,4 +28,13 @@ check "scheduled eviction reports what it did" "$out" "NOTICE:  Cache eviction c
 out=$(q -c "SELECT length(steadytext_generate('Answer with one word: what colour is the sky?', 4096, false)) > 0")
 check "max_tokens beyond the window: text" "$out" "t"
 check "and a NOTICE naming the limit" "$out" "NOTICE:  max_tokens 4096 is more than the model's window leaves after the prompt; the output is limited to"
+# Ten concurrent updates of one prompt: ten new versions, no number twice, one active.
+q -c "SELECT steadytext_prompt_create('race-prompt', 'v1 {{ x }}')" >/dev/null
+for i in $(seq 2 11); do q -c "SELECT steadytext_prompt_update('race-prompt', 'v$i {{ x }}')" >/dev/null & done
+wait
+out=$(q -c "SELECT count(*) || '/' || count(DISTINCT version_num) || '/' || max(version_num) || '/' || count(*) FILTER (WHERE is_active) FROM steadytext_prompt_versions('race-prompt')")
+check "ten concurrent updates: versions 1..11, none twice, one active" "$out" "11/11/11/1"
+out=$(q -c "SELECT version_num FROM steadytext_prompt_get('race-prompt')")
+check "the active version is the last one written" "$out" "11"
+q -c "SELECT steadytext_prompt_delete('race-prompt')" >/dev/null
 exit $failed

@@ -55,7 +55,6 @@ wait_until() { # seconds, db, SQL condition
     return 1
 }
 
-echo "1..30"
 # The worker connects as steadytext_worker, which CREATE EXTENSION creates: until then it exits
 # and is restarted every 5 s.
 wait_until 15 postgres "(SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_steadytext queue worker' AND datname = 'postgres' AND usename = 'steadytext_worker')"
@@ -150,16 +149,23 @@ order=$(q -c "SELECT string_agg(priority::text, ',' ORDER BY started_at) FROM st
 check "they start highest priority first, then oldest ($order)" $([ "$order" = "10,8,5,5,3,1" ]; echo $?)
 
 # --- cancel while running --------------------------------------------------------------------
-long=$(q -c "SELECT steadytext_generate_async('Write a very long story about a dragon and a knight', 3000)")
+# How long the whole generation takes, and that it runs to its budget (no early end).
+t0=$(date +%s%N)
+full=$(q -c "SELECT length(steadytext_generate('Write a very long story about a dragon and a knight', 400, false))")
+full_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+check "the long generation is long: $full characters in $full_ms ms" $([ "${full:-0}" -gt 1400 ]; echo $?)
+long=$(q -c "SELECT steadytext_generate_async('Write a very long story about a dragon and a knight', 400)")
 wait_until 30 postgres "(SELECT status = 'processing' FROM steadytext_queue WHERE request_id = '$long')"
 check "a long generation is running" $?
 sleep 0.5
 check "cancel_async cancels it" $([ "$(q -c "SELECT steadytext_cancel_async('$long')")" = t ]; echo $?)
+t0=$(date +%s%N)
 short=$(q -c "SELECT steadytext_generate_async('Say hi', 8)")
-# 3000 tokens take over 30 s here: the short request is served within 20 s only if the
-# running decoding stopped.
-got=$(q -c "SELECT steadytext_get_async_result('$short', 20)" 2>&1)
-check "the worker stops decoding and serves the next request" $([ "$got" = "$(q -c "SELECT steadytext_generate('Say hi', 8, false)")" ]; echo $?) "$got"
+got=$(q -c "SELECT steadytext_get_async_result('$short', 60)" 2>&1)
+short_ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+# Served in less than half the long generation's time only if its decoding stopped.
+check "the worker stops decoding and serves the next request (${short_ms} ms < ${full_ms}/2 ms)" \
+    $([ "$got" = "$(q -c "SELECT steadytext_generate('Say hi', 8, false)")" ] && [ $short_ms -lt $((full_ms / 2)) ]; echo $?) "$got"
 check "the cancelled request stays cancelled, without a result" \
     $([ "$(q -c "SELECT status || ':' || (result IS NULL) FROM steadytext_queue WHERE request_id = '$long'")" = "cancelled:true" ]; echo $?)
 
@@ -202,5 +208,48 @@ row=$(q -d scale -c "SELECT status, retry_count, worker_id IS NULL FROM steadyte
 check "giving its request back to the queue, not counted as a retry" $([ "$row" = "pending|0|t" ]; echo $?) "$row"
 q -d scale -c "SELECT steadytext_cancel_async('$id')" >/dev/null
 
+# --- two workers race for the same rows (the claim protocol itself, database scale) ------------
+# A deterministic race first: A's lease runs out while it works, B takes the row and completes
+# it; A's late completion is refused and changes nothing.
+q -d scale -c "DELETE FROM steadytext_queue" >/dev/null
+id=$(q -d scale -c "SELECT steadytext_generate_async('race alone', 4)")
+job=$(q -d scale -c "SELECT (steadytext_queue_claim('racer-a', 1, 1)).id")
+sleep 1.5
+jobb=$(q -d scale -c "SELECT (steadytext_queue_claim('racer-b', 1, 30)).id")
+b_ok=$(q -d scale -c "SELECT steadytext_queue_complete($jobb, 'racer-b', 'by b')")
+a_ok=$(q -d scale -c "SELECT steadytext_queue_complete($job, 'racer-a', 'by a')")
+row=$(q -d scale -c "SELECT status || '|' || result || '|' || retry_count FROM steadytext_queue WHERE request_id = '$id'")
+check "a late completion from a worker whose lease expired is refused ($jobb=$job, b:$b_ok a:$a_ok, $row)" \
+    $([ "$jobb" = "$job" ] && [ "$b_ok" = t ] && [ "$a_ok" = f ] && [ "$row" = "completed|by b|0" ]; echo $?)
+# Then three workers with a 1 s lease and work that sometimes takes longer: every row is
+# completed once, by the worker whose completion was accepted, and every accepted completion is
+# the row's result.
+q -d scale -c "DELETE FROM steadytext_queue" >/dev/null
+q -d scale -c "SELECT steadytext_generate_async('race ' || i, 4) FROM generate_series(1, 30) i" >/dev/null
+q -d scale -c "CREATE TABLE race_log (worker text, job int, accepted boolean)" >/dev/null
+racer() {
+    local job ok
+    while true; do
+        job=$(q -d scale -c "SELECT (steadytext_queue_claim('$1', 1, 1)).id")
+        if [ -z "$job" ]; then
+            [ "$(q -d scale -c "SELECT count(*) FROM steadytext_queue WHERE status IN ('pending', 'processing')")" = 0 ] && return
+            sleep 0.2; continue
+        fi
+        sleep "$(awk "BEGIN { srand(); print ($RANDOM % 16) / 10 }")"
+        ok=$(q -d scale -c "SELECT steadytext_queue_complete($job, '$1', 'by $1')")
+        q -d scale -c "INSERT INTO race_log VALUES ('$1', $job, '$ok' = 't')" >/dev/null
+    done
+}
+racer r1 & racer r2 & racer r3 & wait
+row=$(q -d scale -c "SELECT (SELECT count(*) FROM steadytext_queue WHERE status = 'completed') || '|' ||
+    (SELECT count(*) FROM race_log WHERE accepted) || '|' ||
+    (SELECT count(*) FROM (SELECT job FROM race_log WHERE accepted GROUP BY job HAVING count(*) <> 1) x) || '|' ||
+    (SELECT count(*) FROM race_log l JOIN steadytext_queue q ON q.id = l.job WHERE l.accepted AND q.result <> 'by ' || l.worker) || '|' ||
+    (SELECT count(*) FILTER (WHERE NOT accepted) FROM race_log)")
+check "racing workers: 30 rows, 30 accepted completions, none twice, each the row's result (completed|accepted|dup|wrong|refused: $row)" \
+    $([[ "$row" == 30\|30\|0\|0\|* ]]; echo $?)
+q -d scale -c "DROP TABLE race_log; DELETE FROM steadytext_queue" >/dev/null
+
 check "the server never crashed" $(! grep -q "terminated by signal\|server process .* was terminated" "$DIR/server.log"; echo $?)
+echo "1..$n"
 exit $failed

@@ -466,6 +466,7 @@ GRANT INSERT, UPDATE, DELETE ON steadytext_config TO steadytext_admin;
 GRANT SELECT ON steadytext_daemon_health TO steadytext_user;
 GRANT SELECT, INSERT, UPDATE, DELETE ON steadytext_rate_limits TO steadytext_admin;
 GRANT SELECT ON steadytext_audit_log, steadytext_audit_events TO steadytext_admin;
+GRANT SELECT ON steadytext_prompts, steadytext_prompt_versions TO steadytext_user;
 
 DO $privileges$
 DECLARE
@@ -479,7 +480,13 @@ DECLARE
         'steadytext_rerank_batch', 'st_rerank', 'st_rerank_docs_only', 'st_rerank_top_k',
         'st_rerank_batch', 'steadytext_version', 'st_version',
         '_steadytext_raise_p0001', '_steadytext_check_constraint', '_steadytext_config_number',
-        '_steadytext_check_lengths'];
+        '_steadytext_check_lengths',
+        'steadytext_extract_facts', 'steadytext_deduplicate_facts', 'st_extract_facts',
+        'st_deduplicate_facts', 'steadytext_summarize_accumulate', 'steadytext_summarize_combine',
+        'steadytext_summarize_finalize', 'steadytext_summarize_combine_states',
+        'steadytext_summarize_text', 'st_summarize_text', 'steadytext_summarize',
+        'steadytext_summarize_partial', 'steadytext_summarize_final', 'st_summarize',
+        '_validate_jinja2_template', '_steadytext_render_template', '_steadytext_init_python'];
     user_functions text[] := ARRAY[
         'steadytext_generate_cached', 'st_generate_cached', 'steadytext_embed_cached',
         'st_embed_cached', 'steadytext_semantic_search', 'st_semantic_search',
@@ -498,7 +505,12 @@ DECLARE
         'st_generate_grammar_async', 'steadytext_rerank_async', 'st_rerank_async',
         'steadytext_rerank_batch_async', 'st_rerank_batch_async',
         '_steadytext_enqueue', '_steadytext_session_model', '_steadytext_check_remote_model',
-        '_steadytext_structured_async', '_steadytext_rerank_params'];
+        '_steadytext_structured_async', '_steadytext_rerank_params',
+        'steadytext_prompt_create', 'steadytext_prompt_update', 'steadytext_prompt_delete',
+        'steadytext_prompt_get', 'steadytext_prompt_render', 'steadytext_prompt_list',
+        'steadytext_prompt_versions', 'st_prompt_create', 'st_prompt_update', 'st_prompt_delete',
+        'st_prompt_get', 'st_prompt_render', 'st_prompt_list', 'st_prompt_versions',
+        'steadytext_generate_from_prompt', '_get_next_version'];
     admin_functions text[] := ARRAY[
         'steadytext_config_set', 'st_config_set', 'steadytext_cache_stats', 'st_cache_stats',
         'steadytext_cache_clear', 'st_cache_clear', 'steadytext_cache_evict_by_age',

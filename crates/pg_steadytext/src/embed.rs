@@ -64,6 +64,13 @@ fn compute(function: &str, request: EmbedRequest) -> Option<Vec<Vec<f32>>> {
     }
 }
 
+/// Embeddings of `texts` with the default embedding model, for the extension's own use
+/// (deduplicating facts); `None` (with a WARNING) when no model can be used.
+pub(crate) fn vectors(function: &str, texts: Vec<String>) -> Option<Vec<Vec<f32>>> {
+    let request = build(function, texts, None, true, false)?;
+    compute(function, request)
+}
+
 /// A 1024-wide unit vector; the zero vector (with a WARNING) when embedding fails, never NULL.
 #[pg_extern(immutable, parallel_safe)]
 fn steadytext_embed(

@@ -60,6 +60,25 @@ pub(crate) fn build(function: &str, spec: GenerateSpec) -> Option<GenerateReques
     }
 }
 
+/// Generates for the extension's own prompts (summaries) with the call defaults, the model and
+/// `unsafe_mode` given; `None` (with a WARNING) when no model can be used.
+pub(crate) fn generate_for(
+    function: &str,
+    prompt: &str,
+    model: Option<&str>,
+    unsafe_mode: bool,
+) -> Option<String> {
+    steadytext::request::check_remote(model, unsafe_mode).or_raise();
+    let models = ModelArgs {
+        model,
+        ..ModelArgs::default()
+    };
+    let spec = spec(prompt, None, Some(true), None, None, &models, unsafe_mode);
+    let request = build(function, spec)?;
+    admit(&request.prompt);
+    Some(text(request))
+}
+
 /// The checks every generation makes after building: the deny pattern and the rate limit.
 pub(crate) fn admit(prompt: &str) {
     model::check_deny(prompt);

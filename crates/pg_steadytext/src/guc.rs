@@ -31,6 +31,7 @@ pub static ST_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>:
 pub static MAX_PROMPT_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(10_000);
 pub static MAX_TOKENS_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(4096);
 pub static MAX_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static SUMMARY_MAX_FACTS: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static PROMPT_DENY_PATTERN: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 
@@ -133,6 +134,16 @@ fn register_limits() {
         1,
         1_000_000,
         GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"steadytext.summary_max_facts",
+        c"Most distinct facts a steadytext_summarize state keeps (each at most 500 characters).",
+        c"The kept facts are those with the smallest hashes: the same set whatever the row order.",
+        &SUMMARY_MAX_FACTS,
+        1,
+        10_000,
+        GucContext::Userset,
         GucFlags::default(),
     );
     string_guc(

@@ -21,12 +21,14 @@ mod guc;
 mod info;
 mod model;
 mod privilege;
+mod prompts;
 mod queue;
 mod rate_limit;
 mod rerank;
 mod route;
 mod spi;
 mod structured;
+mod summarize;
 mod supervisor;
 mod vector;
 
@@ -56,6 +58,30 @@ extension_sql_file!(
         structured::steadytext_generate_choice,
         structured::steadytext_generate_grammar,
         structured::_steadytext_check_constraint,
+    ]
+);
+extension_sql_file!(
+    "../sql/summarize.sql",
+    name = "summarize",
+    requires = [
+        summarize::steadytext_summarize_accumulate,
+        summarize::steadytext_summarize_combine,
+        summarize::steadytext_summarize_finalize,
+        summarize::steadytext_summarize_text,
+        summarize::steadytext_extract_facts,
+        summarize::steadytext_deduplicate_facts,
+    ]
+);
+extension_sql_file!(
+    "../sql/prompts.sql",
+    name = "prompts",
+    requires = [
+        "schema",
+        generate::steadytext_generate,
+        prompts::steadytext_prompt_create,
+        prompts::steadytext_prompt_update,
+        prompts::steadytext_prompt_delete,
+        prompts::_steadytext_render_template,
     ]
 );
 

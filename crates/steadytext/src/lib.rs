@@ -45,6 +45,8 @@ pub mod rerank;
 pub mod role;
 pub mod store;
 pub mod structured;
+pub mod summary;
+pub mod template;
 pub mod text;
 pub mod user_defaults;
 

@@ -7,6 +7,7 @@ use crate::execute::{finish_text, Execution, Executor, Output, Progress};
 use crate::generate::{self, Decode, TokenStream};
 use crate::request::{Combine, EmbedRequest, GenerateRequest, RerankRequest, Request};
 use crate::rerank::{self, QueryScorer, Scored};
+use crate::text::Trimmer;
 
 /// Runs requests here, with `threads` llama.cpp threads each (the output does not depend on it).
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +41,7 @@ pub struct Generation {
     stream: TokenStream<'static>,
     raw: String,
     constrained: bool,
+    trimmer: Trimmer,
 }
 
 impl Generation {
@@ -58,6 +60,7 @@ impl Generation {
             stream,
             raw: String::new(),
             constrained: request.constraint.is_some(),
+            trimmer: Trimmer::default(),
         })
     }
 }
@@ -68,7 +71,17 @@ impl Execution for Generation {
             Some(piece) => {
                 let piece = piece?;
                 self.raw.push_str(&piece);
-                Ok(Progress::Piece(piece))
+                // Streamed pieces add up to exactly the text a non-streamed call returns.
+                let shown = if self.constrained {
+                    piece
+                } else {
+                    self.trimmer.push(&piece)
+                };
+                Ok(if shown.is_empty() {
+                    Progress::Working
+                } else {
+                    Progress::Piece(shown)
+                })
             }
             None => {
                 let summary = self.stream.summary();

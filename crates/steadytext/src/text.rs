@@ -106,9 +106,57 @@ impl StopMatcher {
     }
 }
 
+/// Makes a stream's pieces add up to the text a non-streamed call returns, which is stripped
+/// of surrounding whitespace: leading whitespace is dropped, trailing whitespace held until more
+/// text follows it (and dropped at the end).
+#[derive(Debug, Default)]
+pub struct Trimmer {
+    started: bool,
+    held: String,
+}
+
+impl Trimmer {
+    /// The part of `piece` that can be shown now (often empty).
+    pub fn push(&mut self, piece: &str) -> String {
+        let piece = if self.started {
+            piece
+        } else {
+            piece.trim_start()
+        };
+        if piece.is_empty() {
+            return String::new();
+        }
+        self.started = true;
+        let body = piece.trim_end();
+        if body.is_empty() {
+            self.held.push_str(piece);
+            return String::new();
+        }
+        let mut shown = std::mem::take(&mut self.held);
+        shown.push_str(body);
+        self.held.push_str(&piece[body.len()..]);
+        shown
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trimmed_pieces_add_up_to_the_trimmed_text() {
+        let cases: [&[&str]; 4] = [
+            &["\n ", " Hello", " ", "\n", "world", "!\n", "\n"],
+            &["  ", "\t"],
+            &["a", " b ", " c"],
+            &["\u{3000}x\u{3000}", "y"],
+        ];
+        for pieces in cases {
+            let mut trimmer = Trimmer::default();
+            let shown: String = pieces.iter().map(|p| trimmer.push(p)).collect();
+            assert_eq!(shown, pieces.concat().trim(), "{pieces:?}");
+        }
+    }
 
     #[test]
     fn multibyte_characters_are_never_split() {

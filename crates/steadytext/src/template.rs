@@ -1,0 +1,146 @@
+//! Prompt templates (the SQL prompt registry): Jinja2 syntax through minijinja, the variables a
+//! template needs, and rendering that refuses missing variables unless they have a default.
+
+use minijinja::{Environment, ErrorKind as JinjaKind, UndefinedBehavior};
+use serde_json::Value;
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// A template's syntax error, with its place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// What is wrong.
+    pub message: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// 1-based column (in characters), when known.
+    pub column: Option<usize>,
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)?;
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, " (line {line}, column {column})"),
+            (Some(line), None) => write!(f, " (line {line})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn environment(behavior: UndefinedBehavior) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(behavior);
+    env
+}
+
+fn column_of(source: &str, error: &minijinja::Error) -> Option<usize> {
+    let start = error.range()?.start.min(source.len());
+    let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
+    Some(source[line_start..start].chars().count() + 1)
+}
+
+/// The variables `template` reads that it does not set itself, sorted; a syntax error otherwise.
+pub fn required_variables(template: &str) -> std::result::Result<Vec<String>, SyntaxError> {
+    let env = environment(UndefinedBehavior::Strict);
+    let compiled = env.template_from_str(template).map_err(|e| SyntaxError {
+        message: e.detail().unwrap_or("syntax error").to_string(),
+        line: e.line(),
+        column: column_of(template, &e),
+    })?;
+    let globals: Vec<&str> = env.globals().map(|(name, _)| name).collect();
+    let mut names: Vec<String> = compiled
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|name| !globals.contains(&name.as_str()))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Renders `template` with `variables` (a JSON object). Strict: a variable that is missing and
+/// has no `default` filter is an error naming every missing required variable; otherwise missing
+/// variables render empty.
+pub fn render(template: &str, variables: &Value, strict: bool) -> Result<String> {
+    let Value::Object(given) = variables else {
+        return Err(Error::invalid(format!(
+            "variables must be a JSON object, got {variables}"
+        )));
+    };
+    let required = required_variables(template)
+        .map_err(|e| Error::invalid(format!("Template syntax error: {e}")))?;
+    let behavior = if strict {
+        UndefinedBehavior::SemiStrict
+    } else {
+        UndefinedBehavior::Lenient
+    };
+    let env = environment(behavior);
+    env.render_str(template, variables).map_err(|e| match e.kind() {
+        JinjaKind::UndefinedError => {
+            let missing = missing_variables(&env, template, &required, given);
+            if missing.is_empty() {
+                Error::invalid(format!("Undefined variable in template: {e}"))
+            } else {
+                Error::invalid(format!("Missing required variables: {}", missing.join(", ")))
+            }
+        }
+        JinjaKind::SyntaxError => Error::invalid(format!("Template syntax error: {e}")),
+        _ => Error::new(
+            ErrorKind::InvalidArgument,
+            format!("Template rendering error: {e}"),
+        ),
+    })
+}
+
+/// The variables whose absence makes rendering fail: each missing variable is tried alone, with
+/// the other missing ones given (so one with a `default` filter is not named).
+fn missing_variables(
+    env: &Environment<'_>,
+    template: &str,
+    required: &[String],
+    given: &serde_json::Map<String, Value>,
+) -> Vec<String> {
+    let absent: Vec<&String> = required.iter().filter(|n| !given.contains_key(*n)).collect();
+    absent
+        .iter()
+        .filter(|name| {
+            let mut trial = given.clone();
+            for other in absent.iter().filter(|o| o != name) {
+                trial.insert((*other).clone(), Value::from(""));
+            }
+            matches!(
+                env.render_str(template, &trial).map_err(|e| e.kind()),
+                Err(JinjaKind::UndefinedError)
+            )
+        })
+        .map(|name| (*name).clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn required_variables_are_what_the_template_reads() {
+        let t = "Hello {{ name }}{% set x = 1 %}{{ x }} {% for i in items %}{{ i }}{% endfor %} {{ range(3) | length }}";
+        assert_eq!(required_variables(t).unwrap(), ["items", "name"]);
+        let e = required_variables("line one\n{{ name ").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.column.is_some(), "{e:?}");
+    }
+
+    #[test]
+    fn strict_rendering_refuses_missing_variables_except_defaults() {
+        let t = "{{ greeting | default('Hi') }}, {{ name }} and {{ other }}";
+        let e = render(t, &json!({}), true).unwrap_err();
+        assert_eq!(e.message(), "Missing required variables: name, other");
+        assert_eq!(
+            render(t, &json!({"name": "Ann", "other": "Bo"}), true).unwrap(),
+            "Hi, Ann and Bo"
+        );
+        assert_eq!(render(t, &json!({"name": "Ann"}), false).unwrap(), "Hi, Ann and ");
+        assert!(render(t, &json!([1]), true).is_err());
+    }
+}
