@@ -21,7 +21,7 @@ GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 RERANK_MODEL := $(STEADYTEXT_TEST_MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
-.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism lint demo bench models clean
+.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme lint demo bench models clean
 
 ## Install system packages, pgvector, cargo-pgrx, the test models, and `st` on the PATH, with
 ## the test models as its default models.
@@ -54,7 +54,7 @@ lint:
 	cargo clippy --workspace --all-targets --profile $(PROFILE) -- -D warnings
 
 ## Every test, on the real test models.
-test: setup lint test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism
+test: setup lint test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme
 
 ## Library and CLI tests (the extension's #[pg_test]s run under test-pgrx). One test at a time:
 ## each uses every core, and ggml's spinning threads collapse when two requests share two cores.
@@ -81,6 +81,14 @@ test-queue: install-extension
 ## workers; stream or not, batch or not, 1 or 2 threads, after a restart; a registry model's window.
 test-determinism: install-extension
 	PROFILE=$(PROFILE) prove tests/determinism/run.sh
+
+## The JSON Schema Test Suite (draft 4, pinned npm package) through steadytext_generate_json.
+test-jsonschema: install-extension
+	prove tests/jsonschema/run.sh
+
+## Every SQL and shell example of the README, as written (marked ones skipped).
+test-readme: install-extension
+	prove tests/readme/run.sh
 
 ## Every attack on the privilege model, as unprivileged roles and as another OS user; st worker
 ## over TLS.

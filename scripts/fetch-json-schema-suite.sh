@@ -9,7 +9,9 @@ SHA256=0b54234c9ae1c164deefae9f45c1491f18852b6d5748c093279597b7ae0e328c
 
 if [ ! -f "$DEST/.sha256-$SHA256" ]; then
     tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent "json-schema-test-suite@$VERSION" >/dev/null)
+    # The npm registry's tarball of the package (npm itself is not needed to fetch it).
+    curl -fsSL -o "$tmp/json-schema-test-suite-$VERSION.tgz" \
+        "https://registry.npmjs.org/json-schema-test-suite/-/json-schema-test-suite-$VERSION.tgz"
     echo "$SHA256  $tmp/json-schema-test-suite-$VERSION.tgz" | sha256sum -c --quiet
     rm -rf "$DEST" && mkdir -p "$DEST"
     tar xzf "$tmp/json-schema-test-suite-$VERSION.tgz" -C "$DEST" --strip-components=1

@@ -56,3 +56,6 @@ fi
 
 step "test models"
 scripts/fetch-test-models.sh >/dev/null
+
+step "JSON Schema Test Suite (tests/jsonschema)"
+scripts/fetch-json-schema-suite.sh

@@ -7,7 +7,7 @@ check() { # description, output, expected substring
     n=$((n + 1))
     if [[ "$2" == *"$3"* ]]; then echo "ok $n - $1"; else echo "not ok $n - $1"; echo "# got: $2"; failed=1; fi
 }
-echo "1..9"
+echo "1..15"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@" 2>&1; }
 
 out=$(q -c "SET steadytext.generation_model = '/nonexistent/model.gguf'" \
@@ -37,4 +37,21 @@ check "ten concurrent updates: versions 1..11, none twice, one active" "$out" "1
 out=$(q -c "SELECT version_num FROM steadytext_prompt_get('race-prompt')")
 check "the active version is the last one written" "$out" "11"
 q -c "SELECT steadytext_prompt_delete('race-prompt')" >/dev/null
+# No queue worker on this cluster: the timeout says why and names both fixes.
+out=$(q <<'SQL'
+SELECT steadytext_generate_async('Say hi', 4) AS id \gset
+SELECT steadytext_get_async_result(:'id', 1);
+SQL
+)
+check "an unclaimed request's timeout says no worker claimed it" "$out" "no worker has claimed the request"
+check "and names preloading" "$out" "shared_preload_libraries"
+check "and st worker" "$out" "st worker"
+
+# The README's daemon sequence, in one session: each call reports what happened.
+out=$(q -c "SELECT status FROM steadytext_daemon_status()" -c "SELECT steadytext_daemon_start()" \
+        -c "SELECT steadytext_daemon_stop()" -c "SELECT status FROM steadytext_daemon_status()")
+check "status, start, stop in one session: stop returns true" "$(echo "$out" | grep -v NOTICE | sed -n 3p)" "t"
+check "and status then says unhealthy" "$(echo "$out" | grep -v NOTICE | sed -n 4p)" "unhealthy"
+out=$(q -c "SELECT steadytext_daemon_start()" -c "SELECT status FROM steadytext_daemon_status()" | grep -v NOTICE | tr '\n' ' ')
+check "start brings it back" "$out" "t healthy"
 exit $failed

@@ -20,7 +20,7 @@ check() { # description, condition (0 = ok), detail
     if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1"; [ -n "${3:-}" ] && echo "# $3"; failed=1; fi
 }
 cleanup() {
-    for w in "${workers[@]}"; do kill -KILL "$w" 2>/dev/null; done
+    for w in "${workers[@]}"; do kill -KILL "$w" 2>/dev/null; wait "$w" 2>/dev/null; done
     scripts/pg-cluster.sh stop "$DIR" >/dev/null 2>&1
     [ $failed -eq 0 ] && rm -rf "$DIR" || echo "# kept $DIR (server.log, worker logs)"
 }

@@ -27,7 +27,7 @@ check() { # description, condition (0 = ok), detail
     if [ "$2" -eq 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1"; [ -n "${3:-}" ] && echo "# ${3:0:600}"; failed=1; fi
 }
 cleanup() {
-    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
     scripts/pg-cluster.sh stop "$DATA" >/dev/null 2>&1
     [ $failed -eq 0 ] && rm -rf "$WORK" || echo "# kept $WORK (data/server.log, worker logs)"
 }

@@ -76,7 +76,10 @@ fn prompt() -> String {
 }
 
 fn library_run(model: &ModelRef, prompt: &str) -> Result<Timing> {
-    let timed = library::timed(library::generate_request(model, prompt, MAX_NEW, None), THREADS)?;
+    let timed = library::timed(
+        library::generate_request(model, prompt, MAX_NEW, None),
+        THREADS,
+    )?;
     Ok(Timing {
         prompt_tokens: timed.summary.prompt_tokens,
         generated: timed.summary.generated_tokens,

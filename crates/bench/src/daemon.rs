@@ -5,11 +5,11 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use crate::core::{median, models_dir, test_models, EMBEDDING_MODEL, GENERATION_MODEL};
+use crate::library;
 use anyhow::{bail, Result};
 use serde_json::json;
 use steadytext::client::DaemonClient;
-use crate::core::{median, models_dir, test_models, EMBEDDING_MODEL, GENERATION_MODEL};
-use crate::library;
 
 const PORT: u16 = 5641;
 const THREADS: i32 = 2;

@@ -11,7 +11,9 @@ use steadytext::generate::Summary;
 use steadytext::model_ref::Resolver;
 use steadytext::request::{Combine, EmbedRequest, GenerateRequest, RerankRequest};
 use steadytext::rerank::Scored;
-use steadytext::{Constraint, EmbedMode, GenerateParams, Local, ModelChoice, ModelRef, Request, Role};
+use steadytext::{
+    Constraint, EmbedMode, GenerateParams, Local, ModelChoice, ModelRef, Request, Role,
+};
 
 /// The model file at `path`, resolved for `role`.
 pub fn model_ref(path: &Path, role: Role) -> Result<ModelRef> {
@@ -79,8 +81,17 @@ pub fn timed(request: Request, threads: i32) -> Result<Timed> {
 }
 
 /// The generated text.
-pub fn generate(model: &ModelRef, prompt: &str, max_new_tokens: usize, threads: i32) -> Result<String> {
-    Ok(timed(generate_request(model, prompt, max_new_tokens, None), threads)?.text)
+pub fn generate(
+    model: &ModelRef,
+    prompt: &str,
+    max_new_tokens: usize,
+    threads: i32,
+) -> Result<String> {
+    Ok(timed(
+        generate_request(model, prompt, max_new_tokens, None),
+        threads,
+    )?
+    .text)
 }
 
 /// One vector per text.
@@ -92,7 +103,10 @@ pub fn embed_batch(model: &ModelRef, texts: &[&str], threads: i32) -> Result<Vec
         model: model.clone(),
         use_cache: false,
     });
-    Ok(execute::run(&Local::new(threads), request, false, &mut execute::Quiet)?.into_embeddings()?)
+    Ok(
+        execute::run(&Local::new(threads), request, false, &mut execute::Quiet)?
+            .into_embeddings()?,
+    )
 }
 
 /// One text's vector.
@@ -101,7 +115,12 @@ pub fn embed(model: &ModelRef, text: &str, threads: i32) -> Result<Vec<f32>> {
 }
 
 /// Every document's score, best first.
-pub fn rerank(model: &ModelRef, query: &str, documents: &[&str], threads: i32) -> Result<Vec<Scored>> {
+pub fn rerank(
+    model: &ModelRef,
+    query: &str,
+    documents: &[&str],
+    threads: i32,
+) -> Result<Vec<Scored>> {
     let request = Request::Rerank(RerankRequest {
         query: query.to_string(),
         documents: documents.iter().map(|d| d.to_string()).collect(),

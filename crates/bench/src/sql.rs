@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use crate::library;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
-use crate::library;
 
 use crate::core::{median, test_models};
 
@@ -100,6 +100,11 @@ impl Cluster {
 
     /// Runs `sql` `transactions` times from one client; returns per-transaction latencies in ms.
     pub fn pgbench(&self, sql: &str, transactions: usize) -> Result<Vec<f64>> {
+        self.pgbench_as("postgres", sql, transactions)
+    }
+
+    /// [`Cluster::pgbench`] as `role`.
+    pub fn pgbench_as(&self, role: &str, sql: &str, transactions: usize) -> Result<Vec<f64>> {
         let work = self.dir.with_extension("pgbench");
         std::fs::create_dir_all(&work)?;
         let script = work.join("script.sql");
@@ -122,7 +127,7 @@ impl Cluster {
                 "-p",
                 &self.port.to_string(),
                 "-U",
-                "postgres",
+                role,
                 "postgres",
             ])
             .output()?;
@@ -259,6 +264,8 @@ pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
         repeat,
     )?);
     let (first_daemon, first_backend) = first_calls(&cluster, repeat)?;
+    let checks = checks(&cluster, &hit_sql, refs[5])?;
+    let summary = summaries(&cluster, repeat)?;
     let sql_single_eps = 1000.0 / single_ms;
     let sql_batch_eps = 1000.0 * refs.len() as f64 / batch_ms;
 
@@ -267,6 +274,8 @@ pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
         "cache_hit_ms": { "p50": hit_p50, "p99": hit_p99, "transactions": 500 },
         "embeddings_per_s": { "sql_single": sql_single_eps, "sql_batch": sql_batch_eps, "library_one_thread": library_eps },
         "first_call_new_connection_ms": { "through_daemon": first_daemon, "loading_in_backend": first_backend, "ratio": first_daemon / first_backend },
+        "privilege_checks": checks.json(),
+        "summarize_10000_rows_ms": summary.json(),
     });
     let markdown = format!(
         "\n## Through SQL (pg_steadytext in a backend, one thread; pgbench, one client)\n\n\
@@ -284,6 +293,121 @@ pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
         rb = sql_batch_eps / library_eps,
         speedup = sql_ms / hit_p50,
         first_ratio = first_daemon / first_backend,
-    );
+    ) + &checks.markdown()
+        + &summary.markdown();
     Ok((json, markdown))
+}
+
+/// Medians of the same calls as a superuser and as an ordinary role that the privilege model
+/// checks in full (models directory policy, deny pattern, a rate limit high enough to admit
+/// every call).
+struct Checks {
+    hit: (f64, f64),
+    embed: (f64, f64),
+}
+
+fn checks(cluster: &Cluster, hit_sql: &str, text: &str) -> Result<Checks> {
+    cluster.psql_script(
+        "CREATE ROLE bench_user LOGIN IN ROLE steadytext_user;
+         INSERT INTO steadytext_rate_limits (user_id, requests_per_minute, requests_per_hour, requests_per_day)
+         VALUES ('bench_user', 1000000, 100000000, NULL);
+         ALTER SYSTEM SET steadytext.prompt_deny_pattern = '(?i)ignore (all )?previous instructions';
+         SELECT pg_reload_conf();",
+    )?;
+    let embed_sql = format!("SELECT steadytext_embed({}, false)", quote(text));
+    let pair = |sql: &str, n: usize| -> Result<(f64, f64)> {
+        let superuser = median(cluster.pgbench_as("postgres", sql, n)?);
+        let checked = median(cluster.pgbench_as("bench_user", sql, n)?);
+        Ok((superuser, checked))
+    };
+    Ok(Checks {
+        hit: pair(hit_sql, 500)?,
+        embed: pair(&embed_sql, 64)?,
+    })
+}
+
+impl Checks {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "cache_hit_ms": { "superuser": self.hit.0, "checked_role": self.hit.1, "ratio": self.hit.1 / self.hit.0 },
+            "embed_ms": { "superuser": self.embed.0, "checked_role": self.embed.1, "ratio": self.embed.1 / self.embed.0 },
+        })
+    }
+
+    fn markdown(&self) -> String {
+        format!(
+            "\n### The privilege model's checks\n\n\
+             The same calls as a superuser and as an ordinary role checked in full (models \
+             directory policy, deny pattern, a rate limit that admits every call); medians over \
+             pgbench transactions.\n\n\
+             | | superuser, ms | checked role, ms | ratio |\n|---|---|---|---|\n\
+             | cache hit (`steadytext_generate`, 500) | {:.3} | {:.3} | {:.3} |\n\
+             | `steadytext_embed`, computed (64) | {:.2} | {:.2} | {:.3} |\n",
+            self.hit.0,
+            self.hit.1,
+            self.hit.1 / self.hit.0,
+            self.embed.0,
+            self.embed.1,
+            self.embed.1 / self.embed.0,
+        )
+    }
+}
+
+/// 10 000 rows summarised serially and with two parallel workers: the aggregation alone
+/// (`steadytext_summarize_partial`) and the whole summary.
+struct Summaries {
+    partial: (f64, f64),
+    full: (f64, f64),
+}
+
+fn summaries(cluster: &Cluster, repeat: usize) -> Result<Summaries> {
+    cluster.psql_script(
+        "CREATE TABLE bench_rows AS SELECT i, format('Order %s shipped %s units to the %s warehouse. \
+         The customer rated it %s stars. Delivery took %s days.', i, i % 97, \
+         (ARRAY['north','south','east','west'])[i % 4 + 1], i % 5 + 1, i % 9 + 1) AS body \
+         FROM generate_series(1, 10000) i;
+         ANALYZE bench_rows;",
+    )?;
+    let serial = "SET max_parallel_workers_per_gather = 0;\n";
+    let parallel = "SET max_parallel_workers_per_gather = 2;\nSET parallel_setup_cost = 0;\n\
+                    SET parallel_tuple_cost = 0;\nSET min_parallel_table_scan_size = 0;\n";
+    let partial = "SELECT steadytext_summarize_partial(body, '{}') IS NOT NULL FROM bench_rows";
+    let full = "SELECT steadytext_summarize(body, '{}') FROM bench_rows";
+    let time = |settings: &str, sql: &str| -> Result<f64> {
+        Ok(median(
+            cluster.pgbench(&format!("{settings}{sql}"), repeat)?,
+        ))
+    };
+    Ok(Summaries {
+        partial: (time(serial, partial)?, time(parallel, partial)?),
+        full: (time(serial, full)?, time(parallel, full)?),
+    })
+}
+
+impl Summaries {
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "aggregation": { "serial": self.partial.0, "two_workers": self.partial.1, "speedup": self.partial.0 / self.partial.1 },
+            "summary": { "serial": self.full.0, "two_workers": self.full.1, "speedup": self.full.0 / self.full.1 },
+        })
+    }
+
+    fn markdown(&self) -> String {
+        format!(
+            "\n### Summarising 10 000 rows\n\n\
+             `steadytext_summarize` over 10 000 rows (two facts each), serially and with two \
+             parallel workers (same bytes either way); the aggregation alone is \
+             `steadytext_summarize_partial`. The summary adds deduplicating the kept facts \
+             (embeddings) and one generation.\n\n\
+             | | serial, ms | 2 workers, ms | speed-up |\n|---|---|---|---|\n\
+             | aggregation | {:.0} | {:.0} | {:.2} |\n\
+             | whole summary | {:.0} | {:.0} | {:.2} |\n",
+            self.partial.0,
+            self.partial.1,
+            self.partial.0 / self.partial.1,
+            self.full.0,
+            self.full.1,
+            self.full.0 / self.full.1,
+        )
+    }
 }

@@ -64,7 +64,9 @@ fn update_health(status: &str, endpoint: &str, stats: Option<&Value>) {
             ],
         )
     })
-    .unwrap_or_else(|e| crate::errors::raise(&format!("cannot update steadytext_daemon_health: {e}")));
+    .unwrap_or_else(|e| {
+        crate::errors::raise(&format!("cannot update steadytext_daemon_health: {e}"))
+    });
 }
 
 /// Starts the daemon (through `st daemon start`, no shell) unless it already answers; true when
@@ -82,7 +84,11 @@ fn steadytext_daemon_start() -> bool {
     }
     let stats = stats();
     update_health(
-        if stats.is_some() { "healthy" } else { "unhealthy" },
+        if stats.is_some() {
+            "healthy"
+        } else {
+            "unhealthy"
+        },
         &endpoint,
         stats.as_ref(),
     );

@@ -139,8 +139,7 @@ fn steadytext_embed_cached(
         params: serde_json::json!({ "mode": request.mode.as_str(), "model_sha256": request.model.sha256 }),
         elapsed_ms: 0,
     };
-    let Some(vector) = compute("steadytext_embed_cached", request).and_then(|mut v| v.pop())
-    else {
+    let Some(vector) = compute("steadytext_embed_cached", request).and_then(|mut v| v.pop()) else {
         return Vector(steadytext::embed::zero());
     };
     if vector.iter().any(|&x| x != 0.0) {
@@ -174,7 +173,11 @@ fn steadytext_embed_batch(
     let present: Vec<(usize, String)> = texts
         .iter()
         .enumerate()
-        .filter_map(|(i, t)| t.as_ref().filter(|t| !t.trim().is_empty()).map(|t| (i, t.clone())))
+        .filter_map(|(i, t)| {
+            t.as_ref()
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| (i, t.clone()))
+        })
         .collect();
     let mut vectors = vec![steadytext::embed::zero(); texts.len()];
     if !present.is_empty() {

@@ -145,7 +145,13 @@ fn request(
     let prompt = check_prompt(prompt);
     let unsafe_mode = unsafe_mode.unwrap_or(false);
     let spec = spec(
-        prompt, max_tokens, use_cache, seed, eos_string, &model, unsafe_mode,
+        prompt,
+        max_tokens,
+        use_cache,
+        seed,
+        eos_string,
+        &model,
+        unsafe_mode,
     );
     let request = build(function, spec);
     if unsafe_mode && model.model.is_none() {

@@ -24,7 +24,9 @@ pub fn role_name(role: pg_sys::Oid) -> String {
     // raises otherwise).
     unsafe {
         let name = pg_sys::GetUserNameFromId(role, false);
-        std::ffi::CStr::from_ptr(name).to_string_lossy().into_owned()
+        std::ffi::CStr::from_ptr(name)
+            .to_string_lossy()
+            .into_owned()
     }
 }
 
@@ -103,7 +105,10 @@ pub fn require_role(role: &str, what: &str) {
     if !has_role(role) {
         crate::errors::raise_with(
             pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            &format!("{what} needs the privileges of {role} (GRANT {role} TO {})", current_user_name()),
+            &format!(
+                "{what} needs the privileges of {role} (GRANT {role} TO {})",
+                current_user_name()
+            ),
         );
     }
 }

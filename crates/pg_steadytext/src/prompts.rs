@@ -31,9 +31,12 @@ fn checked(template: &str) -> Vec<String> {
 
 fn valid_slug(slug: &str) -> bool {
     (3..=100).contains(&slug.len())
-        && slug
-            .split('-')
-            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
+        && slug.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        })
 }
 
 fn not_found(slug: &str) -> ! {
@@ -79,7 +82,10 @@ fn steadytext_prompt_create(
 ) -> Uuid {
     let required = checked(template);
     if !valid_slug(slug) || description.is_some_and(|d| d.chars().count() > 500) {
-        raise_with(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION, SLUG_RULE);
+        raise_with(
+            PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+            SLUG_RULE,
+        );
     }
     let me = current_user_name();
     let metadata = metadata.unwrap_or(JsonB(Value::Object(Default::default())));

@@ -187,7 +187,7 @@ fn update_own(
         args.push(extra.into());
     }
     as_owner(|| Spi::connect_mut(|client| client.update(&sql, None, &args).map(|t| t.len())))
-    .unwrap_or_else(|e| raise(&format!("cannot update the request: {e}")))
+        .unwrap_or_else(|e| raise(&format!("cannot update the request: {e}")))
         > 0
 }
 
@@ -210,7 +210,12 @@ fn steadytext_set_async_priority(request_id: pgrx::datum::Uuid, priority: Option
         Some(p) if (1..=10).contains(&p) => p,
         _ => raise("priority must be between 1 and 10"),
     };
-    update_own("priority = $4", "ARRAY['pending']", request_id, Some(priority))
+    update_own(
+        "priority = $4",
+        "ARRAY['pending']",
+        request_id,
+        Some(priority),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,7 +463,10 @@ fn execute(id: i32, me: &str, job: &Job) -> bool {
     let (key, cached) = match &request {
         Request::Generate(r) => {
             let key = r.cache_key();
-            let hit = key.as_deref().and_then(cache::response).map(RowResult::Text);
+            let hit = key
+                .as_deref()
+                .and_then(cache::response)
+                .map(RowResult::Text);
             (key, hit)
         }
         Request::Embed(r) => {

@@ -196,7 +196,9 @@ fn count(role: pgrx::pg_sys::Oid, limits: &Limits) -> std::io::Result<Option<Ref
     let mut file = locked(role)?;
     let now = now_seconds();
     let mut counts = read_counts(&mut file)?.at(now);
-    for ((start, n), ((window, length, _), limit)) in counts.0.iter().zip(WINDOWS.iter().zip(limits)) {
+    for ((start, n), ((window, length, _), limit)) in
+        counts.0.iter().zip(WINDOWS.iter().zip(limits))
+    {
         if let Some(limit) = *limit {
             if *n >= limit {
                 return Ok(Some(Refusal {

@@ -161,9 +161,10 @@ impl Sink for Interrupts {
 pub fn run(request: Request) -> steadytext::Result<Output> {
     let route = route();
     match execute::run(route.executor(), request.clone(), false, &mut Interrupts) {
-        Err(e) if e.kind() == ErrorKind::Unavailable
-            && matches!(route, Route::Daemon(_))
-            && guc::INPROCESS_FALLBACK.get() =>
+        Err(e)
+            if e.kind() == ErrorKind::Unavailable
+                && matches!(route, Route::Daemon(_))
+                && guc::INPROCESS_FALLBACK.get() =>
         {
             LAST_FAILURE.set(Some(Instant::now()));
             warning!("{e}; running the request in this backend");

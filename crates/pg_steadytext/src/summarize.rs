@@ -27,7 +27,10 @@ fn object(metadata: Option<JsonB>) -> Map<String, Value> {
 
 /// `{"facts": [...]}`: the text's first `max_facts` sentences; no model is involved.
 #[pg_extern(immutable, parallel_safe)]
-fn steadytext_extract_facts(input_text: Option<&str>, max_facts: default!(Option<i32>, 10)) -> JsonB {
+fn steadytext_extract_facts(
+    input_text: Option<&str>,
+    max_facts: default!(Option<i32>, 10),
+) -> JsonB {
     let max = summary::check_max_facts(max_facts.unwrap_or(10)).or_raise();
     let facts = input_text
         .filter(|t| !t.trim().is_empty())
@@ -141,7 +144,11 @@ fn steadytext_summarize_finalize(state: Option<JsonB>) -> String {
     }
     let facts: Vec<String> = distinct_facts(
         "steadytext_summarize",
-        state.facts.iter().map(|f| Value::from(f.as_str())).collect(),
+        state
+            .facts
+            .iter()
+            .map(|f| Value::from(f.as_str()))
+            .collect(),
         summary::SIMILARITY_THRESHOLD,
     )
     .into_iter()
@@ -174,8 +181,8 @@ fn steadytext_summarize_text(
     };
     let excerpt: String = text.chars().take(500).collect();
     let prompt = format!("Summarize the following text in 1-2 sentences: {excerpt}");
-    generate::generate_for("steadytext_summarize_text", &prompt, model, unsafe_mode)
-        .unwrap_or_else(|| {
+    generate::generate_for("steadytext_summarize_text", &prompt, model, unsafe_mode).unwrap_or_else(
+        || {
             let start: String = text.chars().take(100).collect();
             let more = if text.chars().nth(100).is_some() {
                 "..."
@@ -183,5 +190,6 @@ fn steadytext_summarize_text(
                 ""
             };
             format!("Summary: {start}{more}")
-        })
+        },
+    )
 }

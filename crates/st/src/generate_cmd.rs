@@ -114,7 +114,10 @@ impl Sink for Printer {
     fn piece(&mut self, text: &str) -> bool {
         if self.streaming {
             let mut out = std::io::stdout().lock();
-            return out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_ok();
+            return out
+                .write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .is_ok();
         }
         true
     }

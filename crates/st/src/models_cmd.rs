@@ -168,16 +168,18 @@ fn fingerprint(models: Vec<String>, json: bool) -> Result<()> {
     let paths: Vec<PathBuf> = if models.is_empty() {
         [Role::Generation, Role::Embedding]
             .into_iter()
-            .map(|role| {
-                store::locate(&registry::default_source(role)?, role, Fetch::LocalOnly)
-            })
+            .map(|role| store::locate(&registry::default_source(role)?, role, Fetch::LocalOnly))
             .collect::<Result<_, _>>()?
     } else {
         models
             .iter()
             .map(|m| {
                 let role = registry::spec(m).map_or(Role::Generation, |s| s.role);
-                store::locate(&registry::resolve(&choice(m), role)?, role, Fetch::LocalOnly)
+                store::locate(
+                    &registry::resolve(&choice(m), role)?,
+                    role,
+                    Fetch::LocalOnly,
+                )
             })
             .collect::<Result<_, _>>()?
     };

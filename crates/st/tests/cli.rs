@@ -309,13 +309,22 @@ fn saved_defaults_make_plain_commands_use_those_models() {
     let shown: serde_json::Value =
         serde_json::from_str(&ok(with_config(&["models", "default"]))).unwrap();
     assert!(
-        shown["generation"]["model"].as_str().unwrap().ends_with("smollm2-135m-instruct-q4_1.gguf"),
+        shown["generation"]["model"]
+            .as_str()
+            .unwrap()
+            .ends_with("smollm2-135m-instruct-q4_1.gguf"),
         "{shown}"
     );
     let reset: serde_json::Value =
         serde_json::from_str(&ok(with_config(&["models", "default", "--reset"]))).unwrap();
     assert_eq!(reset["generation"]["from"], "registry default", "{reset}");
-    assert!(reset["generation"]["model"].as_str().unwrap().contains("Qwen3-4B"), "{reset}");
+    assert!(
+        reset["generation"]["model"]
+            .as_str()
+            .unwrap()
+            .contains("Qwen3-4B"),
+        "{reset}"
+    );
     let _ = std::fs::remove_dir_all(&config);
 }
 

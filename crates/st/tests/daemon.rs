@@ -58,12 +58,19 @@ impl Daemon {
             format!("ipc://{}/sock/daemon.sock", home.display())
         };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_st"));
-        cmd.args(["daemon", "run", "--endpoint", &endpoint, "--stream-timeout-ms", "700"])
-            .args(options.extra)
-            .env("XDG_CACHE_HOME", &home)
-            .env("STEADYTEXT_GENERATION_MODEL", gen_path())
-            .env("STEADYTEXT_EMBEDDING_MODEL", emb_path())
-            .env("STEADYTEXT_RERANKING_MODEL", gen_path());
+        cmd.args([
+            "daemon",
+            "run",
+            "--endpoint",
+            &endpoint,
+            "--stream-timeout-ms",
+            "700",
+        ])
+        .args(options.extra)
+        .env("XDG_CACHE_HOME", &home)
+        .env("STEADYTEXT_GENERATION_MODEL", gen_path())
+        .env("STEADYTEXT_EMBEDDING_MODEL", emb_path())
+        .env("STEADYTEXT_RERANKING_MODEL", gen_path());
         if !options.cache {
             cmd.env("STEADYTEXT_DISABLE_CACHE", "1");
         }
@@ -148,7 +155,11 @@ fn local_text(spec: GenerateSpec) -> String {
 
 fn raw_generate(client: &DaemonClient, prompt: &str, max: usize) -> String {
     client
-        .call("generate", json!({ "prompt": prompt, "max_new_tokens": max }), &mut || true)
+        .call(
+            "generate",
+            json!({ "prompt": prompt, "max_new_tokens": max }),
+            &mut || true,
+        )
         .unwrap()
         .0
         .as_str()
@@ -165,7 +176,10 @@ fn results_equal_the_library_in_process() {
     let daemon = Daemon::start(5621, Options::default());
     let client = daemon.client();
     let prompt = "Write a haiku about PostgreSQL";
-    assert_eq!(remote_text(&client, gen_spec(prompt, 40)), local_text(gen_spec(prompt, 40)));
+    assert_eq!(
+        remote_text(&client, gen_spec(prompt, 40)),
+        local_text(gen_spec(prompt, 40))
+    );
     let sampled = GenerateSpec {
         temperature: Some(0.7),
         seed: Some(7),
@@ -173,7 +187,9 @@ fn results_equal_the_library_in_process() {
     };
     assert_eq!(remote_text(&client, sampled.clone()), local_text(sampled));
     // A request built here, model resolved here, run there (what the extension does).
-    let request = Spec::Generate(gen_spec(prompt, 40)).build(&builder()).unwrap();
+    let request = Spec::Generate(gen_spec(prompt, 40))
+        .build(&builder())
+        .unwrap();
     let there = execute::run(&client, request.clone(), false, &mut Quiet).unwrap();
     let here = execute::run(&Local::new(2), request, false, &mut Quiet).unwrap();
     assert_eq!(there, here);
@@ -193,7 +209,10 @@ fn results_equal_the_library_in_process() {
         .unwrap()
         .into_embeddings()
         .unwrap();
-    assert_eq!(there.iter().map(|v| bits(v)).collect::<Vec<_>>(), here.iter().map(|v| bits(v)).collect::<Vec<_>>());
+    assert_eq!(
+        there.iter().map(|v| bits(v)).collect::<Vec<_>>(),
+        here.iter().map(|v| bits(v)).collect::<Vec<_>>()
+    );
     // SteadyText's `embed` form: one text, one vector.
     let single: Vec<f32> = serde_json::from_value(
         client
@@ -210,7 +229,8 @@ fn ping_is_answered_at_once_during_a_long_generation() {
     let daemon = Daemon::start(5622, Options::default());
     let client = daemon.client();
     let busy = client.clone();
-    let long = std::thread::spawn(move || raw_generate(&busy, "Write a long story about a dragon", 300));
+    let long =
+        std::thread::spawn(move || raw_generate(&busy, "Write a long story about a dragon", 300));
     std::thread::sleep(Duration::from_millis(300));
     let mut slowest = Duration::ZERO;
     for _ in 0..10 {
@@ -218,9 +238,18 @@ fn ping_is_answered_at_once_during_a_long_generation() {
         assert!(client.ping(Duration::from_secs(2)));
         slowest = slowest.max(start.elapsed());
     }
-    assert!(!long.is_finished(), "the generation should still be running");
-    assert!(slowest < Duration::from_millis(50), "slowest ping took {slowest:?}");
-    assert!(long.join().unwrap().split_whitespace().count() > 50, "a long generation");
+    assert!(
+        !long.is_finished(),
+        "the generation should still be running"
+    );
+    assert!(
+        slowest < Duration::from_millis(50),
+        "slowest ping took {slowest:?}"
+    );
+    assert!(
+        long.join().unwrap().split_whitespace().count() > 50,
+        "a long generation"
+    );
 }
 
 struct Collect(Vec<String>);
@@ -262,7 +291,10 @@ fn an_abandoned_stream_does_not_wedge_the_server() {
     let client = daemon.client();
     let start = Instant::now();
     assert!(!raw_generate(&client, "Say hello", 8).is_empty());
-    assert!(start.elapsed() < Duration::from_secs(20), "the server stayed wedged");
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "the server stayed wedged"
+    );
     let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
     assert_eq!(stats["active_streams"], 0);
 }
@@ -288,7 +320,11 @@ fn cancel_stops_the_work_in_flight() {
     drop(execution);
     let next = Instant::now();
     assert!(!raw_generate(&client, "Say hello", 4).is_empty());
-    assert!(next.elapsed() < Duration::from_secs(5), "waited {:?}", next.elapsed());
+    assert!(
+        next.elapsed() < Duration::from_secs(5),
+        "waited {:?}",
+        next.elapsed()
+    );
 }
 
 /// With the cache off and distinct prompts, every concurrent request computes, and gets the
@@ -298,7 +334,10 @@ fn concurrent_clients_get_the_serial_results() {
     let daemon = Daemon::start(5626, Options::default());
     let client = daemon.client();
     let prompts: Vec<String> = (0..8).map(|i| format!("Name {} animals", i + 2)).collect();
-    let serial: Vec<String> = prompts.iter().map(|p| raw_generate(&client, p, 12)).collect();
+    let serial: Vec<String> = prompts
+        .iter()
+        .map(|p| raw_generate(&client, p, 12))
+        .collect();
     let threads: Vec<_> = prompts
         .iter()
         .cloned()
@@ -313,12 +352,22 @@ fn concurrent_clients_get_the_serial_results() {
         assert_eq!(text, serial[i], "{}", prompts[i]);
     }
     let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
-    assert_eq!(stats["cache"], Value::Null, "the cache was off: every request computed");
+    assert_eq!(
+        stats["cache"],
+        Value::Null,
+        "the cache was off: every request computed"
+    );
 }
 
 #[test]
 fn the_cache_answers_repeats_with_the_computed_bytes() {
-    let daemon = Daemon::start(5630, Options { cache: true, ..Options::default() });
+    let daemon = Daemon::start(
+        5630,
+        Options {
+            cache: true,
+            ..Options::default()
+        },
+    );
     let client = daemon.client();
     let first = raw_generate(&client, "Name a colour", 12);
     let again = raw_generate(&client, "Name a colour", 12);
@@ -326,7 +375,13 @@ fn the_cache_answers_repeats_with_the_computed_bytes() {
     let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
     assert_eq!(stats["cache"]["kinds"]["generation"]["hits"], 1, "{stats}");
     // use_cache off: computed, not read or written.
-    let off = remote_text(&client, GenerateSpec { use_cache: Some(false), ..gen_spec("Name a colour", 12) });
+    let off = remote_text(
+        &client,
+        GenerateSpec {
+            use_cache: Some(false),
+            ..gen_spec("Name a colour", 12)
+        },
+    );
     assert_eq!(off, first);
     let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
     assert_eq!(stats["cache"]["kinds"]["generation"]["hits"], 1, "{stats}");
@@ -336,37 +391,74 @@ fn the_cache_answers_repeats_with_the_computed_bytes() {
 fn errors_are_answered_with_their_kind_not_fatal() {
     let daemon = Daemon::start(5627, Options::default());
     let client = daemon.client();
-    let unknown = client.call("frobnicate", json!({}), &mut || true).unwrap_err();
+    let unknown = client
+        .call("frobnicate", json!({}), &mut || true)
+        .unwrap_err();
     assert_eq!(unknown.to_string(), "Unknown method: frobnicate");
     let bad = client
-        .call("generate", json!({ "prompt": "x", "seed": -1 }), &mut || true)
+        .call(
+            "generate",
+            json!({ "prompt": "x", "seed": -1 }),
+            &mut || true,
+        )
         .unwrap_err();
-    assert_eq!((bad.kind(), bad.to_string().as_str()), (ErrorKind::InvalidArgument, "seed must be non-negative"));
+    assert_eq!(
+        (bad.kind(), bad.to_string().as_str()),
+        (ErrorKind::InvalidArgument, "seed must be non-negative")
+    );
     let long = client
-        .call("generate", json!({ "prompt": "x".repeat(20_000) }), &mut || true)
+        .call(
+            "generate",
+            json!({ "prompt": "x".repeat(20_000) }),
+            &mut || true,
+        )
         .unwrap_err();
     assert_eq!(long.kind(), ErrorKind::LimitExceeded, "{long}");
     // Digits and spaces: about a token a character, over the 4096-token window.
     let window = client
-        .call("generate", json!({ "prompt": "9 ".repeat(4900) }), &mut || true)
+        .call(
+            "generate",
+            json!({ "prompt": "9 ".repeat(4900) }),
+            &mut || true,
+        )
         .unwrap_err();
     assert_eq!(window.kind(), ErrorKind::ContextLength, "{window}");
     let missing = client
         .call("generate", json!({ "max_new_tokens": 3 }), &mut || true)
         .unwrap_err();
-    assert!(missing.to_string().contains("invalid parameters for generate"), "{missing}");
+    assert!(
+        missing
+            .to_string()
+            .contains("invalid parameters for generate"),
+        "{missing}"
+    );
     let both = client
-        .call("generate", json!({"prompt": "x", "regex": "a", "choices": ["a", "b"]}), &mut || true)
+        .call(
+            "generate",
+            json!({"prompt": "x", "regex": "a", "choices": ["a", "b"]}),
+            &mut || true,
+        )
         .unwrap_err();
-    assert!(both.to_string().contains("only one of schema, regex, choices and grammar"), "{both}");
+    assert!(
+        both.to_string()
+            .contains("only one of schema, regex, choices and grammar"),
+        "{both}"
+    );
     assert!(client.ping(Duration::from_secs(1)));
 }
 
 #[test]
 fn structured_generation_and_reranking_match_the_library() {
-    let daemon = Daemon::start(5629, Options { cache: true, ..Options::default() });
+    let daemon = Daemon::start(
+        5629,
+        Options {
+            cache: true,
+            ..Options::default()
+        },
+    );
     let client = daemon.client();
-    let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
+    let schema =
+        json!({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]});
     let spec = GenerateSpec {
         schema: Some(schema.clone()),
         ..gen_spec("Pick a number", 48)
@@ -386,13 +478,24 @@ fn structured_generation_and_reranking_match_the_library() {
     .unwrap();
     let here = execute::run(&Local::new(2), rerank.clone(), false, &mut Quiet).unwrap();
     for _ in 0..2 {
-        assert_eq!(execute::run(&client, rerank.clone(), false, &mut Quiet).unwrap(), here);
+        assert_eq!(
+            execute::run(&client, rerank.clone(), false, &mut Quiet).unwrap(),
+            here
+        );
     }
     let names = client
-        .call("rerank", json!({"query": "q", "documents": "one", "return_scores": false}), &mut || true)
+        .call(
+            "rerank",
+            json!({"query": "q", "documents": "one", "return_scores": false}),
+            &mut || true,
+        )
         .unwrap()
         .0;
-    assert_eq!(names, json!(["one"]), "a single document and no scores, as SteadyText's daemon");
+    assert_eq!(
+        names,
+        json!(["one"]),
+        "a single document and no scores, as SteadyText's daemon"
+    );
 }
 
 /// On TCP a client without the token may use models by name, but may not name files, send a
@@ -408,11 +511,20 @@ fn a_tcp_client_without_the_token_is_held_to_model_names() {
         },
     );
     let stranger = daemon.stranger();
-    assert!(!raw_generate(&stranger, "Say hello", 4).is_empty(), "the daemon's default model");
-    let shutdown = stranger.call("shutdown", json!({}), &mut || true).unwrap_err();
+    assert!(
+        !raw_generate(&stranger, "Say hello", 4).is_empty(),
+        "the daemon's default model"
+    );
+    let shutdown = stranger
+        .call("shutdown", json!({}), &mut || true)
+        .unwrap_err();
     assert_eq!(shutdown.kind(), ErrorKind::Forbidden, "{shutdown}");
     let path = stranger
-        .call("generate", json!({"prompt": "hi", "model": "/etc/passwd"}), &mut || true)
+        .call(
+            "generate",
+            json!({"prompt": "hi", "model": "/etc/passwd"}),
+            &mut || true,
+        )
         .unwrap_err();
     assert_eq!(path.kind(), ErrorKind::Forbidden, "{path}");
     let request = Spec::Generate(gen_spec("hi", 4)).build(&builder()).unwrap();
@@ -435,9 +547,16 @@ fn an_ipc_daemon_is_reachable_only_by_its_user() {
     let daemon = Daemon::start(5632, Options::default());
     let client = daemon.client();
     let request = Spec::Generate(gen_spec("hi", 4)).build(&builder()).unwrap();
-    assert!(execute::run(&client, request, false, &mut Quiet).is_ok(), "model paths over ipc");
-    let dir = PathBuf::from(daemon.endpoint.trim_start_matches("ipc://")).parent().unwrap().to_path_buf();
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&dir).unwrap().permissions());
+    assert!(
+        execute::run(&client, request, false, &mut Quiet).is_ok(),
+        "model paths over ipc"
+    );
+    let dir = PathBuf::from(daemon.endpoint.trim_start_matches("ipc://"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&dir).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
     // `st daemon status` as the nobody user (from a copy of st it may run): no answer.
     let bin = std::env::temp_dir().join(format!("st-nobody-{}", std::process::id()));
@@ -452,7 +571,12 @@ fn an_ipc_daemon_is_reachable_only_by_its_user() {
         .output()
         .unwrap();
     let status: Value = serde_json::from_slice(&as_nobody.stdout).unwrap_or(json!({}));
-    assert_eq!(status["running"], false, "{status} {}", String::from_utf8_lossy(&as_nobody.stderr));
+    assert_eq!(
+        status["running"],
+        false,
+        "{status} {}",
+        String::from_utf8_lossy(&as_nobody.stderr)
+    );
     assert!(client.ping(Duration::from_secs(1)));
     let _ = std::fs::remove_dir_all(&bin);
 }
@@ -506,7 +630,13 @@ fn fuzz_body(rng: &mut Rng) -> Vec<u8> {
 /// shape, oversized): the daemon never exits, still answers, and gives the same bytes as before.
 #[test]
 fn ten_thousand_hostile_messages_leave_the_daemon_serving_the_same_bytes() {
-    let daemon = Daemon::start(5633, Options { extra: &["--max-message-bytes", "65536"], ..Options::default() });
+    let daemon = Daemon::start(
+        5633,
+        Options {
+            extra: &["--max-message-bytes", "65536"],
+            ..Options::default()
+        },
+    );
     let client = daemon.client();
     let before = raw_generate(&client, "Say hello", 8);
     let ctx = zmq::Context::new();
@@ -531,7 +661,11 @@ fn ten_thousand_hostile_messages_leave_the_daemon_serving_the_same_bytes() {
             socket = ctx.socket(zmq::DEALER).unwrap();
             socket.set_linger(0).unwrap();
             socket.connect(&daemon.endpoint).unwrap();
-            assert!(client.ping(Duration::from_secs(5)), "after {} messages", i + 1);
+            assert!(
+                client.ping(Duration::from_secs(5)),
+                "after {} messages",
+                i + 1
+            );
         }
     }
     assert!(client.ping(Duration::from_secs(5)));
@@ -541,7 +675,13 @@ fn ten_thousand_hostile_messages_leave_the_daemon_serving_the_same_bytes() {
 /// More queued requests than --max-queue are answered "busy", not buffered without bound.
 #[test]
 fn a_full_queue_answers_busy() {
-    let daemon = Daemon::start(5634, Options { extra: &["--max-queue", "2"], ..Options::default() });
+    let daemon = Daemon::start(
+        5634,
+        Options {
+            extra: &["--max-queue", "2"],
+            ..Options::default()
+        },
+    );
     let client = daemon.client();
     let long: Vec<_> = (0..6)
         .map(|i| {
@@ -575,7 +715,11 @@ fn st(home: &std::path::Path, args: &[&str]) -> Output {
 }
 
 fn stdout(out: &Output) -> String {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -593,17 +737,22 @@ fn start_status_stop_tell_the_truth() {
     let again = st(&home, &with(&["daemon", "start"]));
     assert!(!again.status.success(), "a second start is refused");
     assert!(String::from_utf8_lossy(&again.stderr).contains("already running"));
-    let status: Value = serde_json::from_str(&stdout(&st(&home, &with(&["daemon", "status", "--json"])))).unwrap();
+    let status: Value =
+        serde_json::from_str(&stdout(&st(&home, &with(&["daemon", "status", "--json"])))).unwrap();
     assert_eq!(status["running"], true);
     assert_eq!(status["endpoint"], "tcp://127.0.0.1:5628");
     assert!(status["uptime_seconds"].as_f64().unwrap() > 0.0, "{status}");
     let stopped = stdout(&st(&home, &with(&["daemon", "stop"])));
     assert!(stopped.starts_with("daemon stopped (pid "), "{stopped}");
-    let status: Value = serde_json::from_str(&stdout(&st(&home, &with(&["daemon", "status", "--json"])))).unwrap();
+    let status: Value =
+        serde_json::from_str(&stdout(&st(&home, &with(&["daemon", "status", "--json"])))).unwrap();
     assert_eq!(status["running"], false);
     assert!(!home.join("steadytext/daemon-5628.pid").exists());
     let not_running = stdout(&st(&home, &with(&["daemon", "stop"])));
-    assert!(not_running.starts_with("daemon is not running"), "{not_running}");
+    assert!(
+        not_running.starts_with("daemon is not running"),
+        "{not_running}"
+    );
     let _ = std::fs::remove_dir_all(&home);
 }
 
@@ -624,12 +773,20 @@ fn stop_finds_a_foreground_daemon() {
         assert!(Instant::now() < deadline);
     }
     let stopped = stdout(&st(&home, &["daemon", "stop", "--port", "5635"]));
-    assert_eq!(stopped.trim(), format!("daemon stopped (pid {})", child.id()));
+    assert_eq!(
+        stopped.trim(),
+        format!("daemon stopped (pid {})", child.id())
+    );
     let status = child.wait().unwrap();
     assert!(status.success(), "a graceful exit: {status:?}");
     let mut log = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
-    assert_eq!(log.matches("st daemon ready on tcp://127.0.0.1:5635").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("st daemon ready on tcp://127.0.0.1:5635")
+            .count(),
+        1,
+        "{log}"
+    );
     let _ = std::fs::remove_dir_all(&home);
 }
 

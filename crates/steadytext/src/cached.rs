@@ -8,7 +8,7 @@ use crate::cache::{FrecencyCache, Kind};
 use crate::error::Result;
 use crate::execute::{finish_text, Execution, Executor, Output, Progress};
 use crate::generate::Summary;
-use crate::request::{Combine, EmbedRequest, GenerateRequest, RerankRequest, Request};
+use crate::request::{Combine, EmbedRequest, GenerateRequest, Request, RerankRequest};
 use crate::rerank::{self, Scored};
 
 /// `inner` behind `cache`.
@@ -70,7 +70,8 @@ impl<E: Executor> Cached<'_, E> {
         cache: &'s FrecencyCache,
         request: EmbedRequest,
     ) -> Result<Box<dyn Execution + 's>> {
-        let keys: Vec<Option<String>> = request.texts.iter().map(|t| request.cache_key(t)).collect();
+        let keys: Vec<Option<String>> =
+            request.texts.iter().map(|t| request.cache_key(t)).collect();
         let found: Vec<Option<Vec<f32>>> = keys
             .iter()
             .map(|k| {
@@ -264,7 +265,8 @@ impl Execution for RerankMerge<'_> {
             for scored in output.into_ranked()? {
                 let i = self.missing[scored.index];
                 if let Some(key) = &self.keys[i] {
-                    self.cache.set(Kind::Reranking, key, &scored.score.to_le_bytes());
+                    self.cache
+                        .set(Kind::Reranking, key, &scored.score.to_le_bytes());
                 }
                 self.found[i] = Some(scored.score);
             }

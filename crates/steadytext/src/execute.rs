@@ -36,7 +36,10 @@ impl Output {
     pub fn into_text(self) -> Result<String> {
         match self {
             Output::Text { text, .. } => Ok(text),
-            other => Err(Error::protocol(format!("expected text, got {}", other.kind()))),
+            other => Err(Error::protocol(format!(
+                "expected text, got {}",
+                other.kind()
+            ))),
         }
     }
 
@@ -55,7 +58,10 @@ impl Output {
     pub fn into_ranked(self) -> Result<Vec<Scored>> {
         match self {
             Output::Ranked(r) => Ok(r),
-            other => Err(Error::protocol(format!("expected scores, got {}", other.kind()))),
+            other => Err(Error::protocol(format!(
+                "expected scores, got {}",
+                other.kind()
+            ))),
         }
     }
 

@@ -55,9 +55,13 @@ impl Job {
         let prompt = non_empty(prompt, "Prompt")?;
         let max_new_tokens = match params.get("max_tokens") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(v.as_u64().filter(|n| (1..=4096).contains(n)).ok_or_else(|| {
-                Error::invalid(format!("max_tokens must be between 1 and 4096, got {v}"))
-            })? as usize),
+            Some(v) => Some(
+                v.as_u64()
+                    .filter(|n| (1..=4096).contains(n))
+                    .ok_or_else(|| {
+                        Error::invalid(format!("max_tokens must be between 1 and 4096, got {v}"))
+                    })? as usize,
+            ),
         };
         let mut spec = GenerateSpec {
             prompt,

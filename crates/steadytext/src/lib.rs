@@ -35,6 +35,7 @@ pub mod error;
 pub mod execute;
 pub mod generate;
 pub mod jobs;
+mod json_schema;
 pub mod local;
 pub mod model_ref;
 pub mod paths;

@@ -5,7 +5,7 @@ use crate::engine::{Engine, Model};
 use crate::error::{Error, ErrorKind, Result};
 use crate::execute::{finish_text, Execution, Executor, Output, Progress};
 use crate::generate::{self, Decode, TokenStream};
-use crate::request::{Combine, EmbedRequest, GenerateRequest, RerankRequest, Request};
+use crate::request::{Combine, EmbedRequest, GenerateRequest, Request, RerankRequest};
 use crate::rerank::{self, QueryScorer, Scored};
 use crate::text::Trimmer;
 
@@ -134,10 +134,12 @@ impl Execution for EmbedTexts {
             return Ok(Progress::Working);
         }
         let vectors = std::mem::take(&mut self.done);
-        Ok(Progress::Done(Output::Embeddings(match self.request.combine {
-            Combine::Each => vectors,
-            Combine::Average => vec![embed::average(&vectors)],
-        })))
+        Ok(Progress::Done(Output::Embeddings(
+            match self.request.combine {
+                Combine::Each => vectors,
+                Combine::Average => vec![embed::average(&vectors)],
+            },
+        )))
     }
 }
 

@@ -80,10 +80,8 @@ fn window(source: &ModelSource, role: Role) -> u32 {
         .ok()
         .and_then(|v| v.trim().parse::<u32>().ok())
         .filter(|&v| v > 0);
-    from_env
-        .or(source.registry_n_ctx())
-        .unwrap_or(match role {
-            Role::Embedding => defaults::EMBEDDING_WINDOW,
-            _ => defaults::GENERATION_WINDOW,
-        })
+    from_env.or(source.registry_n_ctx()).unwrap_or(match role {
+        Role::Embedding => defaults::EMBEDDING_WINDOW,
+        _ => defaults::GENERATION_WINDOW,
+    })
 }

@@ -217,7 +217,9 @@ pub fn decode_ranked(result: Value, detail: Option<Value>, documents: &[String])
     for (doc, score) in pairs {
         let index = (0..documents.len())
             .find(|&i| !used[i] && documents[i] == doc)
-            .ok_or_else(|| Error::protocol(format!("the daemon ranked an unknown document {doc:?}")))?;
+            .ok_or_else(|| {
+                Error::protocol(format!("the daemon ranked an unknown document {doc:?}"))
+            })?;
         used[index] = true;
         scored.push(Scored { index, score });
     }

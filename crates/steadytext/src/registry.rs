@@ -184,7 +184,10 @@ impl ModelChoice {
 
     /// Whether nothing was chosen.
     pub fn is_empty(&self) -> bool {
-        self.model.is_none() && self.repo.is_none() && self.filename.is_none() && self.size.is_none()
+        self.model.is_none()
+            && self.repo.is_none()
+            && self.filename.is_none()
+            && self.size.is_none()
     }
 }
 
@@ -341,7 +344,10 @@ mod tests {
         assert_eq!(size_to_model("small").unwrap().name, "qwen3-4b");
         assert_eq!(size_to_model("large").unwrap().name, "qwen3-30b");
         let e = size_to_model("huge").unwrap_err();
-        assert_eq!(e.to_string(), "size must be one of mini, small, large, got 'huge'");
+        assert_eq!(
+            e.to_string(),
+            "size must be one of mini, small, large, got 'huge'"
+        );
         let huge = ModelChoice {
             size: Some("huge".into()),
             ..Default::default()

@@ -435,8 +435,9 @@ impl Builder {
         let seed = match spec.seed {
             None => defaults::SEED,
             Some(s) if s < 0 => return Err(Error::invalid("seed must be non-negative")),
-            Some(s) => u32::try_from(s)
-                .map_err(|_| Error::invalid(format!("seed must be at most {}, got {s}", u32::MAX)))?,
+            Some(s) => u32::try_from(s).map_err(|_| {
+                Error::invalid(format!("seed must be at most {}, got {s}", u32::MAX))
+            })?,
         };
         let constraint = constraint(spec)?;
         check_remote(spec.model.as_deref(), spec.unsafe_mode.unwrap_or(false))?;
@@ -465,7 +466,11 @@ impl Builder {
         if let Some(c) = &constraint {
             c.check()?;
         }
-        self.check_model_name(spec.model_ref.as_ref(), &generate_choice(spec), Role::Generation)?;
+        self.check_model_name(
+            spec.model_ref.as_ref(),
+            &generate_choice(spec),
+            Role::Generation,
+        )?;
         let params = GenerateParams {
             max_new_tokens,
             seed,
@@ -505,7 +510,9 @@ impl Builder {
                     .iter()
                     .map(|v| v.as_str().map(str::to_string))
                     .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| Error::invalid("text_input must be a string or a list of strings"))?;
+                    .ok_or_else(|| {
+                        Error::invalid("text_input must be a string or a list of strings")
+                    })?;
                 (texts, Combine::Average)
             }
             _ => {
@@ -557,7 +564,11 @@ impl Builder {
                 .map(|v| v.as_str().map(str::to_string))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| Error::invalid("documents must be a string or a list of strings"))?,
-            _ => return Err(Error::invalid("documents must be a string or a list of strings")),
+            _ => {
+                return Err(Error::invalid(
+                    "documents must be a string or a list of strings",
+                ))
+            }
         };
         if spec.query.trim().is_empty() {
             return Err(Error::invalid("Query cannot be empty"));
@@ -754,9 +765,8 @@ impl RerankRequest {
 
     /// The cache key of one document's score, or `None` when the request opted out of caching.
     pub fn cache_key(&self, document: &str) -> Option<String> {
-        self.use_cache.then(|| {
-            cache_key::rerank(&self.model.sha256, &self.query, document, &self.task)
-        })
+        self.use_cache
+            .then(|| cache_key::rerank(&self.model.sha256, &self.query, document, &self.task))
     }
 }
 
@@ -871,7 +881,10 @@ mod tests {
                 ..prompt("hi")
             })
             .unwrap_err();
-        assert!(bad.to_string().starts_with("Invalid regex pattern"), "{bad}");
+        assert!(
+            bad.to_string().starts_with("Invalid regex pattern"),
+            "{bad}"
+        );
     }
 
     #[test]

@@ -78,7 +78,13 @@ pub struct QueryScorer<'m> {
 
 impl<'m> QueryScorer<'m> {
     /// A scorer for `query` under `task` with a window of `n_ctx` tokens (capped at the model's).
-    pub fn new(model: &'m Model, query: &str, task: &str, n_ctx: u32, threads: i32) -> Result<Self> {
+    pub fn new(
+        model: &'m Model,
+        query: &str,
+        task: &str,
+        n_ctx: u32,
+        threads: i32,
+    ) -> Result<Self> {
         let (yes, no) = answer_tokens(model)?;
         let vocab = model.llama.vocab();
         // Up to "Document:" without the space: BPE tokenizers start the document's first word

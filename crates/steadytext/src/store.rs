@@ -58,7 +58,9 @@ pub fn check_policy(source: &ModelSource, policy: PathPolicy) -> Result<()> {
     };
     let plain = |name: &str| !name.contains('/') && !name.contains('\\') && !name.contains("..");
     match (source, policy) {
-        (ModelSource::Hub { filename, .. }, _) if filename.contains("..") || filename.starts_with('/') => {
+        (ModelSource::Hub { filename, .. }, _)
+            if filename.contains("..") || filename.starts_with('/') =>
+        {
             refuse(&format!("model file name '{filename}'"))
         }
         (_, PathPolicy::Any) => Ok(()),
@@ -92,7 +94,10 @@ pub fn locate(source: &ModelSource, role: Role, fetch: Fetch) -> Result<PathBuf>
             }
             Err(Error::new(
                 ErrorKind::ModelMissing,
-                format!("model file {name} is not in the models directory {}", dir.display()),
+                format!(
+                    "model file {name} is not in the models directory {}",
+                    dir.display()
+                ),
             ))
         }
         ModelSource::Hub { repo, filename, .. } => {

@@ -20,6 +20,7 @@ use llguidance::{Matcher, ParserFactory};
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::json_schema;
 
 /// What the output must be.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,7 +96,9 @@ impl Constraint {
                     return Err(too_big(text_len));
                 }
                 check_patterns(schema)?;
-                Ok(TopLevelGrammar::from_json_schema(with_options(schema)))
+                Ok(TopLevelGrammar::from_json_schema(json_schema::prepare(
+                    schema,
+                )))
             }
             Constraint::Regex(pattern) => {
                 if pattern.is_empty() {
@@ -127,7 +130,7 @@ impl Constraint {
 /// for it at every token), and names word boundaries, which the engine reports only as an
 /// internal look-around.
 fn check_regex(pattern: &str) -> Result<()> {
-    use regex_syntax::ast::{Ast, AssertionKind, RepetitionKind, RepetitionRange};
+    use regex_syntax::ast::{AssertionKind, Ast, RepetitionKind, RepetitionRange};
     // Patterns regex-syntax cannot parse are left to the engine, which names the problem.
     let Ok(ast) = regex_syntax::ast::parse::Parser::new().parse(pattern) else {
         return Ok(());
@@ -189,66 +192,6 @@ fn check_patterns(schema: &Value) -> Result<()> {
     }
 }
 
-/// Keywords whose values are data, not schemas.
-const DATA_KEYWORDS: [&str; 4] = ["const", "enum", "default", "examples"];
-
-/// Gives every number and integer without bounds the bounds JSON parsers can hold: integers
-/// within ±(2^53 - 1) (I-JSON), numbers within ±1e15 (the widest float range the engine
-/// turns into a grammar). The grammar of an unbounded number has
-/// no end: a small model can write digits until the budget runs out, and a 200-digit exponent is
-/// valid JSON that no parser reads. The output still validates against the user's schema.
-fn bound_numbers(schema: &mut Value) {
-    let Value::Object(map) = schema else {
-        if let Value::Array(items) = schema {
-            items.iter_mut().for_each(bound_numbers);
-        }
-        return;
-    };
-    let is = |t: &str| match map.get("type") {
-        Some(Value::String(s)) => s == t,
-        Some(Value::Array(types)) => types.iter().any(|v| v == t),
-        _ => false,
-    };
-    let bounded = ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"]
-        .iter()
-        .any(|k| map.contains_key(*k));
-    let limit = if is("integer") {
-        Some(Value::from(9_007_199_254_740_991_i64))
-    } else if is("number") {
-        Some(Value::from(1e15))
-    } else {
-        None
-    };
-    if let (Some(limit), false) = (limit, bounded) {
-        let negative = match &limit {
-            Value::Number(n) if n.is_i64() => Value::from(-n.as_i64().unwrap_or(0)),
-            _ => Value::from(-1e15),
-        };
-        map.insert("maximum".into(), limit);
-        map.insert("minimum".into(), negative);
-    }
-    for (key, value) in map.iter_mut() {
-        if !DATA_KEYWORDS.contains(&key.as_str()) {
-            bound_numbers(value);
-        }
-    }
-}
-
-/// The user's schema with our compile options: compact JSON (no free whitespace, so greedy output
-/// has one form), never lenient (an unsupported keyword is an error, not ignored), and bounded
-/// numbers (see [`bound_numbers`]).
-fn with_options(schema: &Value) -> Value {
-    let mut schema = schema.clone();
-    bound_numbers(&mut schema);
-    if let Value::Object(map) = &mut schema {
-        map.insert(
-            "x-guidance".into(),
-            serde_json::json!({ "whitespace_flexible": false, "lenient": false }),
-        );
-    }
-    schema
-}
-
 fn choice_regex(choices: &[String]) -> Result<String> {
     if choices.len() < 2 {
         return Err(Error::invalid("Must provide at least 2 choices"));
@@ -279,7 +222,9 @@ fn choice_regex(choices: &[String]) -> Result<String> {
     if total > MAX_CONSTRAINT_BYTES {
         return Err(Error::new(
             ErrorKind::LimitExceeded,
-            format!("Invalid choices: {total} bytes, more than the limit of {MAX_CONSTRAINT_BYTES}"),
+            format!(
+                "Invalid choices: {total} bytes, more than the limit of {MAX_CONSTRAINT_BYTES}"
+            ),
         ));
     }
     let alternatives: Vec<String> = choices.iter().map(|c| regex_syntax::escape(c)).collect();
@@ -300,7 +245,11 @@ fn canonical_json(value: &Value) -> String {
         }
         Value::Array(items) => format!(
             "[{}]",
-            items.iter().map(canonical_json).collect::<Vec<_>>().join(",")
+            items
+                .iter()
+                .map(canonical_json)
+                .collect::<Vec<_>>()
+                .join(",")
         ),
         other => other.to_string(),
     }
@@ -348,16 +297,17 @@ fn byte_compiler() -> &'static Compiler {
 /// Compiles `constraint` with `compiler`'s vocabulary.
 fn compile_with(constraint: &Constraint, compiler: &Compiler) -> Result<Matcher> {
     let grammar = constraint.grammar()?;
-    let parser = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        compiler.factory.create_parser(grammar)
-    }))
-    .map_err(|_| {
-        Error::invalid(format!(
-            "{}: the constraint engine failed on it",
-            constraint.describe()
-        ))
-    })?
-    .map_err(|e| Error::invalid(format!("{}: {}", constraint.describe(), first_line(&e))))?;
+    let parser =
+        std::panic::catch_unwind(AssertUnwindSafe(|| compiler.factory.create_parser(grammar)))
+            .map_err(|_| {
+                Error::invalid(format!(
+                    "{}: the constraint engine failed on it",
+                    constraint.describe()
+                ))
+            })?
+            .map_err(|e| {
+                Error::invalid(format!("{}: {}", constraint.describe(), first_line(&e)))
+            })?;
     let matcher = Matcher::new(Ok(parser));
     if let Some(e) = matcher.get_error() {
         return Err(Error::invalid(format!(
@@ -382,7 +332,20 @@ fn first_line(e: &dyn std::fmt::Display) -> String {
         Some((head, rest)) if head.starts_with("at ") => rest.to_string(),
         _ => joined,
     };
-    joined.chars().take(400).collect()
+    name_keyword(&joined).chars().take(400).collect()
+}
+
+/// The engine's messages with the schema keyword they are about, as the user wrote it.
+fn name_keyword(message: &str) -> String {
+    if message.contains("patternProperty regexes") {
+        return format!("patternProperties: {message}");
+    }
+    if message.starts_with("oneOf constraints are not supported") {
+        return "oneOf is not supported: its alternatives would have to exclude each other \
+                (use anyOf when a value may match several)"
+            .into();
+    }
+    message.to_string()
 }
 
 /// The per-model part: the vocabulary as llguidance sees it, and a compiler over it.
@@ -437,7 +400,9 @@ impl Guide<'_> {
     fn engine_error(&self, matcher: &Matcher) -> Error {
         Error::inference(format!(
             "constrained decoding failed: {}",
-            matcher.get_error().unwrap_or_else(|| "unknown error".into())
+            matcher
+                .get_error()
+                .unwrap_or_else(|| "unknown error".into())
         ))
     }
 
@@ -595,7 +560,11 @@ mod tests {
             "required": ["name", "tags", "age"],
             "additionalProperties": false
         }));
-        for prefix in [&b""[..], b"{\"name\":\"Jo", b"{\"name\":\"Jo\",\"tags\":[\"a"] {
+        for prefix in [
+            &b""[..],
+            b"{\"name\":\"Jo",
+            b"{\"name\":\"Jo\",\"tags\":[\"a",
+        ] {
             let done = completion_of(&person, prefix).unwrap();
             let whole = format!("{}{done}", String::from_utf8_lossy(prefix));
             let value: Value = serde_json::from_str(&whole).unwrap();
@@ -629,7 +598,10 @@ mod tests {
     fn unsupported_input_is_refused_with_a_reason() {
         let cases = [
             (Constraint::Regex("(a)\\1".into()), "Invalid regex pattern"),
-            (Constraint::Regex("".into()), "Pattern cannot be null or empty"),
+            (
+                Constraint::Regex("".into()),
+                "Pattern cannot be null or empty",
+            ),
             (
                 Constraint::Regex("\\bword".into()),
                 "Invalid regex pattern: word boundaries",
@@ -644,7 +616,10 @@ mod tests {
                 "Invalid JSON schema",
             ),
             (Constraint::Choice(vec!["a".into()]), "at least 2"),
-            (Constraint::Choice(vec!["a".into(), "a".into()]), "Duplicate choice: a"),
+            (
+                Constraint::Choice(vec!["a".into(), "a".into()]),
+                "Duplicate choice: a",
+            ),
             (Constraint::Grammar("start: foo".into()), "Invalid grammar"),
         ];
         for (constraint, text) in cases {

@@ -273,14 +273,23 @@ mod tests {
             extract_facts("Sales rose in May. Costs fell in June. And more", 10),
             ["Sales rose in May.", "Costs fell in June.", "And more"]
         );
-        assert_eq!(extract_facts("One long sentence. Two long sentences.", 1).len(), 1);
+        assert_eq!(
+            extract_facts("One long sentence. Two long sentences.", 1).len(),
+            1
+        );
         assert!(extract_facts("   ", 5).is_empty());
         assert!(check_max_facts(0).is_err() && check_max_facts(51).is_err());
     }
 
     fn rows() -> Vec<String> {
         (0..40)
-            .map(|i| format!("Row {i} reports revenue of {} dollars. The region was {}.", i * 7, i % 5))
+            .map(|i| {
+                format!(
+                    "Row {i} reports revenue of {} dollars. The region was {}.",
+                    i * 7,
+                    i % 5
+                )
+            })
             .collect()
     }
 
@@ -301,7 +310,11 @@ mod tests {
         let mut reversed = rows.clone();
         reversed.reverse();
         let serial = summarise(&rows, rows.len());
-        for state in [summarise(&reversed, 40), summarise(&rows, 13), summarise(&reversed, 1)] {
+        for state in [
+            summarise(&reversed, 40),
+            summarise(&rows, 13),
+            summarise(&reversed, 1),
+        ] {
             assert_eq!(state.facts, serial.facts);
             assert_eq!(state.samples, serial.samples);
             assert_eq!(state.prompt(&state.facts), serial.prompt(&serial.facts));
@@ -326,7 +339,12 @@ mod tests {
 
     #[test]
     fn near_duplicates_are_dropped_in_order() {
-        let v = vec![vec![1.0, 0.0], vec![0.99, 0.05], vec![0.0, 1.0], vec![0.0, 0.0]];
+        let v = vec![
+            vec![1.0, 0.0],
+            vec![0.99, 0.05],
+            vec![0.0, 1.0],
+            vec![0.0, 0.0],
+        ];
         assert_eq!(distinct_by_similarity(&v, 0.85), [0, 2, 3]);
         let t = vec!["A b".to_string(), "a B".to_string(), "c".to_string()];
         assert_eq!(distinct_ignoring_case(&t), [0, 2]);

@@ -75,21 +75,25 @@ pub fn render(template: &str, variables: &Value, strict: bool) -> Result<String>
         UndefinedBehavior::Lenient
     };
     let env = environment(behavior);
-    env.render_str(template, variables).map_err(|e| match e.kind() {
-        JinjaKind::UndefinedError => {
-            let missing = missing_variables(&env, template, &required, given);
-            if missing.is_empty() {
-                Error::invalid(format!("Undefined variable in template: {e}"))
-            } else {
-                Error::invalid(format!("Missing required variables: {}", missing.join(", ")))
+    env.render_str(template, variables)
+        .map_err(|e| match e.kind() {
+            JinjaKind::UndefinedError => {
+                let missing = missing_variables(&env, template, &required, given);
+                if missing.is_empty() {
+                    Error::invalid(format!("Undefined variable in template: {e}"))
+                } else {
+                    Error::invalid(format!(
+                        "Missing required variables: {}",
+                        missing.join(", ")
+                    ))
+                }
             }
-        }
-        JinjaKind::SyntaxError => Error::invalid(format!("Template syntax error: {e}")),
-        _ => Error::new(
-            ErrorKind::InvalidArgument,
-            format!("Template rendering error: {e}"),
-        ),
-    })
+            JinjaKind::SyntaxError => Error::invalid(format!("Template syntax error: {e}")),
+            _ => Error::new(
+                ErrorKind::InvalidArgument,
+                format!("Template rendering error: {e}"),
+            ),
+        })
 }
 
 /// The variables whose absence makes rendering fail: each missing variable is tried alone, with
@@ -100,7 +104,10 @@ fn missing_variables(
     required: &[String],
     given: &serde_json::Map<String, Value>,
 ) -> Vec<String> {
-    let absent: Vec<&String> = required.iter().filter(|n| !given.contains_key(*n)).collect();
+    let absent: Vec<&String> = required
+        .iter()
+        .filter(|n| !given.contains_key(*n))
+        .collect();
     absent
         .iter()
         .filter(|name| {
@@ -140,7 +147,10 @@ mod tests {
             render(t, &json!({"name": "Ann", "other": "Bo"}), true).unwrap(),
             "Hi, Ann and Bo"
         );
-        assert_eq!(render(t, &json!({"name": "Ann"}), false).unwrap(), "Hi, Ann and ");
+        assert_eq!(
+            render(t, &json!({"name": "Ann"}), false).unwrap(),
+            "Hi, Ann and "
+        );
         assert!(render(t, &json!([1]), true).is_err());
     }
 }

@@ -45,7 +45,8 @@ impl Endpoint {
 
     /// The address to bind: Debian 12's libzmq cannot bind `tcp://localhost`.
     fn bind(&self) -> String {
-        self.connect().replacen("tcp://localhost:", "tcp://127.0.0.1:", 1)
+        self.connect()
+            .replacen("tcp://localhost:", "tcp://127.0.0.1:", 1)
     }
 
     /// Whether the daemon runs on this machine (so its pid can be signalled).

@@ -115,9 +115,12 @@ pub fn run(config: Config) -> Result<()> {
     let queued = Arc::new(AtomicUsize::new(0));
     let thread_inference = inference.clone();
     let thread_queued = queued.clone();
-    let inference_thread = std::thread::Builder::new()
-        .name("inference".into())
-        .spawn(move || thread_inference.serve(task_rx, Outbox::new(out_tx, ringer), &thread_queued))?;
+    let inference_thread =
+        std::thread::Builder::new()
+            .name("inference".into())
+            .spawn(move || {
+                thread_inference.serve(task_rx, Outbox::new(out_tx, ringer), &thread_queued)
+            })?;
     eprintln!(
         "st daemon ready on {} (pid {})",
         config.bind,
@@ -242,7 +245,8 @@ impl Server {
             }
         };
         let trusted = self.ipc
-            || (self.config.token.is_some() && message.auth.as_deref() == self.config.token.as_deref());
+            || (self.config.token.is_some()
+                && message.auth.as_deref() == self.config.token.as_deref());
         let id = message.id.clone();
         let extended = message.extended;
         match message.method.as_str() {
@@ -256,11 +260,19 @@ impl Server {
                     Some(target) => self.cancel(target),
                     None => false,
                 };
-                self.reply(&identity, Response::ok(&id, json!({ "cancelled": found })), extended)
+                self.reply(
+                    &identity,
+                    Response::ok(&id, json!({ "cancelled": found })),
+                    extended,
+                )
             }
             "shutdown" if trusted => {
                 self.running = false;
-                self.reply(&identity, Response::ok(&id, json!("shutdown initiated")), extended)
+                self.reply(
+                    &identity,
+                    Response::ok(&id, json!("shutdown initiated")),
+                    extended,
+                )
             }
             "shutdown" => self.reply(
                 &identity,

@@ -146,7 +146,8 @@ mod tests {
 
     #[test]
     fn tls_options_come_off_both_dsn_forms() {
-        let (rest, tls) = split("postgresql://u@h/db?sslmode=verify-full&sslrootcert=/c.pem&application_name=x");
+        let (rest, tls) =
+            split("postgresql://u@h/db?sslmode=verify-full&sslrootcert=/c.pem&application_name=x");
         assert_eq!(rest, "postgresql://u@h/db?application_name=x");
         assert_eq!(tls.mode, "verify-full");
         assert_eq!(tls.root_cert.as_deref(), Some("/c.pem"));
@@ -154,12 +155,18 @@ mod tests {
         assert_eq!(rest, "host=h dbname=d");
         assert_eq!(tls.mode, "require");
         let (rest, tls) = split("postgresql://u@h/db");
-        assert_eq!((rest.as_str(), tls.mode.as_str()), ("postgresql://u@h/db", "prefer"));
+        assert_eq!(
+            (rest.as_str(), tls.mode.as_str()),
+            ("postgresql://u@h/db", "prefer")
+        );
     }
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgresql://u:secret@h/db"), "postgresql://u:***@h/db");
+        assert_eq!(
+            redact("postgresql://u:secret@h/db"),
+            "postgresql://u:***@h/db"
+        );
         assert_eq!(redact("host=h password=secret"), "host=h password=***");
     }
 }

@@ -10,7 +10,11 @@ use steadytext::Local;
 use crate::common::{builder, spec};
 
 fn cache() -> (FrecencyCache, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("st-cache-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let dir = std::env::temp_dir().join(format!(
+        "st-cache-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("cache.sqlite3");
     let _ = std::fs::remove_file(&path);
@@ -30,10 +34,17 @@ fn a_hit_is_the_computed_value_and_use_cache_off_bypasses_the_cache() {
             ..spec("Name three colours", 24)
         };
         let request = Spec::Generate(s).build(&builder()).unwrap();
-        execute::run(&cached, request, false, &mut Quiet).unwrap().into_text().unwrap()
+        execute::run(&cached, request, false, &mut Quiet)
+            .unwrap()
+            .into_text()
+            .unwrap()
     };
     let off = generate(false);
-    assert_eq!(cache.stats(Kind::Generation).entries, 0, "use_cache off writes nothing");
+    assert_eq!(
+        cache.stats(Kind::Generation).entries,
+        0,
+        "use_cache off writes nothing"
+    );
     let first = generate(true);
     assert_eq!(cache.stats(Kind::Generation).entries, 1);
     let hit = generate(true);
@@ -41,7 +52,11 @@ fn a_hit_is_the_computed_value_and_use_cache_off_bypasses_the_cache() {
     assert_eq!(first, off);
     assert_eq!(hit, first);
 
-    let texts = vec!["cached text".to_string(), "".to_string(), "another".to_string()];
+    let texts = vec![
+        "cached text".to_string(),
+        "".to_string(),
+        "another".to_string(),
+    ];
     let embed = |texts: Vec<String>| {
         let s = EmbedSpec {
             texts: Some(texts),

@@ -102,10 +102,7 @@ impl Sink for Pieces {
 }
 
 /// Builds and runs a spec here with `threads` threads: the text, its summary, the pieces.
-pub fn run_spec(
-    spec: Spec,
-    threads: i32,
-) -> steadytext::Result<(Output, Vec<String>)> {
+pub fn run_spec(spec: Spec, threads: i32) -> steadytext::Result<(Output, Vec<String>)> {
     let request = spec.build(&builder())?;
     run(request, threads)
 }

@@ -30,12 +30,21 @@ fn one_and_two_threads_are_bit_identical() {
     let one = embed_with(&["deterministic"], "passage", 1);
     let two = embed_with(&["deterministic"], "passage", 2);
     assert_eq!(bits(&one[0]), bits(&two[0]));
-    assert_eq!(bits(&one[0]), bits(&embed_with(&["deterministic"], "passage", 2)[0]));
+    assert_eq!(
+        bits(&one[0]),
+        bits(&embed_with(&["deterministic"], "passage", 2)[0])
+    );
 }
 
 #[test]
 fn batch_equals_single_bit_for_bit() {
-    let texts = ["a cat", "", "the stock market fell", "un chat noir", "a cat"];
+    let texts = [
+        "a cat",
+        "",
+        "the stock market fell",
+        "un chat noir",
+        "a cat",
+    ];
     let batch = embed_with(&texts, "query", 2);
     assert_eq!(batch.len(), texts.len());
     for (text, vector) in texts.iter().zip(&batch) {
@@ -78,12 +87,36 @@ fn semantic_triples_hold() {
         ("cat", "kitten", "car"),
         ("dog", "puppy", "spreadsheet"),
         ("king", "queen", "bicycle"),
-        ("PostgreSQL database", "SQL server query", "banana bread recipe"),
-        ("How do I bake bread?", "Bread baking instructions", "Car engine repair"),
-        ("The weather is sunny today", "It is a bright and clear day", "The stock market crashed"),
-        ("machine learning", "artificial intelligence", "gardening tools"),
-        ("I love playing football", "Soccer is my favorite sport", "Quantum physics lecture"),
-        ("a fast red car", "a quick crimson automobile", "a slow green turtle"),
+        (
+            "PostgreSQL database",
+            "SQL server query",
+            "banana bread recipe",
+        ),
+        (
+            "How do I bake bread?",
+            "Bread baking instructions",
+            "Car engine repair",
+        ),
+        (
+            "The weather is sunny today",
+            "It is a bright and clear day",
+            "The stock market crashed",
+        ),
+        (
+            "machine learning",
+            "artificial intelligence",
+            "gardening tools",
+        ),
+        (
+            "I love playing football",
+            "Soccer is my favorite sport",
+            "Quantum physics lecture",
+        ),
+        (
+            "a fast red car",
+            "a quick crimson automobile",
+            "a slow green turtle",
+        ),
         ("doctor", "physician", "volcano"),
         ("ocean", "sea", "desert"),
         ("happy", "joyful", "asphalt"),

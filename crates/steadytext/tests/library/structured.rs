@@ -111,7 +111,10 @@ fn twenty_three_schemas_give_json_that_validates() {
     for (prompt, schema) in cases {
         let out = run(prompt, 256, &Constraint::Json(schema.clone()))
             .unwrap_or_else(|e| panic!("{prompt}: {e}"));
-        assert!(validates(&schema, &out), "{prompt}: {out:?} does not validate against {schema}");
+        assert!(
+            validates(&schema, &out),
+            "{prompt}: {out:?} does not validate against {schema}"
+        );
     }
 }
 
@@ -157,7 +160,10 @@ fn thirty_regexes_give_text_they_match_in_full() {
         let out = run(&prompt, 64, &Constraint::Regex(pattern.into()))
             .unwrap_or_else(|e| panic!("{pattern}: {e}"));
         let full = regex::Regex::new(&format!("^(?:{pattern})$")).unwrap();
-        assert!(full.is_match(&out), "{pattern}: {out:?} does not match in full");
+        assert!(
+            full.is_match(&out),
+            "{pattern}: {out:?} does not match in full"
+        );
     }
 }
 
@@ -172,7 +178,10 @@ fn the_choice_is_always_one_of_the_choices() {
     for choices in sets {
         let constraint = Constraint::Choice(choices.iter().map(|c| c.to_string()).collect());
         let out = run("Pick one", 32, &constraint).unwrap();
-        assert!(choices.contains(&out.as_str()), "{out:?} is not one of {choices:?}");
+        assert!(
+            choices.contains(&out.as_str()),
+            "{out:?} is not one of {choices:?}"
+        );
     }
 }
 
@@ -211,7 +220,10 @@ fn sampling_under_a_constraint_is_seeded() {
     let outputs: std::collections::BTreeSet<String> = (1..=4).map(sample).collect();
     assert!(outputs.len() >= 2, "four seeds gave one word: {outputs:?}");
     for word in outputs {
-        assert!(regex::Regex::new("^[a-z]{4,12}$").unwrap().is_match(&word), "{word}");
+        assert!(
+            regex::Regex::new("^[a-z]{4,12}$").unwrap().is_match(&word),
+            "{word}"
+        );
     }
 }
 
@@ -220,18 +232,26 @@ fn bad_constraints_are_errors_before_decoding() {
     let err = |c: Constraint| {
         let e = run("x", 8, &c).unwrap_err();
         assert!(
-            matches!(e.kind(), ErrorKind::InvalidArgument | ErrorKind::LimitExceeded),
+            matches!(
+                e.kind(),
+                ErrorKind::InvalidArgument | ErrorKind::LimitExceeded
+            ),
             "{e:?}"
         );
         e.to_string()
     };
     assert!(err(Constraint::Json(json!([1, 2]))).starts_with("Invalid JSON schema"));
-    assert!(err(Constraint::Json(json!({"type": "no-such-type"}))).starts_with("Invalid JSON schema"));
+    assert!(
+        err(Constraint::Json(json!({"type": "no-such-type"}))).starts_with("Invalid JSON schema")
+    );
     assert!(err(Constraint::Json(json!({"not": {"type": "string"}}))).contains("\"not\""));
     assert!(err(Constraint::Regex("(a)\\1".into())).contains("backreference"));
     assert!(err(Constraint::Regex("a(?!b)".into())).starts_with("Invalid regex pattern"));
     assert!(err(Constraint::Grammar("start: undefined_rule".into())).starts_with("Invalid grammar"));
-    assert_eq!(err(Constraint::Choice(vec!["one".into()])), "Must provide at least 2 choices");
+    assert_eq!(
+        err(Constraint::Choice(vec!["one".into()])),
+        "Must provide at least 2 choices"
+    );
 }
 
 /// A schema with nesting on every level: an object holding a long string, an array of objects
@@ -282,7 +302,10 @@ fn shortest(prompt: &str, constraint: &Constraint) -> usize {
 fn structured_output_is_complete_within_every_budget() {
     let schema = nested();
     let constraint = Constraint::Json(schema.clone());
-    for prompt in ["Describe a long novel with many chapters in detail", "Describe a book"] {
+    for prompt in [
+        "Describe a long novel with many chapters in detail",
+        "Describe a book",
+    ] {
         let least = shortest(prompt, &constraint);
         assert!(least <= 40, "{least} tokens for the shortest output");
         let mut budgets: Vec<usize> = vec![40, 80, 200];
@@ -294,8 +317,16 @@ fn structured_output_is_complete_within_every_budget() {
             assert!(validates(&schema, &out), "{prompt} at {budget}: {out:?}");
         }
     }
-    for (pattern, budget) in [("[a-z]{10,60}", 12), ("(red|green|blue)( and (red|green|blue)){0,20}", 6)] {
-        let out = run("List some colours", budget, &Constraint::Regex(pattern.into())).unwrap();
+    for (pattern, budget) in [
+        ("[a-z]{10,60}", 12),
+        ("(red|green|blue)( and (red|green|blue)){0,20}", 6),
+    ] {
+        let out = run(
+            "List some colours",
+            budget,
+            &Constraint::Regex(pattern.into()),
+        )
+        .unwrap();
         let full = regex::Regex::new(&format!("^(?:{pattern})$")).unwrap();
         assert!(full.is_match(&out), "{pattern} at {budget}: {out:?}");
     }
@@ -306,6 +337,10 @@ fn structured_output_is_complete_within_every_budget() {
 fn a_budget_below_the_shortest_output_names_the_length() {
     let e = run("Describe a book", 3, &Constraint::Json(nested())).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Incomplete);
-    assert!(e.to_string().starts_with("the constrained output needs at least"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("the constrained output needs at least"),
+        "{e}"
+    );
     assert!(e.to_string().contains("max_tokens allows 3"), "{e}");
 }
