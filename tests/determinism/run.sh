@@ -129,8 +129,8 @@ jsonl generate 0 prompt "${PROMPTS[@]}" | library --threads 2 >"$G/library-2-thr
 jsonl generate 1 prompt "${PROMPTS[@]}" | library --threads 1 >"$G/library-stream"
 for p in "${PROMPTS[@]}"; do "$ST" generate --json --threads 1 --max-new-tokens $TOKENS -- "$p" | sha_text; done >"$G/cli"
 for p in "${PROMPTS[@]}"; do "$ST" generate --json --daemon --max-new-tokens $TOKENS -- "$p" | sha_text; done >"$G/daemon"
-sql_gen postgres "SET steadytext.use_daemon = on" "steadytext_generate(p, $TOKENS, false)" >"$G/sql-daemon"
-sql_gen postgres "SET steadytext.use_daemon = on" "(SELECT string_agg(s, '' ORDER BY k) FROM steadytext_generate_stream(p, $TOKENS, false) WITH ORDINALITY AS x(s, k))" >"$G/sql-daemon-stream"
+sql_gen postgres "SET steadytext.use_daemon = on; SET steadytext.inprocess_fallback = off" "steadytext_generate(p, $TOKENS, false)" >"$G/sql-daemon"
+sql_gen postgres "SET steadytext.use_daemon = on; SET steadytext.inprocess_fallback = off" "(SELECT string_agg(s, '' ORDER BY k) FROM steadytext_generate_stream(p, $TOKENS, false) WITH ORDINALITY AS x(s, k))" >"$G/sql-daemon-stream"
 sql_gen postgres "SET steadytext.use_daemon = off" "steadytext_generate(p, $TOKENS, false)" >"$G/backend"
 sql_gen postgres "SET steadytext.use_daemon = off" "(SELECT string_agg(s, '' ORDER BY k) FROM steadytext_generate_stream(p, $TOKENS, false) WITH ORDINALITY AS x(s, k))" >"$G/backend-stream"
 queued bg generate >"$G/background-worker"
@@ -144,16 +144,19 @@ python3 -c "import sys, json; print(json.dumps({'method': 'embed_batch', 'params
     | library --threads 1 >"$E/library-batch"
 for t in "${TEXTS[@]}"; do "$ST" embed --threads 1 -- "$t" | sha_hex_vector; done >"$E/cli"
 for t in "${TEXTS[@]}"; do "$ST" embed --daemon -- "$t" | sha_hex_vector; done >"$E/daemon"
-sql_emb postgres "SET steadytext.use_daemon = on" "steadytext_embed(t, false)" >"$E/sql-daemon"
-q -c "SET steadytext.use_daemon = on" -c "SELECT encode(sha256(vector_send(embedding)), 'hex') FROM steadytext_embed_batch($TA) ORDER BY index" >"$E/sql-daemon-batch"
+sql_emb postgres "SET steadytext.use_daemon = on; SET steadytext.inprocess_fallback = off" "steadytext_embed(t, false)" >"$E/sql-daemon"
+q -c "SET steadytext.use_daemon = on; SET steadytext.inprocess_fallback = off" -c "SELECT encode(sha256(vector_send(embedding)), 'hex') FROM steadytext_embed_batch($TA) ORDER BY index" >"$E/sql-daemon-batch"
 sql_emb postgres "SET steadytext.use_daemon = off" "steadytext_embed(t, false)" >"$E/backend"
 q -c "SET steadytext.use_daemon = off" -c "SELECT encode(sha256(vector_send(embedding)), 'hex') FROM steadytext_embed_batch($TA) ORDER BY index" >"$E/backend-batch"
 queued bg embed >"$E/background-worker"
 queued remote embed >"$E/st-worker"
 
 # --- after a restart of the daemon --------------------------------------------------------------
+first_pid=$("$ST" daemon status --json | python3 -c "import sys, json; print(json.load(sys.stdin)['pid'])")
 "$ST" daemon stop --endpoint "$STEADYTEXT_DAEMON_ENDPOINT" >/dev/null
 "$ST" daemon start --endpoint "$STEADYTEXT_DAEMON_ENDPOINT" >/dev/null
+second_pid=$("$ST" daemon status --json | python3 -c "import sys, json; print(json.load(sys.stdin)['pid'])")
+check "the daemon restarted (pid $first_pid, then $second_pid)" $([ "$first_pid" != "$second_pid" ] && [ -n "$second_pid" ]; echo $?)
 for p in "${PROMPTS[@]}"; do "$ST" generate --json --daemon --max-new-tokens $TOKENS -- "$p" | sha_text; done >"$G/daemon-restarted"
 for t in "${TEXTS[@]}"; do "$ST" embed --daemon -- "$t" | sha_hex_vector; done >"$E/daemon-restarted"
 

@@ -9,11 +9,14 @@ SELECT is(steadytext_info()->'inference'->>'daemon_endpoint',
           'ipc://' || current_setting('data_directory') || '/pg_steadytext/daemon.sock',
           'on the cluster''s private socket');
 
+-- no silent fallback to the backend: this side must come from the daemon
+SET LOCAL steadytext.inprocess_fallback = off;
 CREATE TEMP TABLE via_daemon AS
     SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false) AS t,
            steadytext_embed('hello', false) AS v,
            (SELECT string_agg(p, '' ORDER BY n) FROM steadytext_generate_stream('Name three colours', 24, false)
                 WITH ORDINALITY AS s(p, n)) AS streamed;
+RESET steadytext.inprocess_fallback;
 SET LOCAL steadytext.use_daemon = off;
 CREATE TEMP TABLE in_backend AS
     SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false) AS t,

@@ -3,9 +3,10 @@
     examples.py README DATABASE_DSN WORKDIR
 
 Fenced blocks tagged `sql` run through psql in one database, in order (later examples use the
-tables earlier ones create); blocks tagged `sh` run with bash in WORKDIR. A block directly
-preceded by `<!-- example: not run (reason) -->` is only illustrative and is skipped with its
-reason. Lines in a block are run as written.
+tables earlier ones create); blocks tagged `sh` run with bash in WORKDIR. Fences may be indented
+(a block inside a list item); the block is dedented. A block directly preceded by
+`<!-- example: not run (reason) -->` is only illustrative and is skipped with its reason. A block
+fails on an error, and on a WARNING unless it is marked `<!-- example: warns (reason) -->`.
 """
 import os
 import re
@@ -13,23 +14,25 @@ import subprocess
 import sys
 
 MARK = re.compile(r"<!--\s*example:\s*not run\s*\((.+?)\)\s*-->")
+WARNS = re.compile(r"<!--\s*example:\s*warns\s*\((.+?)\)\s*-->")
 
 
 def blocks(path):
     lines = open(path).read().split("\n")
     i = 0
     while i < len(lines):
-        fence = re.match(r"^```(\w+)\s*$", lines[i])
+        fence = re.match(r"^(\s*)```(\w+)\s*$", lines[i])
         if not fence:
             i += 1
             continue
-        lang, start = fence.group(1), i + 1
+        indent, lang, start = fence.group(1), fence.group(2), i + 1
         j = start
         while j < len(lines) and lines[j].strip() != "```":
             j += 1
+        body = [l[len(indent):] if l.startswith(indent) else l for l in lines[start:j]]
         previous = next((lines[k] for k in range(i - 1, -1, -1) if lines[k].strip()), "")
-        skip = MARK.search(previous)
-        yield lang, start, "\n".join(lines[start:j]), skip.group(1) if skip else None
+        skip, warns = MARK.search(previous), WARNS.search(previous)
+        yield lang, start, "\n".join(body), skip.group(1) if skip else None, bool(warns)
         i = j + 1
 
 
@@ -45,14 +48,15 @@ def main(readme, dsn, workdir):
     todo = [b for b in blocks(readme) if b[0] in ("sql", "sh")]
     print(f"1..{len(todo)}")
     failed = skipped = 0
-    for n, (lang, line, code, skip) in enumerate(todo, 1):
+    for n, (lang, line, code, skip, warns) in enumerate(todo, 1):
         title = f"README line {line} ({lang})"
         if skip:
             skipped += 1
             print(f"ok {n} - {title} # SKIP {skip}")
             continue
         result = run(lang, code, dsn, workdir)
-        if result.returncode == 0:
+        warned = "WARNING:" in result.stderr and not warns
+        if result.returncode == 0 and not warned:
             print(f"ok {n} - {title}")
         else:
             failed += 1

@@ -108,15 +108,23 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
             + COALESCE(pg_column_size(c.embedding), 0))::bigint
 $$;
 
+-- Folds the lookup rows into one (counts and the earliest start kept).
+CREATE FUNCTION _steadytext_cache_lookups_fold() RETURNS void
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+    WITH gone AS (DELETE FROM @extschema@.steadytext_cache_lookups RETURNING hits, misses, since)
+    INSERT INTO @extschema@.steadytext_cache_lookups (hits, misses, since)
+    SELECT coalesce(sum(hits), 0), coalesce(sum(misses), 0), coalesce(min(since), now()) FROM gone
+$$;
+
 CREATE FUNCTION steadytext_cache_stats()
 RETURNS TABLE(total_entries bigint, total_size_mb float8, cache_hit_rate float8,
               avg_access_count float8, oldest_entry timestamptz, newest_entry timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT count(*),
            COALESCE(sum(@extschema@._steadytext_cache_row_size(c)), 0) / 1048576.0,
-           (SELECT CASE WHEN l.hits + l.misses = 0 THEN 0.0
-                        ELSE l.hits::float8 / (l.hits + l.misses) END
-            FROM @extschema@.steadytext_cache_lookups l WHERE l.id = 1),
+           (SELECT CASE WHEN coalesce(sum(l.hits + l.misses), 0) = 0 THEN 0.0
+                        ELSE sum(l.hits)::float8 / sum(l.hits + l.misses) END
+            FROM @extschema@.steadytext_cache_lookups l),
            COALESCE(avg(c.access_count), 0)::float8,
            min(c.created_at),
            max(c.created_at)
@@ -131,8 +139,8 @@ DECLARE
 BEGIN
     WITH deleted AS (DELETE FROM @extschema@.steadytext_cache RETURNING 1)
     SELECT count(*) INTO removed FROM deleted;
-    UPDATE @extschema@.steadytext_cache_lookups SET hits = 0, misses = 0, since = now()
-    WHERE id = 1;
+    DELETE FROM @extschema@.steadytext_cache_lookups;
+    INSERT INTO @extschema@.steadytext_cache_lookups DEFAULT VALUES;
     PERFORM @extschema@._steadytext_audit('cache_clear'::text,
         jsonb_build_object('removed', removed));
     RETURN removed;
@@ -225,6 +233,7 @@ DECLARE
     enabled text := @extschema@.steadytext_config_get('cache_eviction_enabled');
     r record;
 BEGIN
+    PERFORM @extschema@._steadytext_cache_lookups_fold();
     IF lower(COALESCE(enabled, 'true')) IN ('false', 'f', '0', 'no', 'off') THEN
         RETURN;
     END IF;
@@ -284,18 +293,33 @@ $$;
 
 -- Over the rows the calling role may see (its own; all for steadytext_admin). Its search_path is
 -- set at the end of this file to pg_catalog and pgvector's schema (for the <=> operator).
-CREATE FUNCTION steadytext_semantic_search(
+-- pgvector's operator is named with its schema and every other operator with pg_catalog, so a
+-- role that can create objects in pgvector's schema cannot shadow one (an exact-type match
+-- would win over pg_catalog's on any search_path).
+DO $semantic_search$
+DECLARE
+    vector_schema text := (SELECT n.nspname FROM pg_catalog.pg_extension e
+                           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
+                           WHERE e.extname = 'vector');
+BEGIN
+    EXECUTE format($create$
+CREATE FUNCTION @extschema@.steadytext_semantic_search(
     query_text text, limit_results int DEFAULT 10, similarity_threshold float8 DEFAULT 0.7)
 RETURNS TABLE(content text, similarity float8, generated_text text)
-LANGUAGE sql STABLE PARALLEL SAFE AS $$
+LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $body$
     WITH q AS (SELECT @extschema@.steadytext_embed(query_text) AS v)
-    SELECT c.prompt, 1 - (c.embedding <=> q.v), c.response
+    SELECT c.prompt, 1::float8 OPERATOR(pg_catalog.-) (c.embedding OPERATOR(%1$I.<=>) q.v),
+           c.response
     FROM @extschema@.steadytext_cache c, q
     WHERE c.embedding IS NOT NULL
-      AND 1 - (c.embedding <=> q.v) >= similarity_threshold
-    ORDER BY c.embedding <=> q.v
+      AND 1::float8 OPERATOR(pg_catalog.-) (c.embedding OPERATOR(%1$I.<=>) q.v)
+          OPERATOR(pg_catalog.>=) similarity_threshold
+    ORDER BY c.embedding OPERATOR(%1$I.<=>) q.v
     LIMIT limit_results
-$$;
+$body$
+$create$, vector_schema);
+END
+$semantic_search$;
 
 ---------------------------------------------------------------------------------------------
 -- Labels pgrx cannot declare
@@ -457,7 +481,8 @@ ALTER VIEW steadytext_cache_with_frecency SET (security_invoker = true);
 
 GRANT SELECT ON steadytext_cache TO steadytext_user;
 GRANT SELECT, UPDATE, DELETE ON steadytext_cache TO steadytext_admin;
-GRANT SELECT, UPDATE ON steadytext_cache_lookups TO steadytext_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON steadytext_cache_lookups TO steadytext_admin;
+GRANT USAGE ON SEQUENCE steadytext_cache_lookups_id_seq TO steadytext_admin;
 GRANT SELECT ON steadytext_cache_with_frecency TO steadytext_admin;
 GRANT SELECT ON steadytext_queue TO steadytext_user, steadytext_worker;
 GRANT SELECT, DELETE ON steadytext_queue TO steadytext_admin;
@@ -518,7 +543,7 @@ DECLARE
         'steadytext_cache_scheduled_eviction', 'st_cache_scheduled_eviction',
         'steadytext_cache_preview_eviction', 'st_cache_preview_eviction',
         'steadytext_cache_analyze_usage', 'st_cache_analyze_usage', '_steadytext_cache_evict',
-        '_steadytext_cache_row_size', 'steadytext_daemon_start', 'st_daemon_start',
+        '_steadytext_cache_row_size', '_steadytext_cache_lookups_fold', 'steadytext_daemon_start', 'st_daemon_start',
         'steadytext_daemon_stop', 'st_daemon_stop', '_steadytext_audit',
         '_steadytext_audit_file'];
     worker_functions text[] := ARRAY[
@@ -548,14 +573,3 @@ BEGIN
 END
 $privileges$;
 
--- Functions that use pgvector's operators find them in pgvector's schema (and nowhere else).
-DO $vector_path$
-DECLARE
-    vector_schema text := (SELECT n.nspname FROM pg_catalog.pg_extension e
-                           JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace
-                           WHERE e.extname = 'vector');
-BEGIN
-    EXECUTE format('ALTER FUNCTION @extschema@.steadytext_semantic_search(text, int, float8) '
-                   'SET search_path = pg_catalog, %I, pg_temp', vector_schema);
-END
-$vector_path$;

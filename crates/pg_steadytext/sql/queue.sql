@@ -260,7 +260,8 @@ BEGIN
                             ELSE clock_timestamp() END,
         next_attempt_at = clock_timestamp(),
         worker_id = NULL,
-        lease_until = NULL
+        lease_until = NULL,
+        claimed_by_pid = NULL
     FROM lost WHERE q.id = lost.id;
     GET DIAGNOSTICS recovered = ROW_COUNT;
     RETURN recovered;
@@ -300,6 +301,7 @@ BEGIN
     UPDATE @extschema@.steadytext_queue q
     SET status = 'processing',
         worker_id = worker,
+        claimed_by_pid = pg_backend_pid(),
         started_at = clock_timestamp(),
         lease_until = clock_timestamp() + lease,
         wait_time_ms = coalesce(q.wait_time_ms,
@@ -319,13 +321,16 @@ DECLARE
     lease interval := @extschema@._steadytext_queue_lease(worker, lease_seconds);
 BEGIN
     UPDATE @extschema@.steadytext_queue q SET lease_until = clock_timestamp() + lease
-    WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing';
+    WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing'
+      AND q.claimed_by_pid = pg_backend_pid();
     RETURN FOUND;
 END;
 $$;
 
--- Stores the result and, when the request allows it, the cache row (recorded as the queueing
--- role's). False (and nothing stored) when the row is no longer this worker's.
+-- Stores the result; false (and nothing stored) when the row is no longer this connection's.
+-- The cache row is written only for a background worker of this server (whose own code computed
+-- the key and the result): a worker elsewhere could send any key, and other roles would be
+-- served what it sent.
 CREATE FUNCTION steadytext_queue_complete(job_id int, worker text,
                                           result_text text DEFAULT NULL,
                                           result_embedding vector DEFAULT NULL,
@@ -338,14 +343,17 @@ DECLARE
 BEGIN
     UPDATE @extschema@.steadytext_queue q
     SET status = 'completed', result = result_text, embedding = result_embedding, error = NULL,
-        completed_at = clock_timestamp(), lease_until = NULL,
+        completed_at = clock_timestamp(), lease_until = NULL, claimed_by_pid = NULL,
         processing_time_ms = (extract(epoch FROM clock_timestamp() - q.started_at) * 1000)::int
     WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing'
+      AND q.claimed_by_pid = pg_backend_pid()
     RETURNING q.* INTO r;
     IF NOT FOUND THEN
         RETURN false;
     END IF;
-    IF cache_key IS NOT NULL AND coalesce((r.params ->> 'use_cache')::boolean, true) THEN
+    IF cache_key IS NOT NULL AND coalesce((r.params ->> 'use_cache')::boolean, true)
+       AND EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()
+                   AND a.backend_type = 'pg_steadytext queue worker') THEN
         INSERT INTO @extschema@.steadytext_cache AS c (cache_key, prompt, response, embedding,
             model_name, seed, generation_params, response_size, generation_time_ms, created_by)
         VALUES ($5, r.prompt, result_text, result_embedding, coalesce($6, 'unknown'),
@@ -379,8 +387,9 @@ BEGIN
         completed_at = CASE WHEN retryable AND q.retry_count < q.max_retries THEN NULL
                             ELSE clock_timestamp() END,
         processing_time_ms = (extract(epoch FROM clock_timestamp() - q.started_at) * 1000)::int,
-        error = error_message, worker_id = NULL, lease_until = NULL
+        error = error_message, worker_id = NULL, lease_until = NULL, claimed_by_pid = NULL
     WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing'
+      AND q.claimed_by_pid = pg_backend_pid()
     RETURNING q.status INTO new_status;
     RETURN new_status;
 END;
@@ -392,8 +401,10 @@ RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     UPDATE @extschema@.steadytext_queue q
-    SET status = 'pending', worker_id = NULL, lease_until = NULL, started_at = NULL
-    WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing';
+    SET status = 'pending', worker_id = NULL, lease_until = NULL, started_at = NULL,
+        claimed_by_pid = NULL
+    WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing'
+      AND q.claimed_by_pid = pg_backend_pid();
     RETURN FOUND;
 END;
 $$;

@@ -61,11 +61,11 @@ CREATE POLICY steadytext_cache_own ON steadytext_cache FOR SELECT
 CREATE POLICY steadytext_cache_admin ON steadytext_cache FOR DELETE
     USING (pg_catalog.pg_has_role('steadytext_admin', 'USAGE'));
 
--- new: lookups counted for a real hit rate in steadytext_cache_stats(). One row; the VOLATILE
--- functions add to it. Lookups by IMMUTABLE functions are counted in shared memory when the
--- library is preloaded (they must not write tables).
+-- new: lookups counted for a real hit rate in steadytext_cache_stats(). One row per lookup of a
+-- VOLATILE `_cached` function (no row is updated, so concurrent callers never wait on each
+-- other); steadytext_cache_scheduled_eviction and steadytext_cache_clear fold them into one.
 CREATE TABLE steadytext_cache_lookups (
-    id INT PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    id BIGSERIAL PRIMARY KEY,
     hits BIGINT NOT NULL DEFAULT 0,
     misses BIGINT NOT NULL DEFAULT 0,
     since TIMESTAMPTZ NOT NULL DEFAULT now()
@@ -89,7 +89,7 @@ CREATE TABLE steadytext_queue (
     request_id UUID DEFAULT gen_random_uuid(),
     request_type TEXT CHECK (request_type IN (
         'generate', 'embed', 'batch_embed', 'rerank', 'batch_rerank',
-        'generate_json', 'generate_regex', 'generate_choice')),
+        'generate_json', 'generate_regex', 'generate_choice', 'generate_grammar')),
     prompt TEXT,
     prompts TEXT[],
     params JSONB,
@@ -114,7 +114,10 @@ CREATE TABLE steadytext_queue (
     worker_id TEXT,
     lease_until TIMESTAMPTZ,
     next_attempt_at TIMESTAMPTZ DEFAULT now(),
-    wait_time_ms INT
+    wait_time_ms INT,
+    -- The backend that claimed the row: only that connection may renew, complete, fail or give
+    -- it back (a worker's name is only text).
+    claimed_by_pid INT
 );
 CREATE INDEX idx_steadytext_queue_status_priority_created
     ON steadytext_queue (status, priority DESC, created_at);

@@ -12,8 +12,16 @@ use pgrx::JsonB;
 
 use crate::privilege::{as_owner, current_user_name};
 
+/// The file keeps at most this many bytes; the previous file is kept as `audit.jsonl.1`, so a
+/// loop of refused calls cannot fill the data directory.
+const MAX_FILE_BYTES: u64 = 4 << 20;
+
 fn file() -> std::path::PathBuf {
     crate::daemon_process::private_dir().join("audit.jsonl")
+}
+
+fn previous_file() -> std::path::PathBuf {
+    crate::daemon_process::private_dir().join("audit.jsonl.1")
 }
 
 /// Appends an event that must outlive its transaction (one line, one write: lines from
@@ -25,6 +33,9 @@ pub fn file_event(event_type: &str, user: &str, details: serde_json::Value) {
     let line = serde_json::json!({
         "at": at, "event_type": event_type, "user_id": user, "details": details,
     });
+    if std::fs::metadata(file()).is_ok_and(|m| m.len() > MAX_FILE_BYTES) {
+        let _ = std::fs::rename(file(), previous_file());
+    }
     let appended = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
@@ -66,7 +77,10 @@ fn _steadytext_audit_file() -> TableIterator<
     ),
 > {
     crate::privilege::require_role("steadytext_admin", "Reading the audit trail");
-    let text = std::fs::read_to_string(file()).unwrap_or_default();
+    let text = [previous_file(), file()]
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap_or_default())
+        .collect::<String>();
     let rows: Vec<_> = text
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())

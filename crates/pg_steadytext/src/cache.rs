@@ -40,25 +40,24 @@ fn run(sql: &str, args: &[pgrx::datum::DatumWithOid<'_>]) {
         .unwrap_or_else(|e| crate::errors::raise(&format!("cache update failed: {e}")));
 }
 
-/// Records a lookup: a hit bumps the row's access count and time; both count toward the hit rate.
+/// Records a lookup: a hit bumps the row's access count and time unless another transaction
+/// holds the row (the count is a hint, and no caller waits on another); both count toward the
+/// hit rate, as rows of their own (never an update of a shared row).
 pub fn record_lookup(key: &str, hit: bool) {
     if hit {
         run(
-            "UPDATE public.steadytext_cache SET \
-             access_count = access_count OPERATOR(pg_catalog.+) 1, \
+            "UPDATE public.steadytext_cache c SET \
+             access_count = c.access_count OPERATOR(pg_catalog.+) 1, \
              last_accessed = pg_catalog.now() \
-             WHERE cache_key OPERATOR(pg_catalog.=) $1",
+             WHERE c.id OPERATOR(pg_catalog.=) ANY (SELECT h.id FROM public.steadytext_cache h \
+             WHERE h.cache_key OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED)",
             &[key.into()],
         );
     }
-    let sql = if hit {
-        "UPDATE public.steadytext_cache_lookups SET hits = hits OPERATOR(pg_catalog.+) 1 \
-         WHERE id OPERATOR(pg_catalog.=) 1"
-    } else {
-        "UPDATE public.steadytext_cache_lookups SET misses = misses OPERATOR(pg_catalog.+) 1 \
-         WHERE id OPERATOR(pg_catalog.=) 1"
-    };
-    run(sql, &[]);
+    run(
+        "INSERT INTO public.steadytext_cache_lookups (hits, misses) VALUES ($1, $2)",
+        &[i64::from(hit).into(), i64::from(!hit).into()],
+    );
 }
 
 /// What a new row describes besides its key and value.

@@ -67,7 +67,9 @@ fn compute(function: &str, request: EmbedRequest) -> Option<Vec<Vec<f32>>> {
 /// Embeddings of `texts` with the default embedding model, for the extension's own use
 /// (deduplicating facts); `None` (with a WARNING) when no model can be used.
 pub(crate) fn vectors(function: &str, texts: Vec<String>) -> Option<Vec<Vec<f32>>> {
+    texts.iter().for_each(|t| model::check_deny(t));
     let request = build(function, texts, None, true, false)?;
+    rate_limit::admit();
     compute(function, request)
 }
 

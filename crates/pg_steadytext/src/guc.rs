@@ -142,7 +142,7 @@ fn register_limits() {
         c"The kept facts are those with the smallest hashes: the same set whatever the row order.",
         &SUMMARY_MAX_FACTS,
         1,
-        10_000,
+        1000,
         GucContext::Userset,
         GucFlags::default(),
     );

@@ -78,21 +78,52 @@ fn owner() -> pg_sys::Oid {
 }
 
 /// Runs `f` as the extension's owner, in a restricted security context (no SET ROLE, no
-/// session-level changes), and switches back, also when `f` raises.
+/// session-level changes) with `search_path = pg_catalog, pg_temp` (so a caller's temporary or
+/// writable schema can shadow no type, function or operator), and switches back, also when `f`
+/// raises. In a parallel worker the path cannot be set: the queries run there are fully
+/// qualified (schemas, operators and types).
 pub fn as_owner<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(pg_sys::Oid, i32);
+    struct Restore {
+        user: pg_sys::Oid,
+        context: i32,
+        guc_level: Option<i32>,
+    }
     impl Drop for Restore {
         fn drop(&mut self) {
-            // SAFETY: restores the values read below.
-            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
+            // SAFETY: undoes what as_owner did, in the order a SECURITY DEFINER call does; on an
+            // error the transaction's abort resets the settings instead.
+            unsafe {
+                if let Some(level) = self.guc_level.filter(|_| !std::thread::panicking()) {
+                    pg_sys::AtEOXact_GUC(true, level);
+                }
+                pg_sys::SetUserIdAndSecContext(self.user, self.context);
+            }
         }
     }
     let owner = owner();
     let (mut user, mut context) = (pg_sys::InvalidOid, 0);
-    // SAFETY: reads and sets the backend's current user, as SECURITY DEFINER functions do; the
-    // guard restores it, and an aborted transaction restores it too.
+    // SAFETY: reads and sets the backend's current user and a nested setting, as SECURITY
+    // DEFINER functions with a SET clause do; the guard restores both.
     unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
-    let _restore = Restore(user, context);
+    let guc_level = unsafe { !pg_sys::IsInParallelMode() }.then(|| unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        level
+    });
+    let _restore = Restore {
+        user,
+        context,
+        guc_level,
+    };
     let restricted = context
         | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
         | pg_sys::SECURITY_RESTRICTED_OPERATION as i32;

@@ -21,6 +21,7 @@ const SLUG_RULE: &str =
 
 /// A template's variables, or SQLSTATE 42601 naming the line and column of its syntax error.
 fn checked(template: &str) -> Vec<String> {
+    template::check_size(template).or_raise();
     template::required_variables(template).unwrap_or_else(|e| {
         raise_with(
             PgSqlErrorCode::ERRCODE_SYNTAX_ERROR,
@@ -121,16 +122,16 @@ fn steadytext_prompt_create(
 }
 
 /// The prompt's id, locked for this transaction, after checking that the calling role may
-/// change it.
+/// change it (before locking: a role that may not never holds the owner's row).
 fn lock_own(slug: &str, me: &str) -> Option<Uuid> {
-    let row = as_owner(|| {
-        Spi::get_two_with_args::<Uuid, String>(
-            "SELECT p.id, p.created_by FROM public.steadytext_prompts p \
-             WHERE p.slug OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+    let creator = as_owner(|| {
+        Spi::get_one_with_args::<String>(
+            "SELECT p.created_by FROM public.steadytext_prompts p \
+             WHERE p.slug OPERATOR(pg_catalog.=) $1",
             &[slug.into()],
         )
     });
-    let (Some(id), creator) = row.unwrap_or((None, None)) else {
+    let Ok(creator) = creator else {
         return None;
     };
     if creator.as_deref() != Some(me) && !has_role("steadytext_admin") {
@@ -142,7 +143,15 @@ fn lock_own(slug: &str, me: &str) -> Option<Uuid> {
             ),
         );
     }
-    Some(id)
+    as_owner(|| {
+        Spi::get_one_with_args::<Uuid>(
+            "SELECT p.id FROM public.steadytext_prompts p \
+             WHERE p.slug OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+            &[slug.into()],
+        )
+    })
+    .ok()
+    .flatten()
 }
 
 /// Adds the next version of a prompt and makes it the active one; returns the version's id.

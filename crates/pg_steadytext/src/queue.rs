@@ -88,12 +88,11 @@ fn _steadytext_enqueue(
 ) -> pgrx::datum::Uuid {
     let params = params.map(|p| p.0);
     let job = Job::parse(request_type, prompt, params.as_ref()).unwrap_or_else(|e| raise_error(&e));
+    let spec = job.spec();
     model::builder()
-        .check(&job.spec())
+        .check(&spec)
         .unwrap_or_else(|e| raise_error(&e));
-    if let Some(text) = prompt {
-        model::check_deny(text);
-    }
+    spec.texts().into_iter().for_each(model::check_deny);
     rate_limit::admit();
     if !(1..=10).contains(&priority) {
         raise("priority must be between 1 and 10");

@@ -44,8 +44,8 @@ fn read_limits(role: &str) -> Option<Limits> {
         Spi::connect(|client| {
             let rows = client
                 .select(
-                    "SELECT r.requests_per_minute::int8, r.requests_per_hour::int8, \
-                     r.requests_per_day::int8 FROM public.steadytext_rate_limits r \
+                    "SELECT r.requests_per_minute::pg_catalog.int8, r.requests_per_hour::pg_catalog.int8, \
+                     r.requests_per_day::pg_catalog.int8 FROM public.steadytext_rate_limits r \
                      WHERE r.user_id OPERATOR(pg_catalog.=) $1",
                     Some(1),
                     &[role.into()],

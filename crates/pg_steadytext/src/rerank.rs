@@ -24,6 +24,7 @@ fn ranked(function: &str, query: &str, documents: &[String], task: &str) -> Vec<
     };
     let scored = model::builder().rerank(spec).and_then(|request| {
         model::check_deny(query);
+        documents.iter().for_each(|d| model::check_deny(d));
         rate_limit::admit();
         route::run(Request::Rerank(request))?.into_ranked()
     });

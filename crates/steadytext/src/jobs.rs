@@ -11,6 +11,8 @@ use crate::request::{Builder, EmbedSpec, GenerateSpec, Request, RerankSpec, Spec
 
 /// One queued request, as a spec to build.
 #[derive(Debug, Clone, PartialEq)]
+// The variants are built once per queue row and moved a few times: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Job {
     /// `steadytext_generate_async` and the structured `*_async` functions.
     Generate(GenerateSpec),

@@ -75,7 +75,9 @@ fn other_types(excluded: &[String]) -> Vec<String> {
     TYPES
         .iter()
         .filter(|t| {
-            !out(t) && !(**t == "number" && out("integer")) && !(**t == "integer" && out("number"))
+            let number_excluded =
+                (**t == "number" && out("integer")) || (**t == "integer" && out("number"));
+            !out(t) && !number_excluded
         })
         .map(|t| t.to_string())
         .collect()

@@ -190,7 +190,7 @@ pub fn decode_text(result: Value, detail: Option<Value>) -> Result<Output> {
     let summary = detail
         .and_then(|d| serde_json::from_value::<Detail>(d).ok())
         .and_then(|d| d.summary)
-        .unwrap_or_else(Summary::default);
+        .unwrap_or_default();
     Ok(Output::Text { text, summary })
 }
 

@@ -154,7 +154,7 @@ impl ModelSource {
         match self {
             ModelSource::Hub { repo, filename, .. } => REGISTRY
                 .iter()
-                .any(|s| &s.repo == repo && &s.filename == filename),
+                .any(|s| s.repo == repo && s.filename == filename),
             _ => false,
         }
     }

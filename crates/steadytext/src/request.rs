@@ -200,6 +200,8 @@ pub enum Request {
 
 /// Any spec: what a method's parameters say.
 #[derive(Debug, Clone, PartialEq)]
+// Built once per request and moved a few times: boxing the generation variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Spec {
     /// `generate`, `generate_iter`.
     Generate(GenerateSpec),
@@ -232,6 +234,31 @@ impl Spec {
             Spec::Embed(spec) if spec.texts.is_some() => "embed_batch",
             Spec::Embed(_) => "embed",
             Spec::Rerank(_) => "rerank",
+        }
+    }
+
+    /// Every text of the request a model would read: the prompt, the embedded texts, the query
+    /// and the documents (for checks that apply to all of them, like a deny pattern).
+    pub fn texts(&self) -> Vec<&str> {
+        let strings = |v: &Value| -> Vec<&str> {
+            match v {
+                Value::String(s) => vec![s.as_str()],
+                Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            }
+        };
+        match self {
+            Spec::Generate(s) => vec![s.prompt.as_str()],
+            Spec::Embed(s) => {
+                let mut texts: Vec<&str> = s.text_input.as_ref().map(strings).unwrap_or_default();
+                texts.extend(s.texts.iter().flatten().map(String::as_str));
+                texts
+            }
+            Spec::Rerank(s) => {
+                let mut texts = vec![s.query.as_str()];
+                texts.extend(strings(&s.documents));
+                texts
+            }
         }
     }
 

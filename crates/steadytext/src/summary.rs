@@ -28,6 +28,10 @@ pub const DEFAULT_STATE_FACTS: usize = 100;
 pub const PROMPT_FACTS: usize = 10;
 /// Cosine similarity above which a fact repeats an earlier one.
 pub const SIMILARITY_THRESHOLD: f64 = 0.85;
+/// Metadata keys a state keeps.
+pub const MAX_METADATA_KEYS: usize = 32;
+/// Longest metadata value (its JSON text) a state keeps, in bytes.
+pub const MAX_METADATA_VALUE_BYTES: usize = 1024;
 /// The most facts `extract_facts` may be asked for (the Python extension's bound).
 pub const MAX_EXTRACTED_FACTS: i32 = 50;
 
@@ -115,16 +119,31 @@ fn prefix(text: &str, chars: usize) -> String {
 }
 
 /// Merges metadata so that the result does not depend on the order: per key, the value with
-/// the smallest JSON text.
+/// the smallest JSON text; at most [`MAX_METADATA_KEYS`] keys (the smallest names), values of
+/// at most [`MAX_METADATA_VALUE_BYTES`].
 fn merge_metadata(into: &mut Map<String, Value>, from: &Map<String, Value>) {
     for (key, value) in from {
-        match into.get(key) {
-            Some(kept) if kept.to_string() <= value.to_string() => {}
-            _ => {
-                into.insert(key.clone(), value.clone());
+        if key.len() > MAX_METADATA_VALUE_BYTES
+            || value.to_string().len() > MAX_METADATA_VALUE_BYTES
+        {
+            continue;
+        }
+        let replace = match into.get(key) {
+            Some(kept) => {
+                let (kept, offered) = (kept.to_string(), value.to_string());
+                offered < kept
             }
+            None => true,
+        };
+        if replace {
+            into.insert(key.clone(), value.clone());
         }
     }
+    // Sorted by key (the map keeps insertion order), the smallest names kept.
+    let mut entries: Vec<(String, Value)> = std::mem::take(into).into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    entries.truncate(MAX_METADATA_KEYS);
+    into.extend(entries);
 }
 
 impl State {

@@ -6,6 +6,26 @@ use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// Most bytes in a template.
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+/// Most bytes a rendering may produce.
+pub const MAX_OUTPUT_BYTES: usize = 1 << 20;
+/// Engine instructions one rendering may run: bounds the time a template can take (a loop over
+/// `range(100000)` inside another runs out).
+const FUEL: u64 = 10_000_000;
+
+/// Refuses a template larger than [`MAX_TEMPLATE_BYTES`].
+pub fn check_size(template: &str) -> Result<()> {
+    if template.len() > MAX_TEMPLATE_BYTES {
+        return Err(Error::limit(
+            &format!("the template has {} bytes", template.len()),
+            MAX_TEMPLATE_BYTES,
+            "prompt templates",
+        ));
+    }
+    Ok(())
+}
+
 /// A template's syntax error, with its place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
@@ -31,7 +51,38 @@ impl std::fmt::Display for SyntaxError {
 fn environment(behavior: UndefinedBehavior) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(behavior);
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(64);
     env
+}
+
+/// Collects output up to [`MAX_OUTPUT_BYTES`], then fails the rendering.
+struct Capped(Vec<u8>);
+
+impl std::io::Write for Capped {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + bytes.len() > MAX_OUTPUT_BYTES {
+            return Err(std::io::Error::other("output limit"));
+        }
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders within the fuel and output limits.
+fn render_capped(
+    env: &Environment<'_>,
+    template: &str,
+    variables: &impl serde::Serialize,
+) -> std::result::Result<String, minijinja::Error> {
+    let compiled = env.template_from_str(template)?;
+    let mut out = Capped(Vec::new());
+    compiled.render_to_write(variables, &mut out)?;
+    Ok(String::from_utf8_lossy(&out.0).into_owned())
 }
 
 fn column_of(source: &str, error: &minijinja::Error) -> Option<usize> {
@@ -62,6 +113,7 @@ pub fn required_variables(template: &str) -> std::result::Result<Vec<String>, Sy
 /// has no `default` filter is an error naming every missing required variable; otherwise missing
 /// variables render empty.
 pub fn render(template: &str, variables: &Value, strict: bool) -> Result<String> {
+    check_size(template)?;
     let Value::Object(given) = variables else {
         return Err(Error::invalid(format!(
             "variables must be a JSON object, got {variables}"
@@ -75,25 +127,32 @@ pub fn render(template: &str, variables: &Value, strict: bool) -> Result<String>
         UndefinedBehavior::Lenient
     };
     let env = environment(behavior);
-    env.render_str(template, variables)
-        .map_err(|e| match e.kind() {
-            JinjaKind::UndefinedError => {
-                let missing = missing_variables(&env, template, &required, given);
-                if missing.is_empty() {
-                    Error::invalid(format!("Undefined variable in template: {e}"))
-                } else {
-                    Error::invalid(format!(
-                        "Missing required variables: {}",
-                        missing.join(", ")
-                    ))
-                }
+    render_capped(&env, template, variables).map_err(|e| match e.kind() {
+        JinjaKind::UndefinedError => {
+            let missing = missing_variables(&env, template, &required, given);
+            if missing.is_empty() {
+                Error::invalid(format!("Undefined variable in template: {e}"))
+            } else {
+                Error::invalid(format!(
+                    "Missing required variables: {}",
+                    missing.join(", ")
+                ))
             }
-            JinjaKind::SyntaxError => Error::invalid(format!("Template syntax error: {e}")),
-            _ => Error::new(
-                ErrorKind::InvalidArgument,
-                format!("Template rendering error: {e}"),
-            ),
-        })
+        }
+        JinjaKind::SyntaxError => Error::invalid(format!("Template syntax error: {e}")),
+        JinjaKind::OutOfFuel => Error::new(
+            ErrorKind::LimitExceeded,
+            format!("Template rendering error: the template runs more than {FUEL} steps"),
+        ),
+        JinjaKind::WriteFailure => Error::new(
+            ErrorKind::LimitExceeded,
+            format!("Template rendering error: the output is larger than {MAX_OUTPUT_BYTES} bytes"),
+        ),
+        _ => Error::new(
+            ErrorKind::InvalidArgument,
+            format!("Template rendering error: {e}"),
+        ),
+    })
 }
 
 /// The variables whose absence makes rendering fail: each missing variable is tried alone, with
@@ -116,7 +175,7 @@ fn missing_variables(
                 trial.insert((*other).clone(), Value::from(""));
             }
             matches!(
-                env.render_str(template, &trial).map_err(|e| e.kind()),
+                render_capped(env, template, &trial).map_err(|e| e.kind()),
                 Err(JinjaKind::UndefinedError)
             )
         })
@@ -133,9 +192,14 @@ mod tests {
     fn required_variables_are_what_the_template_reads() {
         let t = "Hello {{ name }}{% set x = 1 %}{{ x }} {% for i in items %}{{ i }}{% endfor %} {{ range(3) | length }}";
         assert_eq!(required_variables(t).unwrap(), ["items", "name"]);
-        let e = required_variables("line one\n{{ name ").unwrap_err();
+        let e = required_variables("line one\nçé {{ name ").unwrap_err();
         assert_eq!(e.line, Some(2));
-        assert!(e.column.is_some(), "{e:?}");
+        // Counted in characters: "çé " takes 3 columns (5 bytes), like "ce ".
+        let ascii = required_variables("line one\nce {{ name ").unwrap_err();
+        assert!(
+            e.column.is_some() && e.column == ascii.column,
+            "{e:?} vs {ascii:?}"
+        );
     }
 
     #[test]
@@ -152,5 +216,17 @@ mod tests {
             "Hi, Ann and "
         );
         assert!(render(t, &json!([1]), true).is_err());
+    }
+
+    #[test]
+    fn renderings_are_bounded_in_time_and_output() {
+        let slow =
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+        let e = render(slow, &json!({}), false).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+        let big = "{% for i in range(100000) %}{{ 'x' * 1000 }}{% endfor %}";
+        let e = render(big, &json!({}), false).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LimitExceeded, "{e}");
+        assert!(check_size(&"x".repeat(MAX_TEMPLATE_BYTES + 1)).is_err());
     }
 }

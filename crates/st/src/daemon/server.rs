@@ -244,9 +244,7 @@ impl Server {
                 return self.reply(&identity, Response::err("", &error), false);
             }
         };
-        let trusted = self.ipc
-            || (self.config.token.is_some()
-                && message.auth.as_deref() == self.config.token.as_deref());
+        let trusted = self.ipc || same_token(message.auth.as_deref(), self.config.token.as_deref());
         let id = message.id.clone();
         let extended = message.extended;
         match message.method.as_str() {
@@ -434,5 +432,21 @@ impl Server {
             "models": self.inference.models(),
             "cache": self.inference.cache_stats(),
         })
+    }
+}
+
+/// Whether a client sent the daemon's token, compared in constant time (the time a wrong token
+/// takes says nothing about the right one).
+fn same_token(sent: Option<&str>, token: Option<&str>) -> bool {
+    match (sent, token) {
+        (Some(sent), Some(token)) => {
+            sent.len() == token.len()
+                && sent
+                    .bytes()
+                    .zip(token.bytes())
+                    .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+                    == 0
+        }
+        _ => false,
     }
 }
