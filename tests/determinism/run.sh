@@ -203,6 +203,51 @@ b=$("$ST" generate --json --daemon --model gemma-mini-270m --max-new-tokens $TOK
 check "a short prompt on the registry model: the fixture's bytes in SQL and through the daemon" \
     $([ "$a" = "$(head -n 1 "$G/library")" ] && [ "$b" = "$a" ]; echo $?) "$a / $b"
 
+# --- the same errors on every route ------------------------------------------------------------
+# A bad grammar, an oversized prompt and a missing model: the same SQLSTATE and text in the
+# backend and through the daemon, the same text as a queued job's error on both workers, and the
+# same class (permanent: failed at once; transient: retried). Rows are put in the queue directly
+# (as an older version would have left them): the *_async functions refuse such requests.
+BIG=$(python3 -c "print('word ' * 3000, end='')")
+errors_of() { # label, SQL call
+    for route in "SET steadytext.use_daemon = off" "SET steadytext.use_daemon = on; SET steadytext.inprocess_fallback = off"; do
+        q -v VERBOSITY=verbose -c "$route" -c "SELECT $2" 2>&1 | grep -E "^(ERROR|WARNING):" | sed -E 's/^(ERROR|WARNING):  //'
+    done
+}
+queued_error() { # db, request_type, prompt, params: "status|retry_count|error"
+    local id; id=$(q -d "$1" -c "INSERT INTO steadytext_queue (request_type, prompt, params, user_id)
+                                  VALUES ('$2', '$3', '$4', 'postgres') RETURNING request_id")
+    for _ in $(seq 120); do
+        [ "$(q -d "$1" -c "SELECT status <> 'pending' AND status <> 'processing' OR retry_count > 0 FROM steadytext_queue WHERE request_id = '$id'")" = t ] && break
+        sleep 0.5
+    done
+    q -d "$1" -c "SELECT status || '|' || retry_count || '|' || error FROM steadytext_queue WHERE request_id = '$id'"
+    q -d "$1" -c "DELETE FROM steadytext_queue WHERE request_id = '$id'" >/dev/null
+}
+for case in grammar long missing; do
+    case $case in
+    grammar) call="steadytext_generate_grammar('hi', 'start: ???', 8, false)"; type=generate_grammar; prompt=hi
+             params='{"max_tokens": 8, "grammar": "start: ???"}'; class="failed|0|" ;;
+    long) call="steadytext_generate('$BIG', 8, false)"; type=generate; prompt=$BIG
+          params='{"max_tokens": 8}'; class="failed|0|" ;;
+    missing) call="steadytext_generate('hi', 8, false, model => 'not-there.gguf')"; type=generate; prompt=hi
+             params='{"max_tokens": 8, "model": "not-there.gguf"}'; class="retried|1|" ;;
+    esac
+    sync=$(errors_of "$case" "$call")
+    backend=$(sed -n 1p <<<"$sync") daemon=$(sed -n 2p <<<"$sync")
+    check "$case: the same SQLSTATE and text in the backend and through the daemon: $backend" \
+        $([ -n "$backend" ] && [ "$backend" = "$daemon" ]; echo $?) "$daemon"
+    # The queued job's error is the library's text (the SQL text without a function's prefix).
+    core=$(sed -E 's/^[0-9A-Z]{5}: //; s/^steadytext_[a-z_]+: no generation model could be used, returning NULL: //; s/\. Set steadytext\.generation_model.*$//' <<<"$backend")
+    for db in bg remote; do
+        got=$(queued_error "$db" "$type" "$prompt" "$params")
+        # a transient error goes back to the queue (pending, or already claimed again)
+        got_class=$(sed -E 's/^(pending|processing)\|/retried|/' <<<"$got")
+        check "$case: queued in $db, classified as '${class%|}' with the same text" \
+            $([[ "$got_class" == "$class"* ]] && [[ "$got" == *"$core"* ]]; echo $?) "$got / $core"
+    done
+done
+
 echo "# $CASES route/input cases compared"
 check "at least 200 cases" $([ "$CASES" -ge 200 ]; echo $?)
 echo "1..$n"

@@ -22,7 +22,7 @@ SELECT columns_are('steadytext_queue', ARRAY[
     'id', 'request_id', 'request_type', 'prompt', 'prompts', 'params', 'priority', 'user_id',
     'session_id', 'status', 'result', 'results', 'embedding', 'embeddings', 'error', 'created_at',
     'started_at', 'completed_at', 'processing_time_ms', 'retry_count', 'max_retries',
-    'daemon_endpoint', 'worker_id', 'lease_until', 'next_attempt_at', 'wait_time_ms']);
+    'daemon_endpoint', 'worker_id', 'lease_until', 'next_attempt_at', 'wait_time_ms', 'claimed_by_pid']);
 SELECT columns_are('steadytext_config', ARRAY['key', 'value', 'description', 'updated_at', 'updated_by']);
 SELECT col_type_is('steadytext_config', 'value', 'jsonb');
 SELECT columns_are('steadytext_audit_log', ARRAY[

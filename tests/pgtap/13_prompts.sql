@@ -1,7 +1,7 @@
 -- The prompt registry: versions, required variables, strict rendering, error codes, and who
 -- may change a prompt. (Concurrent updates: messages.sh, as they must commit.)
 BEGIN;
-SELECT plan(29);
+SELECT plan(31);
 
 SELECT isnt(steadytext_prompt_create('welcome-email', 'Hello {{ name }}, welcome to {{ product | default("SteadyText") }}!',
                                      'A greeting', '{"owner": "docs"}'), NULL, 'create returns the prompt id');
@@ -16,6 +16,10 @@ SELECT is(steadytext_prompt_render('welcome-email', '{}', strict => false), 'Hel
           'non-strict rendering leaves it empty');
 SELECT throws_ok($$SELECT steadytext_prompt_render('welcome-email', '[1, 2]')$$, 'P0001',
                  'variables must be a JSON object, got [1,2]');
+SELECT throws_ok($$SELECT steadytext_prompt_create('too-long', repeat('x', 70000))$$, '54000', NULL,
+                 'a template over 64 KiB is refused');
+SELECT throws_like($$SELECT _steadytext_render_template('{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}', '{}', false)$$,
+                   'Template rendering error: the template runs more than % steps', 'a template that runs too long is stopped');
 
 SELECT throws_like($$SELECT steadytext_prompt_create('broken', 'Hi {{ name ')$$,
                    'Invalid Jinja2 template: % (line 1, column %)', 'a syntax error names line and column');

@@ -183,7 +183,7 @@ worker scale killed.log --lease-seconds 3 --poll-interval-ms 200 --name worker-a
 id=$(q -d scale -c "SELECT steadytext_generate_async('$prompt', 400)")
 wait_until 30 scale "(SELECT status = 'processing' AND worker_id LIKE 'worker-a/%' FROM steadytext_queue WHERE request_id = '$id')"
 check "worker A is running the request" $?
-kill -KILL "$a"
+kill -KILL "$a"; wait "$a" 2>/dev/null
 worker scale survivor.log --lease-seconds 3 --poll-interval-ms 200 --name worker-b; b=$WPID
 wait_until 120 scale "(SELECT status = 'completed' FROM steadytext_queue WHERE request_id = '$id')"
 check "worker B finishes it after A's lease expires" $? "$(q -d scale -c "SELECT status, worker_id, error FROM steadytext_queue")"
@@ -252,6 +252,8 @@ check "a connection that did not claim a row cannot complete it under the claime
 # r3's late completions are refused.
 q -d scale -c "DELETE FROM steadytext_queue" >/dev/null
 q -d scale -c "SELECT steadytext_generate_async('race ' || i, 4) FROM generate_series(1, 30) i" >/dev/null
+# Leases run out on purpose here: enough retries that no row fails for it.
+q -d scale -c "UPDATE steadytext_queue SET max_retries = 1000" >/dev/null
 q -d scale -c "CREATE TABLE race_log (worker text, job int, accepted boolean)" >/dev/null
 racer() { # name, seconds of work (SQL expression)
     q -d scale -c "DO \$\$

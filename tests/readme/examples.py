@@ -1,6 +1,9 @@
 """Every SQL and shell example of the README, as a new user would run them (TAP).
 
-    examples.py README DATABASE_DSN WORKDIR
+    examples.py README DATABASE_DSN WORKDIR [OPTIONS_FILE]
+
+OPTIONS_FILE lists the `st` flags (from every command's --help) and the steadytext.* settings,
+one per line; the README must mention each.
 
 Fenced blocks tagged `sql` run through psql in one database, in order (later examples use the
 tables earlier ones create); blocks tagged `sh` run with bash in WORKDIR. Fences may be indented
@@ -44,9 +47,11 @@ def run(lang, code, dsn, workdir):
     return subprocess.run(command, input=code, text=True, capture_output=True, cwd=workdir, timeout=600)
 
 
-def main(readme, dsn, workdir):
+def main(readme, dsn, workdir, options_file=None):
     todo = [b for b in blocks(readme) if b[0] in ("sql", "sh")]
-    print(f"1..{len(todo)}")
+    options = [o.strip() for o in open(options_file)] if options_file else []
+    options = [o for o in options if o]
+    print(f"1..{len(todo) + (1 if options else 0)}")
     failed = skipped = 0
     for n, (lang, line, code, skip, warns) in enumerate(todo, 1):
         title = f"README line {line} ({lang})"
@@ -65,8 +70,18 @@ def main(readme, dsn, workdir):
                 for l in out.strip().splitlines():
                     print(f"# {l}")
     print(f"# {len(todo) - skipped} examples run, {skipped} marked as not run")
+    if options:
+        text = open(readme).read()
+        missing = [o for o in options if o not in text]
+        n = len(todo) + 1
+        if missing:
+            failed += 1
+            print(f"not ok {n} - the README documents every st flag and steadytext.* setting")
+            print(f"# missing: {', '.join(missing)}")
+        else:
+            print(f"ok {n} - the README documents every st flag and steadytext.* setting ({len(options)})")
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:4]))
+    sys.exit(main(*sys.argv[1:5]))

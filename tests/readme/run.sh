@@ -29,4 +29,12 @@ export STEADYTEXT_GENERATION_MODEL=$MODELS/smollm2-135m-instruct-q4_1.gguf
 export STEADYTEXT_EMBEDDING_MODEL=$MODELS/all-minilm-l6-v2-f32.gguf
 export STEADYTEXT_RERANKING_MODEL=$MODELS/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 export PGHOST=$DATA PGPORT=$PORT PGUSER=postgres PGDATABASE=readme STEADYTEXT_TEST_MODELS=$MODELS
-python3 tests/readme/examples.py README.md "host=$DATA port=$PORT user=postgres dbname=readme" "$WORK"
+# Every flag of every st command, and every steadytext.* setting (the preloaded cluster has them all).
+for cmd in generate embed rerank worker "models list" "models path" "models download" "models default" \
+           "models fingerprint" "daemon run" "daemon start" "daemon stop" "daemon status" \
+           "daemon restart" "cache stats" "cache clear"; do
+    st $cmd --help
+done | grep -oE -- '--[a-z][a-z-]+' | grep -vxE -- '--help|--version|--verbose' | sort -u >"$WORK/options.txt"
+psql -X -At -h "$DATA" -p "$PORT" -U postgres -d readme \
+    -c "SELECT name FROM pg_settings WHERE name LIKE 'steadytext.%' ORDER BY 1" >>"$WORK/options.txt"
+python3 tests/readme/examples.py README.md "host=$DATA port=$PORT user=postgres dbname=readme" "$WORK" "$WORK/options.txt"

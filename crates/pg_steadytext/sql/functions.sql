@@ -511,7 +511,7 @@ DECLARE
         'steadytext_summarize_finalize', 'steadytext_summarize_combine_states',
         'steadytext_summarize_text', 'st_summarize_text', 'steadytext_summarize',
         'steadytext_summarize_partial', 'steadytext_summarize_final', 'st_summarize',
-        '_validate_jinja2_template', '_steadytext_render_template', '_steadytext_init_python'];
+        '_steadytext_init_python'];
     user_functions text[] := ARRAY[
         'steadytext_generate_cached', 'st_generate_cached', 'steadytext_embed_cached',
         'st_embed_cached', 'steadytext_semantic_search', 'st_semantic_search',
@@ -535,7 +535,8 @@ DECLARE
         'steadytext_prompt_get', 'steadytext_prompt_render', 'steadytext_prompt_list',
         'steadytext_prompt_versions', 'st_prompt_create', 'st_prompt_update', 'st_prompt_delete',
         'st_prompt_get', 'st_prompt_render', 'st_prompt_list', 'st_prompt_versions',
-        'steadytext_generate_from_prompt', '_get_next_version'];
+        'steadytext_generate_from_prompt', '_get_next_version', '_validate_jinja2_template',
+        '_steadytext_render_template'];
     admin_functions text[] := ARRAY[
         'steadytext_config_set', 'st_config_set', 'steadytext_cache_stats', 'st_cache_stats',
         'steadytext_cache_clear', 'st_cache_clear', 'steadytext_cache_evict_by_age',

@@ -17,7 +17,6 @@ use serde_json::{json, Value};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::execute::{Detail, Output};
-use crate::generate::Summary;
 use crate::rerank::Scored;
 
 /// The token that ends a stream.
@@ -235,7 +234,8 @@ mod tests {
         let mut response = Response::err("7", &Error::invalid("no"));
         response.detail = Some(json!({ "summary": null }));
         let plain = serde_json::to_value(response.clone().for_client(false)).unwrap();
-        let keys: Vec<&String> = plain.as_object().unwrap().keys().collect();
+        let mut keys: Vec<&String> = plain.as_object().unwrap().keys().collect();
+        keys.sort();
         assert_eq!(keys, ["error", "id", "result"]);
         let extended = serde_json::to_value(response.for_client(true)).unwrap();
         assert!(extended.get("error_kind").is_some() && extended.get("detail").is_some());

@@ -240,13 +240,13 @@ impl Spec {
     /// Every text of the request a model would read: the prompt, the embedded texts, the query
     /// and the documents (for checks that apply to all of them, like a deny pattern).
     pub fn texts(&self) -> Vec<&str> {
-        let strings = |v: &Value| -> Vec<&str> {
+        fn strings(v: &Value) -> Vec<&str> {
             match v {
                 Value::String(s) => vec![s.as_str()],
                 Value::Array(items) => items.iter().filter_map(Value::as_str).collect(),
                 _ => Vec::new(),
             }
-        };
+        }
         match self {
             Spec::Generate(s) => vec![s.prompt.as_str()],
             Spec::Embed(s) => {

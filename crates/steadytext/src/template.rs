@@ -81,7 +81,7 @@ fn render_capped(
 ) -> std::result::Result<String, minijinja::Error> {
     let compiled = env.template_from_str(template)?;
     let mut out = Capped(Vec::new());
-    compiled.render_to_write(variables, &mut out)?;
+    compiled.render_captured_to(variables, &mut out)?;
     Ok(String::from_utf8_lossy(&out.0).into_owned())
 }
 
