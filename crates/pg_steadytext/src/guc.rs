@@ -6,6 +6,7 @@
 use std::ffi::CString;
 
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use steadytext::defaults::Limits;
 
 pub static GENERATION_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static EMBEDDING_MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -28,9 +29,12 @@ pub static QUEUE_POLL_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 pub static WORKER_ROLE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"steadytext_worker"));
 pub static ST_PATH: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(Some(c"st"));
-pub static MAX_PROMPT_LENGTH: GucSetting<i32> = GucSetting::<i32>::new(10_000);
-pub static MAX_TOKENS_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(4096);
-pub static MAX_BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static MAX_PROMPT_LENGTH: GucSetting<i32> =
+    GucSetting::<i32>::new(Limits::DEFAULT.max_prompt_length as i32);
+pub static MAX_TOKENS_LIMIT: GucSetting<i32> =
+    GucSetting::<i32>::new(Limits::DEFAULT.max_tokens as i32);
+pub static MAX_BATCH_SIZE: GucSetting<i32> =
+    GucSetting::<i32>::new(Limits::DEFAULT.max_batch_size as i32);
 pub static SUMMARY_MAX_FACTS: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static PROMPT_DENY_PATTERN: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);

@@ -238,6 +238,8 @@ fn format_time(epoch: i64) -> String {
 }
 
 /// A role's limits and counts, without counting a request.
+// pgrx reads the column names from this signature, so the row type cannot move to an alias.
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_safe)]
 fn steadytext_check_rate_limit(
     role_name: default!(Option<&str>, "NULL"),

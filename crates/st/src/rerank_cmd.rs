@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Accepted for SteadyText compatibility: scores come from logits, not sampling.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = steadytext::defaults::SEED as i64)]
     seed: i64,
     /// Registry name, .gguf file name in the models directory, or path of the reranking model.
     #[arg(long)]

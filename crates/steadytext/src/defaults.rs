@@ -39,13 +39,19 @@ pub struct Limits {
     pub max_batch_size: usize,
 }
 
+impl Limits {
+    /// The defaults: `steadytext.max_prompt_length`, `steadytext.max_tokens_limit` and
+    /// `steadytext.max_batch_size` start here, and so do the `st` flags.
+    pub const DEFAULT: Limits = Limits {
+        max_prompt_length: 10_000,
+        max_tokens: 4096,
+        max_batch_size: 1000,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_prompt_length: 10_000,
-            max_tokens: 4096,
-            max_batch_size: 1000,
-        }
+        Limits::DEFAULT
     }
 }
 
