@@ -536,7 +536,7 @@ DECLARE
         'steadytext_prompt_versions', 'st_prompt_create', 'st_prompt_update', 'st_prompt_delete',
         'st_prompt_get', 'st_prompt_render', 'st_prompt_list', 'st_prompt_versions',
         'steadytext_generate_from_prompt', '_get_next_version', '_validate_jinja2_template',
-        '_steadytext_render_template'];
+        '_steadytext_render_template', '_steadytext_prompt_id'];
     admin_functions text[] := ARRAY[
         'steadytext_config_set', 'st_config_set', 'steadytext_cache_stats', 'st_cache_stats',
         'steadytext_cache_clear', 'st_cache_clear', 'steadytext_cache_evict_by_age',

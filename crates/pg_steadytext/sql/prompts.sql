@@ -61,10 +61,9 @@ $$;
 CREATE FUNCTION _steadytext_init_python() RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$ SELECT $$;
 
-CREATE FUNCTION steadytext_prompt_get(slug text, version int DEFAULT NULL)
-RETURNS TABLE(prompt_id uuid, version_num int, template text, required_variables text[],
-              metadata jsonb, created_at timestamptz, created_by text)
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+-- The id of the prompt called `slug`; an unknown slug is the reference's P0002 error.
+CREATE FUNCTION _steadytext_prompt_id(slug text) RETURNS uuid
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     pid uuid;
 BEGIN
@@ -72,6 +71,18 @@ BEGIN
     IF pid IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'P0002', MESSAGE = format('Prompt with slug "%s" not found', $1);
     END IF;
+    RETURN pid;
+END;
+$$;
+
+CREATE FUNCTION steadytext_prompt_get(slug text, version int DEFAULT NULL)
+RETURNS TABLE(prompt_id uuid, version_num int, template text, required_variables text[],
+              metadata jsonb, created_at timestamptz, created_by text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    pid uuid;
+BEGIN
+    pid := @extschema@._steadytext_prompt_id($1);
     RETURN QUERY
     SELECT v.prompt_id, v.version, v.template, v.required_variables, v.metadata, v.created_at,
            v.created_by
@@ -114,10 +125,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     pid uuid;
 BEGIN
-    SELECT p.id INTO pid FROM @extschema@.steadytext_prompts p WHERE p.slug = $1;
-    IF pid IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'P0002', MESSAGE = format('Prompt with slug "%s" not found', $1);
-    END IF;
+    pid := @extschema@._steadytext_prompt_id($1);
     RETURN QUERY
     SELECT v.version, v.template, v.required_variables, v.metadata, v.created_at, v.created_by,
            v.is_active

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
+use fastrand::Rng;
 use serde_json::{json, Value};
 use steadytext::client::DaemonClient;
 use steadytext::execute::{self, Quiet, Sink};
@@ -581,21 +582,6 @@ fn an_ipc_daemon_is_reachable_only_by_its_user() {
     let _ = std::fs::remove_dir_all(&bin);
 }
 
-/// xorshift64*: a fixed sequence, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// A random or mutated message body.
 fn fuzz_body(rng: &mut Rng) -> Vec<u8> {
     let valid = [
@@ -606,19 +592,19 @@ fn fuzz_body(rng: &mut Rng) -> Vec<u8> {
         json!({"method": "stats", "id": "5"}),
         json!({"method": "cancel", "params": {"request_id": "2"}, "id": "6"}),
     ];
-    let base = valid[rng.below(valid.len())].to_string().into_bytes();
-    match rng.below(8) {
-        0 => (0..rng.below(200)).map(|_| rng.next() as u8).collect(),
+    let base = valid[rng.usize(..valid.len())].to_string().into_bytes();
+    match rng.usize(..8) {
+        0 => (0..rng.usize(..200)).map(|_| rng.u64(..) as u8).collect(),
         1 => {
             let mut b = base;
-            for _ in 0..1 + rng.below(4) {
-                let i = rng.below(b.len());
-                b[i] = rng.next() as u8;
+            for _ in 0..1 + rng.usize(..4) {
+                let i = rng.usize(..b.len());
+                b[i] = rng.u64(..) as u8;
             }
             b
         }
-        2 => base[..rng.below(base.len())].to_vec(),
-        3 => json!({"method": rng.next() % 7, "params": [1, 2], "id": {"x": null}}).to_string().into_bytes(),
+        2 => base[..rng.usize(..base.len())].to_vec(),
+        3 => json!({"method": rng.u64(..) % 7, "params": [1, 2], "id": {"x": null}}).to_string().into_bytes(),
         4 => json!({"method": "generate", "params": {"prompt": 5, "max_new_tokens": "x", "seed": [1]}}).to_string().into_bytes(),
         5 => json!({"method": "generate", "params": {"prompt": "x", "max_new_tokens": u64::MAX}, "id": "z"}).to_string().into_bytes(),
         6 => b"ACK".to_vec(),
@@ -640,13 +626,13 @@ fn ten_thousand_hostile_messages_leave_the_daemon_serving_the_same_bytes() {
     let client = daemon.client();
     let before = raw_generate(&client, "Say hello", 8);
     let ctx = zmq::Context::new();
-    let mut rng = Rng(0xF00D_5EED_0000_0001);
+    let mut rng = Rng::with_seed(0xF00D_5EED_0000_0001);
     let mut socket = ctx.socket(zmq::DEALER).unwrap();
     socket.set_linger(0).unwrap();
     socket.connect(&daemon.endpoint).unwrap();
     for i in 0..10_000 {
         let body = fuzz_body(&mut rng);
-        let frames: Vec<Vec<u8>> = match rng.below(5) {
+        let frames: Vec<Vec<u8>> = match rng.usize(..5) {
             0 => vec![body],
             1 => vec![Vec::new(), body],
             2 => vec![Vec::new(), body, b"extra".to_vec()],
