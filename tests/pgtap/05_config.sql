@@ -1,6 +1,6 @@
 -- steadytext_config_get/set: JSONB values, validation texts, audit rows.
 BEGIN;
-SELECT plan(17);
+SELECT plan(19);
 
 SELECT is(steadytext_config_get('daemon_host'), 'localhost', 'get returns the unquoted value');
 SELECT is(steadytext_config_get('default_max_tokens'), '512', 'numbers come back as text');
@@ -27,6 +27,16 @@ SELECT throws_ok($$UPDATE steadytext_config SET value = '"-3"' WHERE key = 'defa
                  'default_seed must be a whole number of at least 0, got ''-3''',
                  'a plain UPDATE is checked as steadytext_config_set is');
 SELECT is(st_config_get('daemon_host'), steadytext_config_get('daemon_host'), 'st_config_get is an alias');
+
+-- default_seed applies wherever a call gives no seed, the queued forms included (the rows
+-- stay invisible to the workers: this file rolls back).
+DO $$ BEGIN PERFORM steadytext_config_set('default_seed', '7'); END $$;
+SELECT steadytext_generate_async('Say hi', 8) AS plain \gset
+SELECT steadytext_generate_regex_async('Say hi', '[a-z]+', 8, true, NULL) AS structured \gset
+SELECT is((SELECT params->>'seed' FROM steadytext_queue WHERE request_id = :'plain'), '7',
+          'steadytext_generate_async queues the default_seed row');
+SELECT is((SELECT params->>'seed' FROM steadytext_queue WHERE request_id = :'structured'), '7',
+          'a structured *_async call with a NULL seed queues the default_seed row');
 
 SELECT * FROM finish();
 ROLLBACK;

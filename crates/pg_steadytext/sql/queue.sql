@@ -65,7 +65,7 @@ BEGIN
             'max_tokens', coalesce(max_tokens,
                 @extschema@._steadytext_config_number('default_max_tokens'::text, 512::float8)::int),
             'use_cache', true,
-            'seed', 42)
+            'seed', @extschema@._steadytext_config_number('default_seed'::text, 42::float8)::int)
         || @extschema@._steadytext_session_model('steadytext.generation_model'::text), 5);
 END;
 $$;
@@ -116,7 +116,7 @@ BEGIN
         jsonb_build_object(
             'text_input', text_input,
             'use_cache', coalesce(use_cache, true),
-            'seed', coalesce(seed, 42),
+            'seed', coalesce(seed, @extschema@._steadytext_config_number('default_seed'::text, 42::float8)::int),
             'unsafe_mode', coalesce(unsafe_mode, false),
             'mode', coalesce(nullif(current_setting('steadytext.embedding_mode', true), ''),
                              'query'))

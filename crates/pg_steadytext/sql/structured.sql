@@ -57,7 +57,7 @@ BEGIN
             'max_tokens', coalesce(max_tokens,
                 @extschema@._steadytext_config_number('default_max_tokens'::text, 512::float8)::int),
             'use_cache', coalesce(use_cache, true),
-            'seed', coalesce(seed, 42),
+            'seed', coalesce(seed, @extschema@._steadytext_config_number('default_seed'::text, 42::float8)::int),
             CASE kind WHEN 'json' THEN 'schema' WHEN 'regex' THEN 'pattern'
                       WHEN 'grammar' THEN 'grammar' ELSE 'choices' END,
             constraint_value)
@@ -150,7 +150,7 @@ BEGIN
     PERFORM @extschema@.steadytext_version();
     RETURN jsonb_build_object('query', query, 'documents', to_jsonb(documents),
                               'task', task, 'return_scores', coalesce(return_scores, true),
-                              'seed', coalesce(seed, 42))
+                              'seed', coalesce(seed, @extschema@._steadytext_config_number('default_seed'::text, 42::float8)::int))
         || @extschema@._steadytext_session_model('steadytext.reranking_model'::text);
 END;
 $$;

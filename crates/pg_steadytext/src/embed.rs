@@ -136,7 +136,7 @@ fn steadytext_embed_cached(
     let row = cache::RowInfo {
         prompt: text.to_string(),
         model_name: request.model.file_name(),
-        seed: seed.unwrap_or(42),
+        seed: seed.unwrap_or(steadytext::defaults::SEED as i32),
         eos_string: None,
         params: serde_json::json!({ "mode": request.mode.as_str(), "model_sha256": request.model.sha256 }),
         elapsed_ms: 0,

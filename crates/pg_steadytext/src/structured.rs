@@ -39,7 +39,7 @@ impl Call<'_> {
             prompt: prompt.to_string(),
             max_new_tokens: max_tokens_or_default(self.max_tokens),
             seed: seed_or_default(self.seed),
-            temperature: Some(self.temperature.unwrap_or(0.0) as f32),
+            temperature: self.temperature.map(|t| t as f32),
             model: self.model.map(str::to_string),
             use_cache: Some(self.use_cache.unwrap_or(true)),
             unsafe_mode: Some(self.unsafe_mode.unwrap_or(false)),

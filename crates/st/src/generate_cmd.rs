@@ -26,7 +26,7 @@ pub struct Args {
     #[arg(long, default_value_t = steadytext::defaults::SEED as i64, allow_negative_numbers = true)]
     seed: i64,
     /// 0 is greedy; above 0 (up to 2) samples with top_k 40, top_p 0.95, min_p 0.05.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = steadytext::defaults::TEMPERATURE, allow_negative_numbers = true)]
     temperature: f32,
     /// An extra stop string ("[EOS]" means none).
     #[arg(long, default_value = steadytext::defaults::EOS_SENTINEL)]

@@ -9,6 +9,8 @@ pub const MAX_NEW_TOKENS: usize = 512;
 pub const EOS_SENTINEL: &str = "[EOS]";
 /// Stop strings SteadyText always uses; the model's end-of-generation tokens stop too.
 pub const STOP_SEQUENCES: [&str; 4] = ["<|im_end|>", "<|im_start|>", "</s>", "<|endoftext|>"];
+/// Temperature when the caller gives none: greedy.
+pub const TEMPERATURE: f32 = 0.0;
 /// Temperatures accepted; 0 is greedy.
 pub const TEMPERATURE_RANGE: std::ops::RangeInclusive<f32> = 0.0..=2.0;
 /// SteadyText's sampler above temperature 0.

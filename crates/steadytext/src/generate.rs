@@ -44,7 +44,7 @@ impl Default for GenerateParams {
         Self {
             max_new_tokens: crate::defaults::MAX_NEW_TOKENS,
             seed: crate::defaults::SEED,
-            temperature: 0.0,
+            temperature: crate::defaults::TEMPERATURE,
             eos_string: EOS_SENTINEL.to_string(),
         }
     }

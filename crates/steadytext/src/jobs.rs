@@ -9,6 +9,10 @@ use crate::error::{Error, Result};
 use crate::execute::Output;
 use crate::request::{Builder, EmbedSpec, GenerateSpec, Request, RerankSpec, Spec};
 
+/// The queue's fixed `max_tokens` bound (the `*_async` SQL functions check the same, with the
+/// reference's text): the default limit, whatever a route's own limit is.
+const QUEUED_MAX_TOKENS: u64 = crate::defaults::Limits::DEFAULT.max_tokens as u64;
+
 /// One queued request, as a spec to build.
 #[derive(Debug, Clone, PartialEq)]
 // The variants are built once per queue row and moved a few times: boxing would buy nothing.
@@ -59,9 +63,11 @@ impl Job {
             None | Some(Value::Null) => None,
             Some(v) => Some(
                 v.as_u64()
-                    .filter(|n| (1..=4096).contains(n))
+                    .filter(|n| (1..=QUEUED_MAX_TOKENS).contains(n))
                     .ok_or_else(|| {
-                        Error::invalid(format!("max_tokens must be between 1 and 4096, got {v}"))
+                        Error::invalid(format!(
+                            "max_tokens must be between 1 and {QUEUED_MAX_TOKENS}, got {v}"
+                        ))
                     })? as usize,
             ),
         };

@@ -481,7 +481,7 @@ impl Builder {
                 MAX_TOKENS_LIMIT,
             ));
         }
-        let temperature = spec.temperature.unwrap_or(0.0);
+        let temperature = spec.temperature.unwrap_or(defaults::TEMPERATURE);
         if !temperature.is_finite() || !defaults::TEMPERATURE_RANGE.contains(&temperature) {
             return Err(Error::invalid(format!(
                 "temperature must be between {} and {}, got {temperature}",
