@@ -1,7 +1,8 @@
 //! Where a call's request runs: in the st daemon (one model owner for every connection) when it
 //! can be reached, else in this backend when `steadytext.inprocess_fallback` allows. Both give
-//! the same bytes: the request is built once, here, and the daemon receives it with its model
-//! resolved.
+//! the same bytes: the request is built here, by the library's one builder, and the daemon
+//! receives it with its model resolved. The daemon runs the same builder again on what it
+//! receives (it cannot trust a sender), which checks the model file's sha256 before using it.
 //!
 //! A dead daemon is detected in milliseconds (a short probe, remembered for two seconds), and
 //! started on demand when the `daemon_auto_start` config row allows. In the backend the engine
