@@ -311,6 +311,8 @@ fn checks(cluster: &Cluster, hit_sql: &str, text: &str) -> Result<Checks> {
         "CREATE ROLE bench_user LOGIN IN ROLE steadytext_user;
          INSERT INTO steadytext_rate_limits (user_id, requests_per_minute, requests_per_hour, requests_per_day)
          VALUES ('bench_user', 1000000, 100000000, NULL);
+         -- Loads the library, which defines the steadytext.* settings.
+         SELECT steadytext_version();
          ALTER SYSTEM SET steadytext.prompt_deny_pattern = '(?i)ignore (all )?previous instructions';
          SELECT pg_reload_conf();",
     )?;

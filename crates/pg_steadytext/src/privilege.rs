@@ -10,7 +10,6 @@
 use std::cell::Cell;
 
 use pgrx::pg_sys;
-use pgrx::prelude::*;
 
 /// The user the current function runs as (`current_user`).
 pub fn current_user() -> pg_sys::Oid {
@@ -66,12 +65,11 @@ fn owner() -> pg_sys::Oid {
     if let Some(oid) = OWNER.get() {
         return oid;
     }
-    let oid = Spi::get_one::<pg_sys::Oid>(
+    let oid = crate::spi::read_first::<pg_sys::Oid>(
         "SELECT e.extowner FROM pg_catalog.pg_extension e \
          WHERE e.extname OPERATOR(pg_catalog.=) 'pg_steadytext'",
+        &[],
     )
-    .ok()
-    .flatten()
     .unwrap_or_else(|| crate::errors::raise("pg_steadytext is not installed in this database"));
     OWNER.set(Some(oid));
     oid

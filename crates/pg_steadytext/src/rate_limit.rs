@@ -262,12 +262,10 @@ fn steadytext_check_rate_limit(
     if role != me {
         crate::privilege::require_role("steadytext_admin", "Reading another role's rate limit");
     }
-    let oid = Spi::get_one_with_args::<pgrx::pg_sys::Oid>(
+    let oid = crate::spi::read_one::<pgrx::pg_sys::Oid>(
         "SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1",
-        &[role.as_str().into()],
+        &role,
     )
-    .ok()
-    .flatten()
     .unwrap_or_else(|| crate::errors::raise(&format!("role \"{role}\" does not exist")));
     let limits = read_limits(&role).unwrap_or_default();
     let now = now_seconds();

@@ -79,14 +79,13 @@ pub fn vector_oid() -> pg_sys::Oid {
         }
         // The type of the cache's embedding column: pgvector's `vector`, wherever it lives,
         // whatever the caller's search_path.
-        let oid = Spi::get_one::<pg_sys::Oid>(
+        let oid = crate::spi::read_first::<pg_sys::Oid>(
             "SELECT a.atttypid FROM pg_catalog.pg_attribute a \
              WHERE a.attrelid OPERATOR(pg_catalog.=) 'public.steadytext_cache'::pg_catalog.regclass \
              AND a.attname OPERATOR(pg_catalog.=) 'embedding'",
+            &[],
         )
-            .ok()
-            .flatten()
-            .unwrap_or(pg_sys::InvalidOid);
+        .unwrap_or(pg_sys::InvalidOid);
         if oid != pg_sys::InvalidOid {
             cell.set(Some(oid));
         }
