@@ -52,16 +52,33 @@ pub fn check_deny(text: &str) {
     let Some(pattern) = guc::string(&guc::PROMPT_DENY_PATTERN) else {
         return;
     };
-    let regex = regex::RegexBuilder::new(&pattern)
-        .size_limit(1 << 20)
-        .build()
-        .unwrap_or_else(|e| {
-            raise_with(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                &format!("steadytext.prompt_deny_pattern is not a valid regular expression: {e}"),
-            )
-        });
-    if regex.is_match(text) {
+    thread_local! {
+        /// The compiled pattern, kept while the setting stays the same (compiling it costs more
+        /// than a cache hit).
+        static COMPILED: std::cell::RefCell<Option<(String, regex::Regex)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let matches = COMPILED.with(|compiled| {
+        let mut compiled = compiled.borrow_mut();
+        if compiled.as_ref().is_none_or(|(p, _)| *p != pattern) {
+            let regex = regex::RegexBuilder::new(&pattern)
+                .size_limit(1 << 20)
+                .build()
+                .unwrap_or_else(|e| {
+                    raise_with(
+                        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                        &format!(
+                            "steadytext.prompt_deny_pattern is not a valid regular expression: {e}"
+                        ),
+                    )
+                });
+            *compiled = Some((pattern.clone(), regex));
+        }
+        compiled
+            .as_ref()
+            .is_some_and(|(_, regex)| regex.is_match(text))
+    });
+    if matches {
         raise_with(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             "the prompt matches steadytext.prompt_deny_pattern and is refused",

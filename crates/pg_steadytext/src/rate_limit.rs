@@ -11,10 +11,10 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pgrx::prelude::*;
@@ -128,27 +128,53 @@ fn counts_file(role: pgrx::pg_sys::Oid) -> PathBuf {
     dir.join(role.to_u32().to_string())
 }
 
-/// The role's counts file, locked until the returned file is dropped.
-fn locked(role: pgrx::pg_sys::Oid) -> std::io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(counts_file(role))?;
-    // SAFETY: flock on an open descriptor; released when the file is closed.
+/// The role's counts file, opened once per backend: a request then costs a lock, a read and a
+/// write (the files are never removed, so a kept descriptor always names the live file).
+fn counts_of(role: pgrx::pg_sys::Oid) -> std::io::Result<Rc<File>> {
+    thread_local! {
+        static FILES: RefCell<HashMap<u32, Rc<File>>> = RefCell::new(HashMap::new());
+    }
+    FILES.with(|files| {
+        if let Some(file) = files.borrow().get(&role.to_u32()) {
+            return Ok(file.clone());
+        }
+        let file = Rc::new(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(counts_file(role))?,
+        );
+        files.borrow_mut().insert(role.to_u32(), file.clone());
+        Ok(file)
+    })
+}
+
+/// A role's counts file under an exclusive lock, released when this is dropped.
+struct Locked(Rc<File>);
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        // SAFETY: unlocks the descriptor `locked` locked; it stays open.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+fn locked(role: pgrx::pg_sys::Oid) -> std::io::Result<Locked> {
+    let file = counts_of(role)?;
+    // SAFETY: flock on an open descriptor.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(file)
+    Ok(Locked(file))
 }
 
-fn read_counts(file: &mut File) -> std::io::Result<Counts> {
-    let mut bytes = Vec::with_capacity(48);
-    file.seek(SeekFrom::Start(0))?;
-    file.read_to_end(&mut bytes)?;
-    Ok(Counts::decode(&bytes))
+fn read_counts(file: &Locked) -> std::io::Result<Counts> {
+    let mut bytes = [0u8; 48];
+    let n = file.0.read_at(&mut bytes, 0)?;
+    Ok(Counts::decode(&bytes[..n]))
 }
 
 /// A refusal: which window, its limit, and when it starts again.
@@ -193,9 +219,9 @@ pub fn admit() {
 
 /// Adds one request unless a window is full.
 fn count(role: pgrx::pg_sys::Oid, limits: &Limits) -> std::io::Result<Option<Refusal>> {
-    let mut file = locked(role)?;
+    let file = locked(role)?;
     let now = now_seconds();
-    let mut counts = read_counts(&mut file)?.at(now);
+    let mut counts = read_counts(&file)?.at(now);
     for ((start, n), ((window, length, _), limit)) in
         counts.0.iter().zip(WINDOWS.iter().zip(limits))
     {
@@ -212,8 +238,7 @@ fn count(role: pgrx::pg_sys::Oid, limits: &Limits) -> std::io::Result<Option<Ref
     for slot in counts.0.iter_mut() {
         slot.1 += 1;
     }
-    file.seek(SeekFrom::Start(0))?;
-    file.write_all(&counts.encode())?;
+    file.0.write_all_at(&counts.encode(), 0)?;
     Ok(None)
 }
 
@@ -270,7 +295,7 @@ fn steadytext_check_rate_limit(
     let limits = read_limits(&role).unwrap_or_default();
     let now = now_seconds();
     let counts = locked(oid)
-        .and_then(|mut f| read_counts(&mut f))
+        .and_then(|f| read_counts(&f))
         .unwrap_or_default()
         .at(now);
     let full: Vec<i64> = counts
