@@ -44,6 +44,27 @@ fn drain(cluster: &Cluster, since: Instant) -> Result<f64> {
     Ok(elapsed)
 }
 
+/// Waits until `n` queue workers are connected: a worker retries every 5 s until `CREATE
+/// EXTENSION` has created its role, and a request queued before that waits for the retry.
+fn wait_for_workers(cluster: &Cluster, n: usize) -> Result<()> {
+    cluster.psql(&format!(
+        "DO $$ BEGIN
+             FOR i IN 1..600 LOOP
+                 EXIT WHEN (SELECT count(*) FROM pg_stat_activity
+                            WHERE backend_type = 'pg_steadytext queue worker') >= {n};
+                 PERFORM pg_sleep(0.05);
+             END LOOP;
+         END $$"
+    ))?;
+    let connected = cluster.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_steadytext queue worker'",
+    )?;
+    if connected.trim().parse::<usize>()? < n {
+        bail!("only {} of {n} queue workers connected", connected.trim());
+    }
+    Ok(())
+}
+
 fn arrays(tag: &str) -> (String, String) {
     let prompts = format!(
         "ARRAY(SELECT 'Describe the number ' || i || ' in one sentence ({tag})' FROM generate_series(1, {GENERATIONS}) i)"
@@ -114,6 +135,7 @@ pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
     cluster.psql(
         "SELECT steadytext_generate('warm up', 4, false), steadytext_embed('warm up', false)",
     )?;
+    wait_for_workers(&cluster, 1)?;
     let (p50, p99) = start_latency(&cluster)?;
     let mut sync = Vec::new();
     let mut one = Vec::new();
@@ -123,6 +145,7 @@ pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
     }
     cluster.restart_with("steadytext.queue_workers = 2")?;
     cluster.psql("SELECT steadytext_generate('warm up', 4, false)")?;
+    wait_for_workers(&cluster, 2)?;
     let mut two = Vec::new();
     for r in 0..repeat.min(3) {
         two.push(queued_rates(&cluster, &format!("b{r}"))?);
