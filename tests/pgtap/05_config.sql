@@ -28,13 +28,14 @@ SELECT throws_ok($$UPDATE steadytext_config SET value = '"-3"' WHERE key = 'defa
                  'a plain UPDATE is checked as steadytext_config_set is');
 SELECT is(st_config_get('daemon_host'), steadytext_config_get('daemon_host'), 'st_config_get is an alias');
 
--- default_seed applies wherever a call gives no seed, the queued forms included (the rows
--- stay invisible to the workers: this file rolls back).
+-- default_seed applies where a call passes a NULL seed, queued or not; a call without a seed
+-- argument queues what the synchronous call uses, its signature's 42 (the rows stay invisible
+-- to the workers: this file rolls back).
 DO $$ BEGIN PERFORM steadytext_config_set('default_seed', '7'); END $$;
 SELECT steadytext_generate_async('Say hi', 8) AS plain \gset
 SELECT steadytext_generate_regex_async('Say hi', '[a-z]+', 8, true, NULL) AS structured \gset
-SELECT is((SELECT params->>'seed' FROM steadytext_queue WHERE request_id = :'plain'), '7',
-          'steadytext_generate_async queues the default_seed row');
+SELECT is((SELECT params->>'seed' FROM steadytext_queue WHERE request_id = :'plain'), '42',
+          'steadytext_generate_async queues steadytext_generate(prompt, max_tokens)''s seed');
 SELECT is((SELECT params->>'seed' FROM steadytext_queue WHERE request_id = :'structured'), '7',
           'a structured *_async call with a NULL seed queues the default_seed row');
 

@@ -65,7 +65,9 @@ BEGIN
             'max_tokens', coalesce(max_tokens,
                 @extschema@._steadytext_config_number('default_max_tokens'::text, 512::float8)::int),
             'use_cache', true,
-            'seed', @extschema@._steadytext_config_number('default_seed'::text, 42::float8)::int)
+            -- steadytext_generate(prompt, max_tokens)'s seed, its signature's default: the
+            -- queued result equals the synchronous one.
+            'seed', 42)
         || @extschema@._steadytext_session_model('steadytext.generation_model'::text), 5);
 END;
 $$;

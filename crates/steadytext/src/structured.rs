@@ -461,11 +461,23 @@ impl Guide<'_> {
             .map_err(|_| self.engine_error(&self.bytes))
     }
 
-    /// Whether `bytes` finish the output from here.
-    pub(crate) fn verifies(&self, bytes: &[u8]) -> bool {
-        let mut probe = self.bytes.deep_clone();
+    /// Whether `bytes` finish the output from here. Checked on the byte matcher itself and
+    /// rolled back: this runs after every constrained token, and a deep clone copies the
+    /// lexer's caches, which costs more than the rest of the step.
+    pub(crate) fn verifies(&mut self, bytes: &[u8]) -> bool {
+        if bytes.is_empty() {
+            return self.bytes.is_accepting().unwrap_or(false);
+        }
         let bytes: Vec<TokenId> = bytes.iter().map(|&b| TokenId::from(b)).collect();
-        probe.consume_tokens(&bytes).is_ok() && probe.is_accepting().unwrap_or(false)
+        // Validating first keeps a rejected byte from putting the matcher in its error state.
+        if self.bytes.validate_tokens(&bytes).ok() != Some(bytes.len())
+            || self.bytes.consume_tokens(&bytes).is_err()
+        {
+            return false;
+        }
+        let accepting = self.bytes.is_accepting().unwrap_or(false);
+        let restored = self.bytes.rollback(bytes.len()).is_ok();
+        accepting && restored
     }
 
     /// `bytes` as this vocabulary's tokens (greedy longest match).
