@@ -175,8 +175,10 @@ b=$(su "SELECT md5(steadytext_generate('Name a colour', 8, false))")
 check "a file in the models directory is allowed, with the same bytes" $([ -n "$a" ] && [ "$a" = "$b" ]; echo $?) "$a / $b"
 
 # --- the queue: read, forge, cancel, re-prioritise, claim -------------------------------------
-id=$(sql alice "SELECT steadytext_generate_async('Alice queued secret', 4)")
-su "UPDATE steadytext_queue SET next_attempt_at = now() + interval '1 hour' WHERE request_id = '$id'" >/dev/null
+# Queued by alice and postponed in one transaction: the worker never sees it claimable.
+id=$(su "SET ROLE alice; SELECT steadytext_generate_async('Alice queued secret', 4); RESET ROLE;
+         UPDATE steadytext_queue SET next_attempt_at = now() + interval '1 hour'
+         WHERE prompt = 'Alice queued secret' AND user_id = 'alice' RETURNING request_id" | tail -n1)
 before=$(trace)
 refused "mallory cannot queue" mallory "SELECT steadytext_generate_async('hi')" 42501
 refused "nor read the queue" mallory "SELECT * FROM steadytext_queue" 42501
