@@ -3,17 +3,12 @@
 BEGIN;
 SELECT plan(13);
 
-CREATE FUNCTION pg_temp.conn() RETURNS text LANGUAGE sql AS $$
-    SELECT format('host=%s port=%s dbname=%s user=postgres',
-                  current_setting('unix_socket_directories'), current_setting('port'), current_database())
-$$;
-
 SELECT test_helpers.same(
-    (SELECT t FROM dblink(pg_temp.conn(), $$SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false)$$) AS r(t text)),
+    (SELECT t FROM dblink(test_helpers.conn(), $$SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false)$$) AS r(t text)),
     steadytext_generate('Write a haiku about PostgreSQL', 32, false),
     'another connection generates the same bytes');
 SELECT test_helpers.same(
-    (SELECT v FROM dblink(pg_temp.conn(), $$SELECT steadytext_embed('hello', false)::text$$) AS r(v text)),
+    (SELECT v FROM dblink(test_helpers.conn(), $$SELECT steadytext_embed('hello', false)::text$$) AS r(v text)),
     steadytext_embed('hello', false)::text,
     'another connection embeds the same vector');
 
@@ -40,7 +35,7 @@ SELECT ok((SELECT clock_timestamp() - at < interval '2 seconds' FROM t2), 'promp
 RESET steadytext.use_daemon;
 
 -- pg_cancel_backend from another session stops it too
-SELECT is(dblink_connect('worker', pg_temp.conn()), 'OK', 'a second session');
+SELECT is(dblink_connect('worker', test_helpers.conn()), 'OK', 'a second session');
 SELECT is(dblink_send_query('worker', $$SELECT steadytext_generate('Write a long story about a dragon', 2000, false)$$), 1,
           'it starts a long generation');
 SELECT pg_sleep(0.5);

@@ -6,13 +6,8 @@
 BEGIN;
 SELECT plan(13);
 
-CREATE FUNCTION pg_temp.conn() RETURNS text LANGUAGE sql AS $$
-    SELECT format('host=%s port=%s dbname=%s user=postgres',
-                  current_setting('unix_socket_directories'), current_setting('port'), current_database())
-$$;
-
 -- Committed by dblink_exec (another session must see them), undone at the end.
-SELECT is(dblink_exec(pg_temp.conn(), $$
+SELECT is(dblink_exec(test_helpers.conn(), $$
     DROP TABLE IF EXISTS parallel_rows;
     CREATE TABLE parallel_rows AS
         SELECT i, format('Order %s shipped %s units. The customer rated it %s stars.', i, i * 7, i % 5 + 1) AS t
@@ -34,7 +29,7 @@ $$;
 -- `expr` of each row, computed by a fresh session under `settings`, joined in row order here.
 CREATE FUNCTION pg_temp.per_row(settings text, expr text) RETURNS text LANGUAGE sql AS $$
     SELECT string_agg(v, '|' ORDER BY i)
-    FROM dblink(pg_temp.conn(), settings || format('SELECT i, (%s)::text FROM parallel_rows', expr))
+    FROM dblink(test_helpers.conn(), settings || format('SELECT i, (%s)::text FROM parallel_rows', expr))
          AS r(i int, v text)
 $$;
 
@@ -48,7 +43,7 @@ INSERT INTO cases VALUES
 
 -- The control: the workers, not the leader, compute the function.
 SELECT matches(
-    (SELECT string_agg(v, E'\n') FROM dblink(pg_temp.conn(), pg_temp.parallel(2) ||
+    (SELECT string_agg(v, E'\n') FROM dblink(test_helpers.conn(), pg_temp.parallel(2) ||
         'EXPLAIN (ANALYZE, VERBOSE, COSTS OFF) SELECT i, steadytext_generate(t, 4, false) FROM parallel_rows') AS r(v text)),
     'Seq Scan on public.parallel_rows[^\n]*\n\s*Output: i, steadytext_generate\(t.*Worker 0: [^\n]*rows=[1-9]',
     'the parallel scan computes steadytext_generate, in a worker');
@@ -66,20 +61,20 @@ ORDER BY c.name;
 -- The summary's final step (generation, embeddings) runs in the leader, in parallel mode; the
 -- workers accumulate.
 CREATE TEMP TABLE summaries AS
-SELECT (SELECT v FROM dblink(pg_temp.conn(), pg_temp.parallel(2) ||
+SELECT (SELECT v FROM dblink(test_helpers.conn(), pg_temp.parallel(2) ||
             'SELECT steadytext_summarize(t, ''{}'') FROM parallel_rows') AS r(v text)) AS in_parallel,
-       (SELECT v FROM dblink(pg_temp.conn(),
+       (SELECT v FROM dblink(test_helpers.conn(),
             'SET max_parallel_workers_per_gather = 0; SELECT steadytext_summarize(t, ''{}'') FROM parallel_rows')
             AS r(v text)) AS serial;
 SELECT test_helpers.same((SELECT in_parallel FROM summaries), (SELECT serial FROM summaries),
                          'steadytext_summarize with parallel workers, first call of the leader''s session: the serial bytes');
 SELECT isnt((SELECT serial FROM summaries), 'Unable to generate summary', 'the summary was generated');
 
-SELECT ok((SELECT minute_count > 0 FROM dblink(pg_temp.conn(),
+SELECT ok((SELECT minute_count > 0 FROM dblink(test_helpers.conn(),
                'SELECT minute_count FROM steadytext_check_rate_limit()') AS r(minute_count bigint)),
           'the calls were counted against the rate limit');
 
-SELECT is(dblink_exec(pg_temp.conn(),
+SELECT is(dblink_exec(test_helpers.conn(),
               $$DROP TABLE parallel_rows; DELETE FROM steadytext_rate_limits WHERE user_id = 'postgres'$$),
           'DELETE 1', 'the rows and the limit are removed');
 SELECT * FROM finish();

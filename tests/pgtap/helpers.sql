@@ -37,4 +37,10 @@ EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || SQLERRM;
 END $$;
 
+-- A libpq connection string to this database as postgres (for dblink: a session of its own).
+CREATE FUNCTION test_helpers.conn() RETURNS text LANGUAGE sql AS $$
+    SELECT format('host=%s port=%s dbname=%s user=postgres',
+                  current_setting('unix_socket_directories'), current_setting('port'), current_database())
+$$;
+
 GRANT USAGE ON SCHEMA test_helpers TO PUBLIC;

@@ -49,15 +49,7 @@ impl Limits {
         max_tokens: 4096,
         max_batch_size: 1000,
     };
-}
 
-impl Default for Limits {
-    fn default() -> Self {
-        Limits::DEFAULT
-    }
-}
-
-impl Limits {
     /// Limits with no practical bound (for the library called directly).
     pub fn unbounded() -> Self {
         Limits {
@@ -65,5 +57,11 @@ impl Limits {
             max_tokens: usize::MAX,
             max_batch_size: usize::MAX,
         }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::DEFAULT
     }
 }
