@@ -105,21 +105,31 @@ impl Cluster {
 
     /// [`Cluster::pgbench`] as `role`.
     pub fn pgbench_as(&self, role: &str, sql: &str, transactions: usize) -> Result<Vec<f64>> {
+        Ok(self
+            .pgbench_mix(role, &[sql.to_string()], transactions)?
+            .remove(0))
+    }
+
+    /// One client that runs `transactions`, each one of `scripts` picked at random (equal
+    /// weights); returns each script's latencies in ms. Interleaving the scripts in one
+    /// connection makes drift over the run weigh on every script alike.
+    pub fn pgbench_mix(
+        &self,
+        role: &str,
+        scripts: &[String],
+        transactions: usize,
+    ) -> Result<Vec<Vec<f64>>> {
         let work = self.dir.with_extension("pgbench");
         std::fs::create_dir_all(&work)?;
-        let script = work.join("script.sql");
-        std::fs::write(&script, format!("{sql};\n"))?;
+        let mut command = Command::new("/usr/lib/postgresql/15/bin/pgbench");
+        command.args(["-n", "-c", "1", "-t", &transactions.to_string()]);
+        for (i, sql) in scripts.iter().enumerate() {
+            let script = work.join(format!("script{i}.sql"));
+            std::fs::write(&script, format!("{sql};\n"))?;
+            command.args(["-f", &format!("{}@1", script.to_str().unwrap())]);
+        }
         let prefix = work.join("log");
-        let out = Command::new("/usr/lib/postgresql/15/bin/pgbench")
-            .args([
-                "-n",
-                "-c",
-                "1",
-                "-t",
-                &transactions.to_string(),
-                "-f",
-                script.to_str().unwrap(),
-            ])
+        let out = command
             .args(["-l", "--log-prefix", prefix.to_str().unwrap()])
             .args([
                 "-h",
@@ -134,7 +144,13 @@ impl Cluster {
         if !out.status.success() {
             bail!("pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        let latencies = read_pgbench_logs(&work)?;
+        let mut latencies = vec![Vec::new(); scripts.len()];
+        for (script, ms) in read_pgbench_logs(&work)? {
+            latencies
+                .get_mut(script)
+                .context("pgbench logged an unknown script")?
+                .push(ms);
+        }
         std::fs::remove_dir_all(&work)?;
         Ok(latencies)
     }
@@ -149,8 +165,9 @@ impl Drop for Cluster {
     }
 }
 
-/// pgbench's per-transaction log: the third column is the latency in microseconds.
-fn read_pgbench_logs(dir: &Path) -> Result<Vec<f64>> {
+/// pgbench's per-transaction logs: (script number, latency in ms) from the fourth and third
+/// columns.
+fn read_pgbench_logs(dir: &Path) -> Result<Vec<(usize, f64)>> {
     let mut latencies = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -163,12 +180,11 @@ fn read_pgbench_logs(dir: &Path) -> Result<Vec<f64>> {
             continue;
         }
         for line in std::fs::read_to_string(&path)?.lines() {
-            let us: f64 = line
-                .split_whitespace()
-                .nth(2)
-                .context("pgbench log line")?
-                .parse()?;
-            latencies.push(us / 1000.0);
+            let columns: Vec<&str> = line.split_whitespace().collect();
+            let (Some(us), Some(script)) = (columns.get(2), columns.get(3)) else {
+                bail!("a short pgbench log line: {line}");
+            };
+            latencies.push((script.parse()?, us.parse::<f64>()? / 1000.0));
         }
     }
     Ok(latencies)
@@ -307,7 +323,6 @@ struct Checks {
 }
 
 fn checks(cluster: &Cluster, hit_sql: &str, text: &str) -> Result<Checks> {
-    const ROUNDS: usize = 4;
     cluster.psql_script(
         "CREATE ROLE bench_user LOGIN IN ROLE steadytext_user;
          INSERT INTO steadytext_rate_limits (user_id, requests_per_minute, requests_per_hour, requests_per_day)
@@ -318,21 +333,26 @@ fn checks(cluster: &Cluster, hit_sql: &str, text: &str) -> Result<Checks> {
          SELECT pg_reload_conf();",
     )?;
     let embed_sql = format!("SELECT steadytext_embed({}, false)", quote(text));
-    // Alternating rounds, so that drift over the run (the daemon's and the page cache's state,
-    // other work on the machine) weighs on both sides alike.
+    // Both sides in one connection, interleaved at random, each a `SET ROLE` and the call in one
+    // round trip: drift over the run (the daemon's and the page cache's state, other work on
+    // the machine) weighs on both alike, which separate connections in rounds did not achieve.
     let pair = |sql: &str, n: usize| -> Result<(f64, f64)> {
-        let (mut superuser, mut checked) = (Vec::new(), Vec::new());
-        for _ in 0..ROUNDS {
-            superuser.extend(cluster.pgbench_as("postgres", sql, n / ROUNDS)?);
-            checked.extend(cluster.pgbench_as("bench_user", sql, n / ROUNDS)?);
-        }
+        let as_role = |role: &str| format!("SET ROLE {role} \\; {sql}");
+        let mut runs =
+            cluster.pgbench_mix("postgres", &[as_role("postgres"), as_role("bench_user")], n)?;
+        let checked = runs.pop().unwrap_or_default();
+        let superuser = runs.pop().unwrap_or_default();
         Ok((median(superuser), median(checked)))
     };
     Ok(Checks {
-        hit: pair(hit_sql, 1000)?,
-        embed: pair(&embed_sql, 64)?,
+        hit: pair(hit_sql, HIT_TRANSACTIONS)?,
+        embed: pair(&embed_sql, EMBED_TRANSACTIONS)?,
     })
 }
+
+/// Transactions of the privilege-check comparison (both sides together).
+const HIT_TRANSACTIONS: usize = 4000;
+const EMBED_TRANSACTIONS: usize = 400;
 
 impl Checks {
     fn json(&self) -> serde_json::Value {
@@ -346,11 +366,12 @@ impl Checks {
         format!(
             "\n### The privilege model's checks\n\n\
              The same calls as a superuser and as an ordinary role checked in full (models \
-             directory policy, deny pattern, a rate limit that admits every call); medians over \
-             pgbench transactions in four alternating rounds per side.\n\n\
+             directory policy, deny pattern, a rate limit that admits every call): one pgbench \
+             connection interleaves `SET ROLE postgres \\; call` and `SET ROLE bench_user \\; \
+             call` at random; medians per side.\n\n\
              | | superuser, ms | checked role, ms | ratio |\n|---|---|---|---|\n\
-             | cache hit (`steadytext_generate`, 1000) | {:.3} | {:.3} | {:.3} |\n\
-             | `steadytext_embed`, computed (64) | {:.2} | {:.2} | {:.3} |\n",
+             | cache hit (`steadytext_generate`, {HIT_TRANSACTIONS} transactions) | {:.3} | {:.3} | {:.3} |\n\
+             | `steadytext_embed`, computed ({EMBED_TRANSACTIONS} transactions) | {:.2} | {:.2} | {:.3} |\n",
             self.hit.0,
             self.hit.1,
             self.hit.1 / self.hit.0,

@@ -1,8 +1,8 @@
 //! Per-role rate limits (`steadytext_rate_limits`: `user_id` is the role name; NULL means no limit
 //! for that window), checked on every inference call, synchronous or queued, cache hits included.
 //!
-//! The counts live in a small file per role in the data directory, read and written under an
-//! exclusive `flock`: that is exact under any concurrency, works in parallel workers and in
+//! The counts live in a small file per role in the data directory, mapped into memory and read and
+//! written under an exclusive `flock`: that is exact under any concurrency, works in parallel workers and in
 //! IMMUTABLE functions (which cannot write tables), needs no preloading, and a refused or rolled
 //! back statement still counts what it ran. Windows are aligned to the clock (the minute, the
 //! hour, the day in UTC). A role's limits are read from the table at most once a second per
@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-use crate::privilege::{as_owner, current_user, current_user_name};
+use crate::privilege::{as_owner, current_user, current_user_name, role_name};
 
 /// How long a backend trusts the limits it read.
 const LIMITS_TTL: Duration = Duration::from_secs(1);
@@ -36,7 +36,7 @@ const WINDOWS: [(&str, i64, &str); 3] = [
 type Limits = [Option<i64>; 3];
 
 thread_local! {
-    static LIMITS: RefCell<HashMap<String, (Instant, Option<Limits>)>> = RefCell::new(HashMap::new());
+    static LIMITS: RefCell<HashMap<u32, (Instant, Option<Limits>)>> = RefCell::new(HashMap::new());
 }
 
 fn read_limits(role: &str) -> Option<Limits> {
@@ -64,16 +64,16 @@ fn read_limits(role: &str) -> Option<Limits> {
     })
 }
 
-fn limits_of(role: &str) -> Option<Limits> {
+fn limits_of(role: pgrx::pg_sys::Oid) -> Option<Limits> {
     LIMITS.with(|cache| {
         let mut cache = cache.borrow_mut();
-        if let Some((at, limits)) = cache.get(role) {
+        if let Some((at, limits)) = cache.get(&role.to_u32()) {
             if at.elapsed() < LIMITS_TTL {
                 return *limits;
             }
         }
-        let limits = read_limits(role);
-        cache.insert(role.to_string(), (Instant::now(), limits));
+        let limits = read_limits(&role_name(role));
+        cache.insert(role.to_u32(), (Instant::now(), limits));
         limits
     })
 }
@@ -128,53 +128,81 @@ fn counts_file(role: pgrx::pg_sys::Oid) -> PathBuf {
     dir.join(role.to_u32().to_string())
 }
 
-/// The role's counts file, opened once per backend: a request then costs a lock, a read and a
-/// write (the files are never removed, so a kept descriptor always names the live file).
-fn counts_of(role: pgrx::pg_sys::Oid) -> std::io::Result<Rc<File>> {
+/// The size of a counts file: three windows of (start, count), as little-endian `i64`s.
+const COUNTS_BYTES: usize = 48;
+
+/// A role's counts file, open and mapped into memory for the backend's life: a request costs a
+/// lock and an unlock, and the counts are read and written in the mapping (no read or write
+/// calls). The files are never removed, so a kept mapping always shows the live file.
+struct CountsFile {
+    file: File,
+    map: RefCell<memmap2::MmapMut>,
+}
+
+fn counts_of(role: pgrx::pg_sys::Oid) -> std::io::Result<Rc<CountsFile>> {
     thread_local! {
-        static FILES: RefCell<HashMap<u32, Rc<File>>> = RefCell::new(HashMap::new());
+        static FILES: RefCell<HashMap<u32, Rc<CountsFile>>> = RefCell::new(HashMap::new());
     }
     FILES.with(|files| {
-        if let Some(file) = files.borrow().get(&role.to_u32()) {
-            return Ok(file.clone());
+        if let Some(counts) = files.borrow().get(&role.to_u32()) {
+            return Ok(counts.clone());
         }
-        let file = Rc::new(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(counts_file(role))?,
-        );
-        files.borrow_mut().insert(role.to_u32(), file.clone());
-        Ok(file)
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(counts_file(role))?;
+        // Growing a new file to its size is the same for every backend that races to do it, and
+        // never shrinks a file another backend has written.
+        if file.metadata()?.len() < COUNTS_BYTES as u64 {
+            file.set_len(COUNTS_BYTES as u64)?;
+        }
+        // SAFETY: the mapping is only read or written while this backend holds the file's
+        // exclusive lock (`Locked`), and the file is never truncated, so no other process
+        // changes it under us.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(COUNTS_BYTES)
+                .map_mut(&file)?
+        };
+        let counts = Rc::new(CountsFile {
+            file,
+            map: RefCell::new(map),
+        });
+        files.borrow_mut().insert(role.to_u32(), counts.clone());
+        Ok(counts)
     })
 }
 
 /// A role's counts file under an exclusive lock, released when this is dropped.
-struct Locked(Rc<File>);
+struct Locked(Rc<CountsFile>);
 
 impl Drop for Locked {
     fn drop(&mut self) {
         // SAFETY: unlocks the descriptor `locked` locked; it stays open.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+        unsafe { libc::flock(self.0.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+impl Locked {
+    fn read(&self) -> Counts {
+        Counts::decode(&self.0.map.borrow()[..])
+    }
+
+    fn write(&self, counts: &Counts) {
+        self.0.map.borrow_mut()[..].copy_from_slice(&counts.encode());
     }
 }
 
 fn locked(role: pgrx::pg_sys::Oid) -> std::io::Result<Locked> {
-    let file = counts_of(role)?;
+    let counts = counts_of(role)?;
     // SAFETY: flock on an open descriptor.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+    if unsafe { libc::flock(counts.file.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(Locked(file))
-}
-
-fn read_counts(file: &Locked) -> std::io::Result<Counts> {
-    let mut bytes = [0u8; 48];
-    let n = file.0.read_at(&mut bytes, 0)?;
-    Ok(Counts::decode(&bytes[..n]))
+    Ok(Locked(counts))
 }
 
 /// A refusal: which window, its limit, and when it starts again.
@@ -186,17 +214,18 @@ struct Refusal {
 
 /// Counts one request for the calling role, or refuses it (SQLSTATE 53400) when a window is full.
 pub fn admit() {
-    let role = current_user_name();
-    let Some(limits) = limits_of(&role) else {
+    let oid = current_user();
+    let Some(limits) = limits_of(oid) else {
         return;
     };
-    let refusal = count(current_user(), &limits).unwrap_or_else(|e| {
+    let refusal = count(oid, &limits).unwrap_or_else(|e| {
         crate::errors::raise_with(
             PgSqlErrorCode::ERRCODE_IO_ERROR,
             &format!("cannot count the request against the rate limit: {e}"),
         )
     });
     if let Some(r) = refusal {
+        let role = role_name(oid);
         let wait = (r.resets_at - now_seconds()).max(0);
         crate::audit::file_event(
             "rate_limit_refused",
@@ -221,7 +250,7 @@ pub fn admit() {
 fn count(role: pgrx::pg_sys::Oid, limits: &Limits) -> std::io::Result<Option<Refusal>> {
     let file = locked(role)?;
     let now = now_seconds();
-    let mut counts = read_counts(&file)?.at(now);
+    let mut counts = file.read().at(now);
     for ((start, n), ((window, length, _), limit)) in
         counts.0.iter().zip(WINDOWS.iter().zip(limits))
     {
@@ -238,7 +267,7 @@ fn count(role: pgrx::pg_sys::Oid, limits: &Limits) -> std::io::Result<Option<Ref
     for slot in counts.0.iter_mut() {
         slot.1 += 1;
     }
-    file.0.write_all_at(&counts.encode(), 0)?;
+    file.write(&counts);
     Ok(None)
 }
 
@@ -294,10 +323,7 @@ fn steadytext_check_rate_limit(
     .unwrap_or_else(|| crate::errors::raise(&format!("role \"{role}\" does not exist")));
     let limits = read_limits(&role).unwrap_or_default();
     let now = now_seconds();
-    let counts = locked(oid)
-        .and_then(|f| read_counts(&f))
-        .unwrap_or_default()
-        .at(now);
+    let counts = locked(oid).map(|f| f.read()).unwrap_or_default().at(now);
     let full: Vec<i64> = counts
         .0
         .iter()

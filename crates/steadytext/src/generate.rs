@@ -215,7 +215,7 @@ struct Constrained<'m> {
 }
 
 impl<'m> Constrained<'m> {
-    fn start(guide: Guide<'m>, budget: usize) -> Result<Self> {
+    fn start(mut guide: Guide<'m>, budget: usize) -> Result<Self> {
         let Some(completion) = guide.completion() else {
             return Ok(Constrained {
                 guide,

@@ -486,9 +486,10 @@ impl Guide<'_> {
     }
 
     /// A short byte string that completes the output from here, or `None` when none is found
-    /// within [`MAX_COMPLETION`] bytes.
-    pub(crate) fn completion(&self) -> Option<Vec<u8>> {
-        complete(self.bytes.deep_clone())
+    /// within [`MAX_COMPLETION`] bytes. Searched on the byte matcher itself and rolled back, as
+    /// in [`Guide::verifies`].
+    pub(crate) fn completion(&mut self) -> Option<Vec<u8>> {
+        complete(&mut self.bytes)
     }
 }
 
@@ -516,36 +517,61 @@ fn preference() -> &'static [u8] {
 
 /// Walks the byte matcher to an accepting state: at each step a byte that accepts at once if
 /// there is one, else the most preferred allowed byte, taking a letter or digit other than the
-/// one just written when there is one (which breaks cycles such as `a+b+c`). A pattern this walk does not finish (say a
-/// search for `\d{3}-\d{4}` inside a free string) gives `None`.
-fn complete(mut matcher: Matcher) -> Option<Vec<u8>> {
-    let mut out: Vec<u8> = Vec::new();
+/// one just written when there is one (which breaks cycles such as `a+b+c`). A pattern this walk
+/// does not finish (say a search for `\d{3}-\d{4}` inside a free string) gives `None`. The walk
+/// is rolled back, so `matcher` ends where it started (a deep clone per step, or per probe,
+/// copies the lexer's caches and cost more than decoding the token).
+fn complete(matcher: &mut Matcher) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let finished = walk(matcher, &mut out);
+    let restored = matcher.rollback(out.len()).is_ok();
+    (finished && restored).then_some(out)
+}
+
+fn walk(matcher: &mut Matcher, out: &mut Vec<u8>) -> bool {
     loop {
-        if matcher.is_accepting().ok()? {
-            return Some(out);
+        if matcher.is_accepting().unwrap_or(false) {
+            return true;
         }
         if out.len() >= MAX_COMPLETION || matcher.is_stopped() {
-            return None;
+            return false;
         }
-        let mask = matcher.compute_mask().ok()?;
+        let Ok(mask) = matcher.compute_mask() else {
+            return false;
+        };
         let allowed: Vec<u8> = preference()
             .iter()
             .copied()
             .filter(|&b| mask.is_allowed(TokenId::from(b)))
             .collect();
-        // Probing every allowed byte would cost a matcher clone each: the closing ones come
-        // first in the preference order, so the first few suffice.
-        let closing = allowed.iter().copied().take(12).find(|&b| {
-            let mut probe = matcher.deep_clone();
-            probe.consume_token(TokenId::from(b)).is_ok() && probe.is_accepting().unwrap_or(false)
-        });
+        // The closing bytes come first in the preference order, so probing the first few
+        // suffices.
+        let closing = allowed
+            .iter()
+            .copied()
+            .take(12)
+            .find(|&b| accepts_after(matcher, b));
         let previous = out.last().copied().filter(u8::is_ascii_alphanumeric);
-        let next = closing
+        let Some(next) = closing
             .or_else(|| allowed.iter().copied().find(|&b| Some(b) != previous))
-            .or_else(|| allowed.first().copied())?;
-        matcher.consume_token(TokenId::from(next)).ok()?;
+            .or_else(|| allowed.first().copied())
+        else {
+            return false;
+        };
+        if matcher.consume_token(TokenId::from(next)).is_err() {
+            return false;
+        }
         out.push(next);
     }
+}
+
+/// Whether the output may end right after `byte` (an allowed one); leaves `matcher` as it was.
+fn accepts_after(matcher: &mut Matcher, byte: u8) -> bool {
+    if matcher.consume_token(TokenId::from(byte)).is_err() {
+        return false;
+    }
+    let accepting = matcher.is_accepting().unwrap_or(false);
+    matcher.rollback(1).is_ok() && accepting
 }
 
 #[cfg(test)]
@@ -557,7 +583,15 @@ mod tests {
         let mut m = compile_with(constraint, byte_compiler()).unwrap();
         let prefix: Vec<TokenId> = prefix.iter().map(|&b| TokenId::from(b)).collect();
         m.consume_tokens(&prefix).unwrap();
-        complete(m).map(|b| String::from_utf8(b).unwrap())
+        let before = m.compute_mask().unwrap();
+        let done = complete(&mut m).map(|b| String::from_utf8(b).unwrap());
+        // The search leaves the matcher where it was: same mask, same completion again.
+        assert_eq!(m.compute_mask().unwrap(), before);
+        assert_eq!(
+            complete(&mut m).map(|b| String::from_utf8(b).unwrap()),
+            done
+        );
+        done
     }
 
     #[test]
