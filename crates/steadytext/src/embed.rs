@@ -5,6 +5,7 @@
 //! changes results in the last bits, and "same input, same output" must hold whatever else runs.
 
 use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::token::LlamaToken;
 
 use serde::{Deserialize, Serialize};
 
@@ -106,19 +107,9 @@ pub fn average(vectors: &[Embedding]) -> Embedding {
     normalize(sum.iter().map(|s| (s / n as f64) as f32).collect())
 }
 
-fn pooled(model: &Model, text: &str, setup: EmbedSetup) -> Result<Vec<f32>> {
-    let vocab = model.llama.vocab();
-    let mut tokens = vocab.tokenize(text.as_bytes(), true, false);
+pub(crate) fn pooled(model: &Model, text: &str, setup: EmbedSetup) -> Result<Vec<f32>> {
     let window = model.window(setup.n_ctx);
-    let limit = window as usize;
-    if tokens.len() > limit {
-        // Truncate like SteadyText, but keep the closing separator the model expects.
-        let last = *tokens.last().expect("non-empty");
-        tokens.truncate(limit);
-        if vocab.should_add_sep() || vocab.should_add_eos() {
-            tokens[limit - 1] = last;
-        }
-    }
+    let tokens = embedding_tokens(model, text, window);
     let mut ctx = model.context(window, setup.threads, true)?;
     let mut batch = LlamaBatch::new(tokens.len(), 1);
     for (i, &token) in tokens.iter().enumerate() {
@@ -132,6 +123,22 @@ fn pooled(model: &Model, text: &str, setup: EmbedSetup) -> Result<Vec<f32>> {
         .embeddings_seq_ith(0)
         .map_err(|e| Error::inference(format!("no pooled embedding: {e}")))?;
     Ok(pooled.to_vec())
+}
+
+/// The tokens of `text` as embedded: truncated to `window`.
+pub(crate) fn embedding_tokens(model: &Model, text: &str, window: u32) -> Vec<LlamaToken> {
+    let vocab = model.llama.vocab();
+    let mut tokens = vocab.tokenize(text.as_bytes(), true, false);
+    let limit = window as usize;
+    if tokens.len() > limit {
+        // Truncate like SteadyText, but keep the closing separator the model expects.
+        let last = *tokens.last().expect("non-empty");
+        tokens.truncate(limit);
+        if vocab.should_add_sep() || vocab.should_add_eos() {
+            tokens[limit - 1] = last;
+        }
+    }
+    tokens
 }
 
 /// Zero-pads a narrower vector (cosine unchanged) or keeps the first 1024 of a wider one

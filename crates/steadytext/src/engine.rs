@@ -126,8 +126,29 @@ impl Model {
         threads: i32,
         embeddings: bool,
     ) -> Result<LlamaContext<'_>> {
+        self.new_context(self.context_params(n_ctx, threads, embeddings))
+    }
+
+    /// A context for `sequences` sequences of `cells_each` KV cells, in one cache (`unified`)
+    /// or one stream each; otherwise the parameters of [`Model::context`].
+    pub(crate) fn multi_context(
+        &self,
+        cells_each: u32,
+        sequences: u32,
+        unified: bool,
+        threads: i32,
+        embeddings: bool,
+    ) -> Result<LlamaContext<'_>> {
+        let params = self
+            .context_params(cells_each * sequences, threads, embeddings)
+            .with_n_seq_max(sequences)
+            .with_kv_unified(unified);
+        self.new_context(params)
+    }
+
+    fn context_params(&self, n_ctx: u32, threads: i32, embeddings: bool) -> LlamaContextParams {
         let n_batch = if embeddings { n_ctx } else { N_BATCH };
-        let mut params = LlamaContextParams::default()
+        let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))
             .with_n_batch(n_batch)
             .with_n_ubatch(n_batch)
@@ -137,8 +158,12 @@ impl Model {
             .with_embeddings(embeddings)
             .with_flash_attention_policy(llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED);
         if embeddings {
-            params = params.with_pooling_type(self.pooling());
+            return params.with_pooling_type(self.pooling());
         }
+        params
+    }
+
+    fn new_context(&self, params: LlamaContextParams) -> Result<LlamaContext<'_>> {
         self.llama
             .new_context(backend(), params)
             .map_err(|e| Error::inference(format!("cannot create a context: {e}")))

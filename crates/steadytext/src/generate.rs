@@ -154,7 +154,7 @@ pub fn prompt_tokens(model: &Model, prompt: &str) -> Vec<LlamaToken> {
     vocab.tokenize(text.as_bytes(), add_bos, true)
 }
 
-fn kv_cells(needed: usize, n_ctx: u32) -> u32 {
+pub(crate) fn kv_cells(needed: usize, n_ctx: u32) -> u32 {
     let padded = (needed as u32).div_ceil(KV_PAD) * KV_PAD;
     padded.clamp(KV_PAD, n_ctx.max(KV_PAD))
 }

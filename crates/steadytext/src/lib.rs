@@ -34,6 +34,7 @@ pub mod engine;
 pub mod error;
 pub mod execute;
 pub mod generate;
+pub mod invariance;
 pub mod jobs;
 mod json_schema;
 pub mod local;

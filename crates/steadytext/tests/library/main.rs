@@ -7,5 +7,6 @@ mod common;
 mod embedding;
 mod fuzz;
 mod generation;
+mod invariance;
 mod rerank;
 mod structured;

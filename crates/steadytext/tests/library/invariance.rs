@@ -1,0 +1,111 @@
+//! Batch invariance on the fixtures: decoding 1 to 8 prompts of different lengths in one batch
+//! against decoding each alone, logits compared bit for bit over 128 steps, and embeddings of
+//! several texts in one batch against one text at a time. The tests pin down both sides of each
+//! finding in `docs/batch-invariance.md`: where batching gives the same bits, and the nearest
+//! condition where it does not (so a change in llama.cpp that alters either shows up here).
+
+use steadytext::engine::Engine;
+use steadytext::generate::prompt_tokens;
+use steadytext::invariance::{
+    compare_embeddings, compare_together, decode_alone, Comparison, Layout, Trace,
+};
+use steadytext::Model;
+
+use crate::common::{embedding_model_path, generation_model_path, reranking_model_path};
+
+const STEPS: usize = 128;
+
+/// Prompts of different lengths, so sequences sit at different positions in every step.
+const PROMPTS: [&str; 8] = [
+    "Hi.",
+    "Write a haiku about the sea.",
+    "Explain in two sentences why the sky is blue, for a curious child who keeps asking why.",
+    "List three prime numbers.",
+    "Describe a lighthouse keeper's morning routine, including the weather, the lamp, the logbook \
+     and the breakfast he cooks, in the style of a nineteenth-century novel.",
+    "What is 17 times 23?",
+    "Translate 'good morning' into French, Spanish and German.",
+    "Summarise the plot of a story about a robot who learns to paint, in one paragraph.",
+];
+
+fn traces(model: &Model, n: usize) -> Vec<Trace> {
+    PROMPTS[..n]
+        .iter()
+        .map(|p| decode_alone(model, &prompt_tokens(model, p), STEPS, 2).unwrap())
+        .collect()
+}
+
+/// The layout the daemon would batch with: a KV stream per sequence, each prompt fed alone.
+const SERVED: Layout = Layout {
+    unified_kv: false,
+    prefill_together: false,
+    threads: 2,
+};
+
+fn compare(model: &Model, alone: &[Trace], layout: Layout) -> Comparison {
+    compare_together(model, alone, layout).unwrap()
+}
+
+#[test]
+fn q4_1_weights_decode_the_same_logits_in_batches_of_up_to_eight() {
+    let model = Engine::global().load(&generation_model_path()).unwrap();
+    let alone = traces(model, 8);
+    for layout in [
+        SERVED,
+        Layout {
+            threads: 1,
+            ..SERVED
+        },
+        Layout {
+            prefill_together: true,
+            ..SERVED
+        },
+    ] {
+        for n in [1, 2, 4, 8] {
+            let c = compare(model, &alone[..n], layout);
+            assert!(c.identical(), "{n} sequences, {layout:?}: {c:?}");
+        }
+    }
+    // One KV cache for all sequences puts a sequence's cells at other offsets than alone, and
+    // the attention sums group its terms differently.
+    let unified = Layout {
+        unified_kv: true,
+        ..SERVED
+    };
+    let c = compare(model, &alone[..2], unified);
+    assert!(!c.identical(), "a unified KV cache was expected to differ");
+}
+
+#[test]
+fn repacked_k_quant_weights_decode_the_same_logits_in_batches_of_up_to_three() {
+    let model = Engine::global().load(&reranking_model_path()).unwrap();
+    let alone = traces(model, 4);
+    for n in [1, 2, 3] {
+        let c = compare(model, &alone[..n], SERVED);
+        assert!(c.identical(), "{n} sequences: {c:?}");
+    }
+    // Four rows or more go through the repacked GEMM kernel (rows in groups of four) instead of
+    // the GEMV kernel a single sequence uses; a mixed prefill moves rows between the two.
+    let four = compare(model, &alone[..4], SERVED);
+    assert!(!four.identical(), "4 sequences were expected to differ");
+    let mixed = Layout {
+        prefill_together: true,
+        ..SERVED
+    };
+    assert!(!compare(model, &alone[..2], mixed).identical());
+}
+
+#[test]
+fn embeddings_in_one_batch_differ_from_embeddings_alone() {
+    let model = Engine::global().load(&embedding_model_path()).unwrap();
+    // The control: one text through the batched path is the text alone.
+    assert!(compare_embeddings(model, &PROMPTS[..1], SERVED)
+        .unwrap()
+        .identical());
+    // A bidirectional model sees every text of the batch in one ubatch: the attention and the
+    // F32 matrix products run over all their rows, grouped differently than for one text.
+    for n in [2, 8] {
+        let c = compare_embeddings(model, &PROMPTS[..n], SERVED).unwrap();
+        assert!(!c.identical(), "{n} texts were expected to differ: {c:?}");
+    }
+}
