@@ -368,7 +368,8 @@ impl Checks {
              The same calls as a superuser and as an ordinary role checked in full (models \
              directory policy, deny pattern, a rate limit that admits every call): one pgbench \
              connection interleaves `SET ROLE postgres \\; call` and `SET ROLE bench_user \\; \
-             call` at random; medians per side.\n\n\
+             call` at random; medians per side (the `SET ROLE` is in both, which pulls the ratio \
+             slightly towards 1).\n\n\
              | | superuser, ms | checked role, ms | ratio |\n|---|---|---|---|\n\
              | cache hit (`steadytext_generate`, {HIT_TRANSACTIONS} transactions) | {:.3} | {:.3} | {:.3} |\n\
              | `steadytext_embed`, computed ({EMBED_TRANSACTIONS} transactions) | {:.2} | {:.2} | {:.3} |\n",

@@ -31,24 +31,37 @@ fn run_once(model: &ModelRef, constraint: Option<&Constraint>) -> Result<Run> {
     let timed = library::timed(request, 2)?;
     let tokens = timed.summary.generated_tokens;
     anyhow::ensure!(tokens > 8, "only {tokens} tokens: too few to time decoding");
+    // After the first token, each token is decoded to get the next one's logits; an output that
+    // ended by itself was decoded once more, to find that it ends (tokens a constraint forces at
+    // the very end of the budget are not decoded: at most a few here).
+    let decodes = tokens - 1 + usize::from(timed.summary.completed);
     Ok(Run {
         tokens,
         first_ms: timed.first * 1000.0,
-        decode_tps: (tokens - 1) as f64 / (timed.total - timed.first),
+        decode_tps: decodes as f64 / (timed.total - timed.first),
     })
 }
 
-/// Medians of `repeat` runs after a warm-up.
-fn median_run(model: &ModelRef, constraint: Option<&Constraint>, repeat: usize) -> Result<Run> {
-    run_once(model, constraint)?;
-    let runs = (0..repeat)
-        .map(|_| run_once(model, constraint))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Run {
-        tokens: runs[0].tokens,
-        first_ms: median(runs.iter().map(|r| r.first_ms).collect()),
-        decode_tps: median(runs.iter().map(|r| r.decode_tps).collect()),
-    })
+/// Medians per case of `repeat` rounds after a warm-up; each round runs every case in turn, so
+/// drift over the run weighs on all of them alike.
+fn median_runs(model: &ModelRef, cases: &[Option<&Constraint>], repeat: usize) -> Result<Vec<Run>> {
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); cases.len()];
+    for round in 0..=repeat {
+        for (case, constraint) in cases.iter().enumerate() {
+            let run = run_once(model, *constraint)?;
+            if round > 0 {
+                runs[case].push(run);
+            }
+        }
+    }
+    Ok(runs
+        .iter()
+        .map(|runs| Run {
+            tokens: runs[0].tokens,
+            first_ms: median(runs.iter().map(|r| r.first_ms).collect()),
+            decode_tps: median(runs.iter().map(|r| r.decode_tps).collect()),
+        })
+        .collect())
 }
 
 /// Milliseconds to check (compile) a constraint, median of `repeat`.
@@ -66,7 +79,6 @@ fn compile_ms(constraint: &Constraint, repeat: usize) -> Result<f64> {
 /// Runs the benchmark; returns JSON and a Markdown section.
 pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
     let (model, _) = test_models()?;
-    let free = median_run(&model, None, repeat)?;
     // A grammar the story mostly satisfies, and one that forces a shape the model would not
     // produce by itself: left alone it closes the string after a few words
     // (`{"story":"The Sorrow"}`), so `minLength` keeps it writing, and every time it tries to
@@ -83,19 +95,22 @@ pub fn run(repeat: usize) -> Result<(serde_json::Value, String)> {
             ),
         ),
     ];
+    let mut all: Vec<Option<&Constraint>> = vec![None];
+    all.extend(cases.iter().map(|(_, c)| Some(c)));
+    let measured = median_runs(&model, &all, repeat)?;
+    let free = measured[0];
     let mut rows = Vec::new();
     let mut markdown = format!(
         "\n## Constrained decoding (llguidance; SmolLM2, at most {MAX_NEW} tokens, greedy, 2 threads)\n\n\
-         Decoding rate: tokens after the first over the time after the first. The time to the \
-         first token includes the prompt and, with a constraint, compiling it for the model's \
+         Decoding rate: decode calls after the first token over the time after it; the cases \
+         run in turn in each round. The time to the first token includes the prompt and, with a constraint, compiling it for the model's \
          vocabulary; the compile column is the check of the constraint alone.\n\n\
          | constraint | tokens | first token, ms | decode tokens/s | constrained / unconstrained | compile, ms |\n\
          |---|---|---|---|---|---|\n\
          | none | {} | {:.1} | {:.1} | | |\n",
         free.tokens, free.first_ms, free.decode_tps
     );
-    for (name, constraint) in &cases {
-        let constrained = median_run(&model, Some(constraint), repeat)?;
+    for ((name, constraint), constrained) in cases.iter().zip(&measured[1..]) {
         let compile = compile_ms(constraint, repeat)?;
         let ratio = constrained.decode_tps / free.decode_tps;
         markdown.push_str(&format!(

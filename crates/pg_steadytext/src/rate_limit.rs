@@ -154,10 +154,13 @@ fn counts_of(role: pgrx::pg_sys::Oid) -> std::io::Result<Rc<CountsFile>> {
             .truncate(false)
             .mode(0o600)
             .open(counts_file(role))?;
-        // Growing a new file to its size is the same for every backend that races to do it, and
-        // never shrinks a file another backend has written.
-        if file.metadata()?.len() < COUNTS_BYTES as u64 {
-            file.set_len(COUNTS_BYTES as u64)?;
+        // Blocks are allocated now, not on the first write through the mapping (where a full
+        // disk would be SIGBUS instead of an error); this never overwrites counts another
+        // backend has written, so racing backends may all do it.
+        // SAFETY: posix_fallocate on an open descriptor.
+        let failed = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, COUNTS_BYTES as i64) };
+        if failed != 0 {
+            return Err(std::io::Error::from_raw_os_error(failed));
         }
         // SAFETY: the mapping is only read or written while this backend holds the file's
         // exclusive lock (`Locked`), and the file is never truncated, so no other process

@@ -203,8 +203,9 @@ pub(crate) fn feed_prompt(
 struct Constrained<'m> {
     guide: Guide<'m>,
     /// Whether a completion is known (the completer finds one for JSON structure, enums, choices
-    /// and most patterns; without one the budget is not guarded, and an output the budget cuts
-    /// is an [`ErrorKind::Incomplete`] error, never returned).
+    /// and most patterns, not for grammars that cannot roll back; without one the budget is not
+    /// guarded, and an output the budget cuts is an [`ErrorKind::Incomplete`] error, never
+    /// returned).
     guarded: bool,
     /// Bytes that complete the output from the current state.
     completion: Vec<u8>,
@@ -216,7 +217,12 @@ struct Constrained<'m> {
 
 impl<'m> Constrained<'m> {
     fn start(mut guide: Guide<'m>, budget: usize) -> Result<Self> {
-        let Some(completion) = guide.completion() else {
+        let completion = if guide.rolls_back() {
+            guide.completion()
+        } else {
+            None
+        };
+        let Some(completion) = completion else {
             return Ok(Constrained {
                 guide,
                 guarded: false,

@@ -17,6 +17,9 @@ use crate::engine::{Model, N_BATCH};
 use crate::error::{Error, Result};
 use crate::generate::{argmax, feed_prompt, kv_cells};
 
+/// The most texts [`compare_embeddings`] makes room for.
+pub const MAX_SEQUENCES: u32 = 8;
+
 /// How the sequences share a context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
@@ -24,7 +27,7 @@ pub struct Layout {
     pub unified_kv: bool,
     /// All prompts in one batch, or each prompt in its own decode calls before the steps.
     pub prefill_together: bool,
-    /// llama.cpp threads, on both sides.
+    /// llama.cpp threads of the batched side (decoding alone does not depend on them).
     pub threads: i32,
 }
 
@@ -132,6 +135,8 @@ pub fn compare_together(model: &Model, traces: &[Trace], layout: Layout) -> Resu
 
 /// Embeds `texts` together, each its own sequence in one batch (all of them in one ubatch, as a
 /// bidirectional model needs), and compares each pooled vector with the text embedded alone.
+/// The context has room for [`MAX_SEQUENCES`] texts whatever their number, so one text through
+/// it shows whether the context's size alone changes anything.
 pub fn compare_embeddings(model: &Model, texts: &[&str], layout: Layout) -> Result<Comparison> {
     let setup = EmbedSetup {
         mode: EmbedMode::Query,
@@ -140,7 +145,8 @@ pub fn compare_embeddings(model: &Model, texts: &[&str], layout: Layout) -> Resu
     };
     let window = model.window(setup.n_ctx);
     let n = texts.len() as u32;
-    let mut ctx = model.multi_context(window, n, layout.unified_kv, layout.threads, true)?;
+    let capacity = n.max(MAX_SEQUENCES);
+    let mut ctx = model.multi_context(window, capacity, layout.unified_kv, layout.threads, true)?;
     let tokens: Vec<_> = texts
         .iter()
         .map(|t| embedding_tokens(model, t, window))
@@ -178,7 +184,12 @@ fn prefill(
     together: bool,
 ) -> Result<Vec<Vec<f32>>> {
     let total: usize = traces.iter().map(|t| t.prompt.len()).sum();
-    if !together || total > N_BATCH as usize {
+    if together && total > N_BATCH as usize {
+        return Err(Error::invalid(format!(
+            "a mixed prefill of {total} tokens does not fit one batch of {N_BATCH}"
+        )));
+    }
+    if !together {
         let mut out = Vec::new();
         for (i, trace) in traces.iter().enumerate() {
             let at = feed_sequence(ctx, batch, &trace.prompt, i as i32)?;

@@ -382,6 +382,7 @@ impl Vocabulary {
         let bytes = compile_with(constraint, byte_compiler())?;
         Ok(Guide {
             vocab: self,
+            rolls_back: rolls_back(&bytes),
             tokens,
             bytes,
         })
@@ -394,6 +395,22 @@ pub(crate) struct Guide<'v> {
     vocab: &'v Vocabulary,
     tokens: Matcher,
     bytes: Matcher,
+    /// Whether the grammar supports rollback (llguidance refuses it for grammars with `stop=` or
+    /// `max_tokens=` lexemes); the budget guard needs it.
+    rolls_back: bool,
+}
+
+/// Whether `matcher`'s grammar can undo a consumed byte, tried on a copy: a failed rollback
+/// leaves a matcher in an error state for good.
+fn rolls_back(matcher: &Matcher) -> bool {
+    let mut probe = matcher.deep_clone();
+    let Ok(mask) = probe.compute_mask() else {
+        return false;
+    };
+    match (0..=255u32).find(|&b| mask.is_allowed(b)) {
+        Some(byte) => probe.consume_token(byte).is_ok() && probe.rollback(1).is_ok(),
+        None => true,
+    }
 }
 
 impl Guide<'_> {
@@ -429,6 +446,12 @@ impl Guide<'_> {
         self.tokens
             .is_accepting()
             .map_err(|_| self.engine_error(&self.tokens))
+    }
+
+    /// Whether consumed tokens can be undone, which [`Guide::verifies`], [`Guide::completion`]
+    /// and [`Guide::rollback_one`] need.
+    pub(crate) fn rolls_back(&self) -> bool {
+        self.rolls_back
     }
 
     /// Whether the grammar admits nothing more.
@@ -585,8 +608,13 @@ mod tests {
         m.consume_tokens(&prefix).unwrap();
         let before = m.compute_mask().unwrap();
         let done = complete(&mut m).map(|b| String::from_utf8(b).unwrap());
-        // The search leaves the matcher where it was: same mask, same completion again.
+        // The search leaves the matcher where it was: same mask, state and completion again.
+        let (accepting, stopped) = (m.is_accepting().unwrap(), m.is_stopped());
         assert_eq!(m.compute_mask().unwrap(), before);
+        assert_eq!(
+            (m.is_accepting().unwrap(), m.is_stopped()),
+            (accepting, stopped)
+        );
         assert_eq!(
             complete(&mut m).map(|b| String::from_utf8(b).unwrap()),
             done

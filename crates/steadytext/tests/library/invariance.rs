@@ -29,10 +29,11 @@ const PROMPTS: [&str; 8] = [
 ];
 
 fn traces(model: &Model, n: usize) -> Vec<Trace> {
-    PROMPTS[..n]
-        .iter()
-        .map(|p| decode_alone(model, &prompt_tokens(model, p), STEPS, 2).unwrap())
-        .collect()
+    PROMPTS[..n].iter().map(|p| trace(model, p)).collect()
+}
+
+fn trace(model: &Model, prompt: &str) -> Trace {
+    decode_alone(model, &prompt_tokens(model, prompt), STEPS, 2).unwrap()
 }
 
 /// The layout the daemon would batch with: a KV stream per sequence, each prompt fed alone.
@@ -66,6 +67,14 @@ fn q4_1_weights_decode_the_same_logits_in_batches_of_up_to_eight() {
             assert!(c.identical(), "{n} sequences, {layout:?}: {c:?}");
         }
     }
+    // A short request next to one that needs more than 256 KV cells: llama.cpp then attends over
+    // as many cells as the longest stream uses (512 here, 256 alone), and the extra masked cells
+    // must add exact zeros.
+    let long = trace(model, &PROMPTS[4].repeat(6));
+    assert!(long.prompt.len() + STEPS > 256, "{}", long.prompt.len());
+    let mixed_sizes = [alone[0].clone(), long];
+    let c = compare(model, &mixed_sizes, SERVED);
+    assert!(c.identical(), "a short and a long sequence: {c:?}");
     // One KV cache for all sequences puts a sequence's cells at other offsets than alone, and
     // the attention sums group its terms differently.
     let unified = Layout {
@@ -98,7 +107,8 @@ fn repacked_k_quant_weights_decode_the_same_logits_in_batches_of_up_to_three() {
 #[test]
 fn embeddings_in_one_batch_differ_from_embeddings_alone() {
     let model = Engine::global().load(&embedding_model_path()).unwrap();
-    // The control: one text through the batched path is the text alone.
+    // The control: one text through the batched path, in a context with room for eight, is the
+    // text alone.
     assert!(compare_embeddings(model, &PROMPTS[..1], SERVED)
         .unwrap()
         .identical());

@@ -196,6 +196,21 @@ ANSWER: "yes" | "no" | "maybe""#;
     );
 }
 
+/// llguidance cannot roll back grammars with `stop=` lexemes: such a grammar runs without the
+/// budget guard (a cut output is an `Incomplete` error) instead of breaking the engine.
+#[test]
+fn a_grammar_that_cannot_roll_back_still_generates() {
+    let grammar = r#"start: "Answer: " word
+word[stop=""]: /[a-z]+/"#;
+    let constraint = Constraint::Grammar(grammar.into());
+    for budget in [4, 64] {
+        match run("Is water wet?", budget, &constraint) {
+            Ok(out) => assert!(out.starts_with("Answer: "), "{out:?}"),
+            Err(e) => assert_eq!(e.kind(), steadytext::ErrorKind::Incomplete, "{e}"),
+        }
+    }
+}
+
 #[test]
 fn constrained_output_is_deterministic_across_runs_and_threads() {
     let constraint = Constraint::Json(schemas()[7].1.clone());
