@@ -180,6 +180,17 @@ pub(crate) fn feed_prompt(
     tokens: &[LlamaToken],
     start: usize,
 ) -> Result<i32> {
+    feed_sequence(ctx, batch, tokens, start, 0)
+}
+
+/// [`feed_prompt`] for sequence `seq` of a context that holds several.
+pub(crate) fn feed_sequence(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    tokens: &[LlamaToken],
+    start: usize,
+    seq: i32,
+) -> Result<i32> {
     let chunks = tokens.chunks(N_BATCH as usize);
     let n_chunks = chunks.len();
     for (c, chunk) in chunks.enumerate() {
@@ -188,7 +199,7 @@ pub(crate) fn feed_prompt(
             let pos = (start + c * N_BATCH as usize + i) as i32;
             let last = c + 1 == n_chunks && i + 1 == chunk.len();
             batch
-                .add(token, pos, &[0], last)
+                .add(token, pos, &[seq], last)
                 .map_err(|e| Error::inference(e.to_string()))?;
         }
         ctx.decode(batch)

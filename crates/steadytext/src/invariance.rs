@@ -15,7 +15,7 @@ use llama_cpp_2::token::LlamaToken;
 use crate::embed::{embedding_tokens, pooled, EmbedMode, EmbedSetup};
 use crate::engine::{Model, N_BATCH};
 use crate::error::{Error, Result};
-use crate::generate::{argmax, feed_prompt, kv_cells};
+use crate::generate::{argmax, feed_prompt, feed_sequence, kv_cells};
 
 /// The most texts [`compare_embeddings`] makes room for.
 pub const MAX_SEQUENCES: u32 = 8;
@@ -60,6 +60,17 @@ pub struct Comparison {
 }
 
 impl Comparison {
+    fn empty(sequences: usize, steps: usize) -> Self {
+        Comparison {
+            sequences,
+            steps,
+            differing_steps: 0,
+            first_difference: None,
+            max_abs_difference: 0.0,
+            differing_tokens: 0,
+        }
+    }
+
     /// Whether every logit of every step was bit-identical.
     pub fn identical(&self) -> bool {
         self.differing_steps == 0
@@ -106,14 +117,7 @@ pub fn compare_together(model: &Model, traces: &[Trace], layout: Layout) -> Resu
     let cells = kv_cells(longest + steps, model.window(u32::MAX));
     let mut ctx = model.multi_context(cells, n, layout.unified_kv, layout.threads, false)?;
     let mut batch = LlamaBatch::new(N_BATCH.max(n) as usize, n as i32);
-    let mut comparison = Comparison {
-        sequences: traces.len(),
-        steps,
-        differing_steps: 0,
-        first_difference: None,
-        max_abs_difference: 0.0,
-        differing_tokens: 0,
-    };
+    let mut comparison = Comparison::empty(traces.len(), steps);
     let first = prefill(&mut ctx, &mut batch, traces, layout.prefill_together)?;
     for (i, logits) in first.iter().enumerate() {
         record(&mut comparison, i, 0, &traces[i].logits[0], logits);
@@ -158,14 +162,7 @@ pub fn compare_embeddings(model: &Model, texts: &[&str], layout: Layout) -> Resu
         }
     }
     decode(&mut ctx, &mut batch)?;
-    let mut comparison = Comparison {
-        sequences: texts.len(),
-        steps: 1,
-        differing_steps: 0,
-        first_difference: None,
-        max_abs_difference: 0.0,
-        differing_tokens: 0,
-    };
+    let mut comparison = Comparison::empty(texts.len(), 1);
     for (seq, text) in texts.iter().enumerate() {
         let alone = pooled(model, text, setup)?;
         let together = ctx
@@ -192,7 +189,7 @@ fn prefill(
     if !together {
         let mut out = Vec::new();
         for (i, trace) in traces.iter().enumerate() {
-            let at = feed_sequence(ctx, batch, &trace.prompt, i as i32)?;
+            let at = feed_sequence(ctx, batch, &trace.prompt, 0, i as i32)?;
             out.push(ctx.get_logits_ith(at).to_vec());
         }
         return Ok(out);
@@ -211,25 +208,6 @@ fn prefill(
         .iter()
         .map(|&at| ctx.get_logits_ith(at).to_vec())
         .collect())
-}
-
-/// [`feed_prompt`] for sequence `seq`.
-fn feed_sequence(
-    ctx: &mut LlamaContext<'_>,
-    batch: &mut LlamaBatch,
-    tokens: &[LlamaToken],
-    seq: i32,
-) -> Result<i32> {
-    let chunks: Vec<_> = tokens.chunks(N_BATCH as usize).collect();
-    for (c, chunk) in chunks.iter().enumerate() {
-        batch.clear();
-        for (i, &token) in chunk.iter().enumerate() {
-            let last = c + 1 == chunks.len() && i + 1 == chunk.len();
-            add(batch, token, c * N_BATCH as usize + i, seq, last)?;
-        }
-        decode(ctx, batch)?;
-    }
-    Ok(batch.n_tokens() - 1)
 }
 
 fn record(comparison: &mut Comparison, seq: usize, step: usize, alone: &[f32], together: &[f32]) {
