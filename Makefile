@@ -21,13 +21,20 @@ GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 RERANK_MODEL := $(STEADYTEXT_TEST_MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
-.PHONY: setup build install install-extension test test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme lint demo bench models clean
+.PHONY: all setup build install install-st install-extension uninstall deb dist test test-upgrade test-package test-pgxn test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme lint demo bench models clean
+
+VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
+
+## What `make` alone does (and `pgxn install` before `make install`): build. The same build
+## as the tests' (every other selection of packages unifies dependency features differently
+## and compiles a second copy of most dependencies).
+all: build
 
 ## Install system packages, pgvector, cargo-pgrx, the test models, and `st` on the PATH, with
 ## the test models as its default models.
 setup:
 	scripts/setup.sh
-	$(MAKE) --no-print-directory install
+	$(MAKE) --no-print-directory install-st
 	@# `st` works out of the box on the test models (keeps any defaults already saved).
 	st models default --if-unset --generation $(GEN_MODEL) --embedding $(EMB_MODEL) \
 		--reranking $(RERANK_MODEL) >/dev/null
@@ -42,19 +49,44 @@ models:
 build:
 	cargo build --workspace --all-targets --profile $(PROFILE)
 
-install: build
+## `st` and the extension (what `pgxn install` runs after `make`).
+install: install-st install-extension
+
+install-st: all
 	install -m 755 $(BIN)/st $(PREFIX)/bin/st
 
-## The extension into the system PostgreSQL 15.
+## The extension into the system PostgreSQL 15, with its upgrade scripts.
 install-extension:
-	cd crates/pg_steadytext && cargo pgrx install --profile $(PROFILE) --pg-config $(PG_CONFIG)
+	PG_CONFIG=$(PG_CONFIG) PROFILE=$(PROFILE) scripts/package-extension.sh "$(CARGO_TARGET_DIR)/stage"
+	@# New files, not overwritten ones: a running server keeps the library it has mapped.
+	cp -r --remove-destination --no-preserve=ownership "$(CARGO_TARGET_DIR)/stage/." /
+
+## Removes what `make install` installed (`pgxn uninstall` runs it); not the Debian package's.
+uninstall:
+	@if dpkg -S "$$($(PG_CONFIG) --pkglibdir)/pg_steadytext.so" >/dev/null 2>&1; then \
+		echo "pg_steadytext is installed by a Debian package: apt-get remove it" >&2; exit 1; fi
+	rm -f "$$($(PG_CONFIG) --pkglibdir)/pg_steadytext.so" \
+		"$$($(PG_CONFIG) --sharedir)"/extension/pg_steadytext.control \
+		"$$($(PG_CONFIG) --sharedir)"/extension/pg_steadytext--*.sql $(PREFIX)/bin/st
+
+## dist/postgresql-15-steadytext_<version>-1_amd64.deb (and the pgvector package it needs).
+deb: all
+	scripts/build-deb.sh
+
+## dist/pg_steadytext-<version>.zip, the PGXN distribution: the tracked files as they are in
+## the working tree (`git stash create` records uncommitted changes without touching anything).
+dist:
+	mkdir -p dist
+	rev=$$(git stash create); git archive --format=zip --prefix=pg_steadytext-$(VERSION)/ \
+		-o dist/pg_steadytext-$(VERSION).zip "$${rev:-HEAD}"
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --profile $(PROFILE) -- -D warnings
 
 ## Every test, on the real test models.
-test: setup lint test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme
+## test-package comes last: it installs and purges the package, then installs the build again.
+test: setup build lint test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme test-upgrade test-package
 
 ## Library and CLI tests (the extension's #[pg_test]s run under test-pgrx). One test at a time:
 ## each uses every core, and ggml's spinning threads collapse when two requests share two cores.
@@ -95,6 +127,17 @@ test-readme: install-extension
 test-security: install-extension
 	prove tests/security/run.sh
 
+## From the Python extension (2025.11.25) and from each earlier release of ours, keeping data;
+## an upgraded schema equals a fresh install's.
+test-upgrade: install-extension
+	prove tests/upgrade/run.sh
+
+## The Debian package (install, use, purge) and the PGXN distribution (pgxn install from the
+## zip, use, pgxn uninstall); then `make install` again, which both replaced.
+test-package: deb dist
+	status=0; prove tests/package/run.sh tests/pgxn/run.sh || status=$$?; \
+		$(MAKE) --no-print-directory install; exit $$status
+
 ## The pgTAP suite against a fresh cluster with the extension installed.
 test-pgtap: install-extension
 	tests/pgtap/run.sh
@@ -104,7 +147,7 @@ demo: setup install-extension
 	scripts/demo.sh
 
 ## Benchmarks; results go to bench/results/.
-bench: setup install-extension
+bench: setup build install-extension
 	$(BIN)/steadytext-bench --out bench/results --st $(BIN)/st
 
 clean:

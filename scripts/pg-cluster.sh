@@ -11,7 +11,8 @@
 set -euo pipefail
 BIN=/usr/lib/postgresql/15/bin
 MODELS=${STEADYTEXT_TEST_MODELS:-/var/cache/steadytext/test-models}
-ST=$(command -v st || echo /usr/local/bin/st)
+# The st the server runs (STEADYTEXT_ST: the package test runs the package's).
+ST=${STEADYTEXT_ST:-$(command -v st || echo /usr/local/bin/st)}
 cmd=$1 dir=$2
 
 # The server's environment: postgres's own HOME, a cache of its own, no Rust backtraces in error

@@ -13,6 +13,8 @@ PACKAGES=(
     postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-$PG_MAJOR-pgtap
     libtap-parser-sourcehandler-pgtap-perl
     libzmq3-dev libssl-dev openssl procps
+    # make deb and the package and upgrade tests (test-package, test-upgrade)
+    lintian help2man pgxnclient unzip postgresql-plpython3-$PG_MAJOR
 )
 
 step() { printf '\n== %s\n' "$*" >&2; }

@@ -560,17 +560,34 @@ BEGIN
              AND d.refclassid = 'pg_catalog.pg_extension'::regclass
         JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'pg_steadytext'
     LOOP
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig);
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.sig);
         IF f.name = ANY (public_functions) THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f.sig);
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f.sig);
         ELSIF f.name = ANY (user_functions) THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO steadytext_user', f.sig);
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO steadytext_user', f.sig);
         ELSIF f.name = ANY (admin_functions) THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO steadytext_admin', f.sig);
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO steadytext_admin', f.sig);
         ELSIF f.name = ANY (worker_functions) THEN
-            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO steadytext_worker', f.sig);
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO steadytext_worker', f.sig);
         END IF;
     END LOOP;
 END
 $privileges$;
 
+
+---------------------------------------------------------------------------------------------
+-- Backups. pg_dump writes an extension's objects as CREATE EXTENSION alone, rows included,
+-- unless the extension names a table as holding user data. These tables get no rows from the
+-- install script, so their rows are dumped and restored with the database (and their sequences
+-- go on from where they were). Not named: the cache (recomputed on demand), the configuration
+-- and daemon health (the install script writes their rows, which a restore would duplicate:
+-- re-apply changed settings with steadytext_config_set), the lookup counters.
+---------------------------------------------------------------------------------------------
+
+SELECT pg_catalog.pg_extension_config_dump('steadytext_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('steadytext_queue_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('steadytext_rate_limits', '');
+SELECT pg_catalog.pg_extension_config_dump('steadytext_audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('steadytext_audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('steadytext_prompts', '');
+SELECT pg_catalog.pg_extension_config_dump('steadytext_prompt_versions', '');

@@ -306,8 +306,9 @@ BEGIN
         claimed_by_pid = pg_backend_pid(),
         started_at = clock_timestamp(),
         lease_until = clock_timestamp() + lease,
+        -- Capped: a row queued more than 24.8 days ago would overflow the int column.
         wait_time_ms = coalesce(q.wait_time_ms,
-            (extract(epoch FROM clock_timestamp() - q.created_at) * 1000)::int)
+            least(extract(epoch FROM clock_timestamp() - q.created_at) * 1000, 2147483647)::int)
     FROM next WHERE q.id = next.id
     RETURNING q.*;
 END;
@@ -346,7 +347,8 @@ BEGIN
     UPDATE @extschema@.steadytext_queue q
     SET status = 'completed', result = result_text, embedding = result_embedding, error = NULL,
         completed_at = clock_timestamp(), lease_until = NULL, claimed_by_pid = NULL,
-        processing_time_ms = (extract(epoch FROM clock_timestamp() - q.started_at) * 1000)::int
+        processing_time_ms =
+            least(extract(epoch FROM clock_timestamp() - q.started_at) * 1000, 2147483647)::int
     WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing'
       AND q.claimed_by_pid = pg_backend_pid()
     RETURNING q.* INTO r;
@@ -384,11 +386,13 @@ BEGIN
                       ELSE 'failed' END,
         retry_count = q.retry_count
             + CASE WHEN retryable AND q.retry_count < q.max_retries THEN 1 ELSE 0 END,
+        -- At most a day: a row's max_retries may be large (rows from the Python extension).
         next_attempt_at = clock_timestamp()
-            + make_interval(secs => base * power(2, q.retry_count)),
+            + make_interval(secs => least(base * power(2, least(q.retry_count, 30)), 86400)),
         completed_at = CASE WHEN retryable AND q.retry_count < q.max_retries THEN NULL
                             ELSE clock_timestamp() END,
-        processing_time_ms = (extract(epoch FROM clock_timestamp() - q.started_at) * 1000)::int,
+        processing_time_ms =
+            least(extract(epoch FROM clock_timestamp() - q.started_at) * 1000, 2147483647)::int,
         error = error_message, worker_id = NULL, lease_until = NULL, claimed_by_pid = NULL
     WHERE q.id = job_id AND q.worker_id = worker AND q.status = 'processing'
       AND q.claimed_by_pid = pg_backend_pid()

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the extension and lays out its files under OUT_DIR as they are installed (the library,
+# the control file, the install script, the upgrade scripts): `make install-extension` copies
+# them into place, `make deb` packages them. One build command for both: `cargo pgrx install`
+# and `cargo pgrx package` set different environments, and each would rebuild what the other
+# built.
+#
+#   scripts/package-extension.sh OUT_DIR
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out_dir=$1
+PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
+PROFILE=${PROFILE:-dist}
+rm -rf "$out_dir"
+(cd crates/pg_steadytext &&
+    cargo pgrx package --profile "$PROFILE" --pg-config "$PG_CONFIG" --out-dir "$out_dir" >/dev/null)
+scripts/upgrade-scripts.sh "$out_dir$("$PG_CONFIG" --sharedir)/extension"
