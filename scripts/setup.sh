@@ -14,7 +14,7 @@ PACKAGES=(
     libtap-parser-sourcehandler-pgtap-perl
     libzmq3-dev libssl-dev openssl procps
     # make deb and the package and upgrade tests (test-package, test-upgrade)
-    lintian help2man pgxnclient unzip postgresql-plpython3-$PG_MAJOR
+    lintian help2man pgxnclient unzip systemd adduser postgresql-plpython3-$PG_MAJOR
 )
 
 step() { printf '\n== %s\n' "$*" >&2; }
