@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
 # Builds the extension and lays out its files under OUT_DIR as they are installed (the library,
 # the control file, the install script, the upgrade scripts): `make install-extension` copies
-# them into place, `make deb` packages them. One build command for both: `cargo pgrx install`
-# and `cargo pgrx package` set different environments, and each would rebuild what the other
-# built.
+# them into place, `make deb` packages them: one build and one layout serve both.
 #
 #   scripts/package-extension.sh OUT_DIR
 set -euo pipefail

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes the upgrade scripts of this version into an extension directory that already holds its
-# install script (what `cargo pgrx install` or `cargo pgrx package` wrote):
+# install script (what `cargo pgrx package` wrote, in scripts/package-extension.sh):
 #
 #   pg_steadytext--PREVIOUS--VERSION.sql   every one of ours, from crates/pg_steadytext/sql/upgrade/
 #   pg_steadytext--2025.11.25--VERSION.sql from the Python extension: prologue, this version's
