@@ -21,7 +21,7 @@ GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 RERANK_MODEL := $(STEADYTEXT_TEST_MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
-.PHONY: all setup build install install-st install-extension uninstall deb dist test test-upgrade test-package test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme lint demo bench models clean
+.PHONY: all setup build install install-st install-extension uninstall deb dist test test-upgrade test-package test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme test-http lint demo bench models clean
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
 
@@ -86,7 +86,7 @@ lint:
 
 ## Every test, on the real test models.
 ## test-package comes last: it installs and purges the package, then installs the build again.
-test: setup build lint test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme test-upgrade test-package
+test: setup build lint test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme test-http test-upgrade test-package
 
 ## Library and CLI tests (the extension's #[pg_test]s run under test-pgrx). One test at a time:
 ## each uses every core, and ggml's spinning threads collapse when two requests share two cores.
@@ -121,6 +121,11 @@ test-jsonschema: install-extension
 ## Every SQL and shell example of the README, as written (marked ones skipped).
 test-readme: install-extension
 	prove tests/readme/run.sh
+
+## Operations: OpenAI's Python client against `st daemon --http`, Prometheus scraping /metrics
+## (and the Grafana dashboard's queries), remote models in SQL, pg_cron eviction, SQL counters.
+test-http: install-st install-extension
+	PROFILE=$(PROFILE) prove tests/http/run.sh
 
 ## Every attack on the privilege model, as unprivileged roles and as another OS user; st worker
 ## over TLS.

@@ -15,6 +15,8 @@ PACKAGES=(
     libzmq3-dev libssl-dev openssl procps
     # make deb and the package and upgrade tests (test-package, test-upgrade)
     lintian help2man pgxnclient unzip systemd adduser postgresql-plpython3-$PG_MAJOR
+    # the operations test (test-http): Prometheus scrapes the daemon; pg_cron runs eviction
+    prometheus postgresql-$PG_MAJOR-cron
 )
 
 step() { printf '\n== %s\n' "$*" >&2; }

@@ -16,6 +16,7 @@ WORK=$(mktemp -d /tmp/pg_steadytext_security.XXXXXX)
 chmod 755 "$WORK"
 DATA=$WORK/data
 PORT=${SECURITY_PORT:-54360}
+HTTP_PORT=${SECURITY_HTTP_PORT:-5720}
 TCP_PORT=${SECURITY_TCP_PORT:-55361}
 MODELS=${STEADYTEXT_TEST_MODELS:-/var/cache/steadytext/test-models}
 ST=$(command -v st || echo /usr/local/bin/st)
@@ -119,7 +120,8 @@ refused "nor call steadytext_config_set" mallory "SELECT steadytext_config_set('
 refused "nor point the daemon at another host" mallory "SELECT steadytext_config_set('daemon_host', '203.0.113.7')" 42501
 refused "a steadytext_user cannot either" alice "SELECT steadytext_config_set('default_seed', '7')" 42501
 refused "nor INSERT a config row" alice "INSERT INTO steadytext_config (key, value) VALUES ('default_seed', '7')" 42501
-for setting in daemon_endpoint daemon_host st_path generation_model models_dir allow_model_downloads max_prompt_length; do
+for setting in daemon_endpoint daemon_host st_path generation_model models_dir allow_model_downloads max_prompt_length \
+    remote_base_url remote_api_key remote_api_key_file remote_deterministic remote_timeout; do
     refused "mallory cannot SET steadytext.$setting" mallory "SET steadytext.$setting = 'tcp://203.0.113.7:5557'" 42501
 done
 check "the refused attempts left no trace" $([ "$(trace)" = "$before" ]; echo $?)
@@ -279,6 +281,19 @@ refused "mallory cannot stop the daemon" mallory "SELECT steadytext_daemon_stop(
 refused "nor start it" mallory "SELECT steadytext_daemon_start()" 42501
 refused "nor a user, through the alias" alice "SELECT st_daemon_stop()" 42501
 refused "nor read the audit trail" alice "SELECT * FROM steadytext_audit_events" 42501
+refused "nor the database-side counters" alice "SELECT * FROM steadytext_metrics()" 42501
+refused "nor read the cache through st cache sync's export" mallory "SELECT * FROM steadytext_cache_export()" 42501
+refused "a user may not either" alice "SELECT * FROM steadytext_cache_export()" 42501
+refused "nor write cache rows through its import" alice \
+    "SELECT steadytext_cache_import('[{\"cache_key\": \"gen:00\", \"kind\": \"generation\", \"response\": \"poisoned\", \"access_count\": 1, \"last_access_us\": 0}]')" 42501
+refused "an import is checked: a key that is not a cache key" dave \
+    "SELECT steadytext_cache_import('[{\"cache_key\": \"x y\", \"kind\": \"generation\", \"response\": \"r\", \"access_count\": 1, \"last_access_us\": 0}]')" P0001
+refused "an embedding that is not 1024 numbers" dave \
+    "SELECT steadytext_cache_import('[{\"cache_key\": \"emb:00\", \"kind\": \"embedding\", \"embedding\": [1, 2], \"access_count\": 1, \"last_access_us\": 0}]')" P0001
+refused "more than 10 000 entries in one call" dave \
+    "SELECT steadytext_cache_import((SELECT jsonb_agg(jsonb_build_object('cache_key', 'gen:' || i, 'kind', 'generation', 'response', 'r', 'access_count', 1, 'last_access_us', 0)) FROM generate_series(1, 10001) i))" P0001
+refused "a remote model needs steadytext.remote_base_url, which only a superuser sets" mallory \
+    "SELECT steadytext_generate('x', 8, model => 'openai:gpt-4o-mini', unsafe_mode => true)" 0A000
 daemon_pid() { pgrep -f "st daemon run --endpoint ipc://$SOCKET" | head -n 1; }
 before_pid=$(daemon_pid)
 version=$(runuser -u nobody -- "$ST" --version 2>&1)
@@ -291,7 +306,8 @@ check "nor stop it (the same daemon process, $before_pid)" $([ -n "$before_pid" 
 # A TCP daemon (for SteadyText's Python clients) without a token: any local user may generate
 # with its models, nothing more.
 XDG_CACHE_HOME=$WORK/tcp-cache STEADYTEXT_GENERATION_MODEL=$GEN STEADYTEXT_EMBEDDING_MODEL=$EMB \
-    "$ST" daemon run --endpoint "tcp://127.0.0.1:$TCP_PORT" --no-preload >"$WORK/tcp-daemon.log" 2>&1 &
+    "$ST" daemon run --endpoint "tcp://127.0.0.1:$TCP_PORT" --http "127.0.0.1:$HTTP_PORT" --no-preload \
+    >"$WORK/tcp-daemon.log" 2>&1 &
 tcp=$!; pids+=($tcp)
 for _ in $(seq 50); do grep -q "ready" "$WORK/tcp-daemon.log" && break; sleep 0.2; done
 as_nobody() { runuser -u nobody -- env STEADYTEXT_DAEMON_ENDPOINT="tcp://127.0.0.1:$TCP_PORT" "$ST" "$@" 2>&1; }
@@ -304,6 +320,23 @@ check "nor stop it" $(kill -0 $tcp 2>/dev/null; echo $?) "$out"
 a=$(as_nobody generate --daemon --wait "Name a colour" --max-new-tokens 8)
 b=$(STEADYTEXT_GENERATION_MODEL=$GEN "$ST" generate --wait "Name a colour" --max-new-tokens 8 2>&1)
 check "but generates, with the same bytes as the library" $([ -n "$a" ] && [ "$a" = "$b" ]; echo $?) "$a / $b"
+# Its HTTP listener holds clients to the same rules, and bounds what they send.
+http() { runuser -u nobody -- curl -s -w ' %{http_code}' "http://127.0.0.1:$HTTP_PORT/v1/$1" -d "$2" 2>&1; }
+out=$(http chat/completions '{"model": "/etc/passwd", "messages": [{"role": "user", "content": "hi"}]}')
+check "over HTTP another user cannot load a file by path (403)" \
+    $([[ "$out" == *"naming model files by path is not allowed here"*" 403" ]]; echo $?) "$out"
+out=$(http chat/completions '{"model": "gemma-mini-270m", "messages": [{"role": "user", "content": "hi"}]}')
+check "nor make it download a model" $([[ "$out" == *"downloads are off"* ]]; echo $?) "$out"
+out=$(head -c 20000000 /dev/zero | tr '\0' a | sed 's/^/{"input": "/; s/$/"}/' |
+    runuser -u nobody -- curl -s -o /dev/null -w '%{http_code}' --data-binary @- "http://127.0.0.1:$HTTP_PORT/v1/embeddings")
+check "a 20 MB body is refused (413)" $([ "$out" = 413 ]; echo $?) "$out"
+long=$(head -c 40000 /dev/zero | tr '\0' a)
+out=$(http embeddings "{\"input\": \"$long\"}")
+check "a text over the limit is refused, naming the setting (400)" \
+    $([[ "$out" == *"steadytext.max_prompt_length"*" 400" ]]; echo $?) "$out"
+out=$(XDG_CACHE_HOME=$WORK/tcp-cache "$ST" daemon run --endpoint "tcp://127.0.0.1:$((HTTP_PORT + 1))" \
+    --http "0.0.0.0:$((HTTP_PORT + 2))" --no-preload 2>&1)
+check "st daemon --http off loopback needs a token" $([[ "$out" == *"not a loopback address"* ]]; echo $?) "$out"
 kill -TERM $tcp; wait $tcp 2>/dev/null
 out=$(sql dave "SELECT steadytext_daemon_stop()" | tail -n 1)
 check "an admin stops the daemon" $([ "$out" = t ]; echo $?) "$out"

@@ -6,6 +6,7 @@
 
 mod core;
 mod daemon;
+mod fleet;
 mod library;
 mod queue;
 mod rerank;
@@ -29,7 +30,7 @@ struct Args {
     /// The `st` binary (runs the benchmark daemon).
     #[arg(long, default_value = "st")]
     st: PathBuf,
-    /// Run only this section (core, structured, rerank, daemon, sql, queue); for working on one
+    /// Run only this section (core, structured, rerank, daemon, sql, queue, fleet); for working on one
     /// benchmark.
     #[arg(long)]
     only: Option<String>,
@@ -60,6 +61,11 @@ fn main() -> Result<()> {
     } else {
         skipped()
     };
+    let (fleet_json, fleet_markdown) = if wanted("fleet") {
+        fleet::run(&args.st, args.repeat)?
+    } else {
+        skipped()
+    };
     let (structured_json, structured_markdown) = if wanted("structured") {
         structured::run(args.repeat)?
     } else {
@@ -72,6 +78,7 @@ fn main() -> Result<()> {
     };
     let results = serde_json::json!({
         "core": core.json, "daemon": daemon_json, "sql": sql_json, "queue": queue_json,
+        "fleet": fleet_json,
         "structured": structured_json, "rerank": rerank_json,
     });
     std::fs::write(
@@ -83,7 +90,8 @@ fn main() -> Result<()> {
         + &rerank_markdown
         + &daemon_markdown
         + &sql_markdown
-        + &queue_markdown;
+        + &queue_markdown
+        + &fleet_markdown;
     std::fs::write(args.out.join("README.md"), report)?;
     println!("{}", std::fs::read_to_string(args.out.join("README.md"))?);
     Ok(())

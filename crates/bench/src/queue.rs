@@ -28,7 +28,7 @@ fn conf(workers: usize) -> String {
 /// Waits until nothing is pending or processing; returns the seconds since `since`. The wait
 /// loops inside one statement (each query sees new commits), so the harness does not compete
 /// with the workers for the two cores by starting a connection per poll.
-fn drain(cluster: &Cluster, since: Instant) -> Result<f64> {
+pub fn drain(cluster: &Cluster, since: Instant) -> Result<f64> {
     cluster.psql(
         "DO $$ BEGIN
              WHILE EXISTS (SELECT 1 FROM steadytext_queue WHERE status IN ('pending', 'processing')) LOOP

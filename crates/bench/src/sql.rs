@@ -40,6 +40,15 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// A libpq connection string for `st worker`.
+    pub fn dsn(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres",
+            self.dir.display(),
+            self.port
+        )
+    }
+
     /// Restarts the server after appending `conf` to its postgresql.conf.
     pub fn restart_with(&self, conf: &str) -> Result<()> {
         self.pg_cluster("stop", "")?;

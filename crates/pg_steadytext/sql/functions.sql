@@ -149,7 +149,8 @@ $$;
 
 -- Shared by the two eviction functions: deletes batches of rows, in the order `order_by`
 -- gives, among rows older than min_age_hours, until the entry and size targets hold or nothing
--- more may go. Each batch leaves an audit row.
+-- more may go. Each batch leaves an audit row. When only the entry target is exceeded, a batch
+-- takes no more rows than the excess (a full batch would empty a small cache).
 CREATE FUNCTION _steadytext_cache_evict(
     target_entries int, target_size_mb float8, batch_size int, min_age_hours int,
     min_access_count int, order_by text, eviction_type text)
@@ -165,6 +166,7 @@ DECLARE
     size_mb float8;
     batch_count int;
     batch_mb float8;
+    batch_limit bigint;
 BEGIN
     IF COALESCE(batch_size, 0) < 1 THEN
         PERFORM @extschema@._steadytext_raise_p0001('batch_size must be at least 1');
@@ -175,6 +177,8 @@ BEGIN
         SELECT count(*), COALESCE(sum(@extschema@._steadytext_cache_row_size(c)), 0) / 1048576.0
           INTO entries, size_mb FROM @extschema@.steadytext_cache c;
         EXIT WHEN entries <= max_entries AND size_mb <= max_mb;
+        batch_limit := CASE WHEN size_mb <= max_mb THEN LEAST(batch_size, entries - max_entries)
+                            ELSE batch_size END;
         EXECUTE format(
             'WITH victims AS (
                  SELECT id FROM @extschema@.steadytext_cache_with_frecency
@@ -186,7 +190,7 @@ BEGIN
                  RETURNING @extschema@._steadytext_cache_row_size(c) AS bytes)
              SELECT count(*)::int, COALESCE(sum(bytes), 0) / 1048576.0 FROM deleted', order_by)
           INTO batch_count, batch_mb
-          USING COALESCE(min_age_hours, 0), min_access_count, batch_size;
+          USING COALESCE(min_age_hours, 0), min_access_count, batch_limit;
         EXIT WHEN batch_count = 0;
         evicted_count := evicted_count + batch_count;
         freed_size_mb := freed_size_mb + batch_mb;
@@ -470,6 +474,37 @@ FROM _steadytext_audit_file() f;
 
 ALTER VIEW steadytext_cache_with_frecency SET (security_invoker = true);
 
+-- Database-side counters for monitoring, one row per value, named like the daemon's Prometheus
+-- metrics (the daemon's /metrics covers inference; these the queue, the cache table and the
+-- rate limits). Counts over every role's rows, never their texts: steadytext_admin only.
+CREATE FUNCTION steadytext_metrics()
+RETURNS TABLE(metric text, labels jsonb, value float8)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'steadytext_queue_requests', jsonb_build_object('status', s.status), count(q.id)::float8
+    FROM unnest(ARRAY['pending', 'processing', 'completed', 'failed', 'cancelled']) s(status)
+    LEFT JOIN @extschema@.steadytext_queue q ON q.status = s.status
+    GROUP BY s.status
+    UNION ALL
+    SELECT 'steadytext_queue_oldest_pending_seconds', '{}',
+           COALESCE(extract(epoch FROM now() - min(q.created_at)), 0)::float8
+    FROM @extschema@.steadytext_queue q WHERE q.status = 'pending'
+    UNION ALL
+    SELECT 'steadytext_cache_table_entries', '{}', count(*)::float8
+    FROM @extschema@.steadytext_cache
+    UNION ALL
+    SELECT 'steadytext_cache_table_lookups_total', jsonb_build_object('result', r.result),
+           r.n::float8
+    FROM (SELECT COALESCE(sum(l.hits), 0) AS hits, COALESCE(sum(l.misses), 0) AS misses
+          FROM @extschema@.steadytext_cache_lookups l) t,
+         LATERAL (VALUES ('hit', t.hits), ('miss', t.misses)) r(result, n)
+    UNION ALL
+    SELECT 'steadytext_cache_table_hit_rate', '{}', st.cache_hit_rate
+    FROM @extschema@.steadytext_cache_stats() st
+    UNION ALL
+    SELECT 'steadytext_rate_limit_refusals_total', '{}', count(*)::float8
+    FROM @extschema@._steadytext_audit_file() f WHERE f.event_type = 'rate_limit_refused'
+$$;
+
 ---------------------------------------------------------------------------------------------
 -- Privileges. Only the extension's own objects: no table has a PUBLIC privilege. PUBLIC keeps
 -- EXECUTE on the side-effect-free inference functions (drop-in compatibility: a role that could
@@ -546,10 +581,12 @@ DECLARE
         'steadytext_cache_analyze_usage', 'st_cache_analyze_usage', '_steadytext_cache_evict',
         '_steadytext_cache_row_size', '_steadytext_cache_lookups_fold', 'steadytext_daemon_start', 'st_daemon_start',
         'steadytext_daemon_stop', 'st_daemon_stop', '_steadytext_audit',
-        '_steadytext_audit_file'];
+        '_steadytext_audit_file', 'steadytext_metrics'];
     worker_functions text[] := ARRAY[
         'steadytext_queue_claim', 'steadytext_queue_heartbeat', 'steadytext_queue_complete',
         'steadytext_queue_fail', 'steadytext_queue_release'];
+    -- st cache sync: the functions check which of the two roles (and config row) may write
+    sync_functions text[] := ARRAY['steadytext_cache_export', 'steadytext_cache_import'];
     f record;
 BEGIN
     FOR f IN
@@ -569,6 +606,8 @@ BEGIN
             EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO steadytext_admin', f.sig);
         ELSIF f.name = ANY (worker_functions) THEN
             EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO steadytext_worker', f.sig);
+        ELSIF f.name = ANY (sync_functions) THEN
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO steadytext_worker, steadytext_admin', f.sig);
         END IF;
     END LOOP;
 END

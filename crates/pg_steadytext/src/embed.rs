@@ -3,12 +3,13 @@
 use std::time::Instant;
 
 use pgrx::prelude::*;
-use steadytext::request::{EmbedRequest, EmbedSpec};
+use steadytext::remote::RemoteRequest;
+use steadytext::request::{EmbedRequest, EmbedSpec, Spec};
 use steadytext::Request;
 
-use crate::errors::{raise, raise_error};
+use crate::errors::{raise, raise_error, OrRaise};
 use crate::vector::Vector;
-use crate::{cache, model, rate_limit, route};
+use crate::{cache, model, rate_limit, remote, route};
 
 fn check_text(text_input: Option<&str>) -> &str {
     let Some(text) = text_input else {
@@ -51,6 +52,55 @@ fn build(
     }
 }
 
+/// The remote request for embedding `text`, or `None` when the model is local.
+fn remote_request(
+    text: &str,
+    model: Option<&str>,
+    unsafe_mode: Option<bool>,
+) -> Option<RemoteRequest> {
+    let spec = EmbedSpec {
+        texts: Some(vec![text.to_string()]),
+        model: model.map(str::to_string),
+        unsafe_mode,
+        ..EmbedSpec::default()
+    };
+    let request = remote::request(&Spec::Embed(spec))?;
+    model::check_deny(text);
+    rate_limit::admit();
+    Some(request)
+}
+
+fn remote_vector(request: RemoteRequest) -> Vec<f32> {
+    let mut vectors = remote::run(request).into_embeddings().or_raise();
+    vectors.pop().unwrap_or_else(steadytext::embed::zero)
+}
+
+/// `steadytext_embed_cached` with a remote model: the row is written only when the answer may
+/// be cached (see `remote`).
+fn remote_cached(text: &str, request: RemoteRequest, seed: Option<i32>) -> Vec<f32> {
+    let Some(key) = remote::embedding_key(&request, text) else {
+        return remote_vector(request);
+    };
+    if let Some(hit) = cache::embedding(&key) {
+        cache::record_lookup(&key, true);
+        return hit;
+    }
+    cache::record_lookup(&key, false);
+    let model_name = format!("{}:{}", request.model.provider, request.model.name);
+    let started = Instant::now();
+    let vector = remote_vector(request);
+    let row = cache::RowInfo {
+        prompt: text.to_string(),
+        model_name,
+        seed: seed.unwrap_or(steadytext::defaults::SEED as i32),
+        eos_string: None,
+        params: serde_json::json!({ "remote": true }),
+        elapsed_ms: started.elapsed().as_millis() as i32,
+    };
+    cache::store_embedding(&key, &vector, &row);
+    vector
+}
+
 /// Embeds with the model, or warns and returns `None` so the caller can give zero vectors.
 fn compute(function: &str, request: EmbedRequest) -> Option<Vec<Vec<f32>>> {
     let embedded = route::run(Request::Embed(request)).and_then(|o| o.into_embeddings());
@@ -87,6 +137,13 @@ fn steadytext_embed(
     let _ = seed;
     let text = check_text(text_input);
     let use_cache = use_cache.unwrap_or(true);
+    if let Some(request) = remote_request(text, model, unsafe_mode) {
+        let key = remote::embedding_key(&request, text).filter(|_| use_cache);
+        if let Some(hit) = key.as_deref().and_then(cache::embedding) {
+            return Vector(hit);
+        }
+        return Vector(remote_vector(request));
+    }
     let Some(request) = build(
         "steadytext_embed",
         vec![text.to_string()],
@@ -115,6 +172,9 @@ fn steadytext_embed_cached(
     unsafe_mode: default!(Option<bool>, false),
 ) -> Vector {
     let text = check_text(text_input);
+    if let Some(request) = remote_request(text, model, unsafe_mode) {
+        return Vector(remote_cached(text, request, seed));
+    }
     let Some(request) = build(
         "steadytext_embed_cached",
         vec![text.to_string()],

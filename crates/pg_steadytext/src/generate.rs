@@ -4,12 +4,13 @@ use std::time::Instant;
 
 use pgrx::prelude::*;
 use steadytext::execute::{Execution, Output, Progress};
-use steadytext::request::{GenerateRequest, GenerateSpec};
+use steadytext::remote::RemoteTask;
+use steadytext::request::{GenerateRequest, GenerateSpec, Spec};
 use steadytext::Request;
 
 use crate::errors::{raise, raise_error, OrRaise};
 use crate::route::{self, Interrupts};
-use crate::{cache, config, model, rate_limit};
+use crate::{cache, config, model, rate_limit, remote};
 
 /// The prompt, refused when NULL (the Python extension's text); the library refuses blank ones.
 pub(crate) fn check_prompt(prompt: Option<&str>) -> &str {
@@ -183,6 +184,17 @@ fn steadytext_generate(
         model_filename,
         size,
     };
+    if let Some(text) = remote_text(
+        prompt,
+        max_tokens,
+        use_cache,
+        seed,
+        eos_string,
+        &models,
+        unsafe_mode,
+    ) {
+        return Some(text);
+    }
     let request = request(
         "steadytext_generate",
         prompt,
@@ -194,6 +206,42 @@ fn steadytext_generate(
         unsafe_mode,
     )?;
     Some(text(request))
+}
+
+/// A generation by a remote model (see `remote`), or `None` when the model is local.
+#[allow(clippy::too_many_arguments)]
+fn remote_text(
+    prompt: Option<&str>,
+    max_tokens: Option<i32>,
+    use_cache: Option<bool>,
+    seed: Option<i32>,
+    eos_string: Option<&str>,
+    models: &ModelArgs<'_>,
+    unsafe_mode: Option<bool>,
+) -> Option<String> {
+    let unsafe_mode = unsafe_mode.unwrap_or(false);
+    if !models.model.is_some_and(steadytext::request::is_remote) || !unsafe_mode {
+        return None;
+    }
+    let spec = spec(
+        check_prompt(prompt),
+        max_tokens,
+        use_cache,
+        seed,
+        eos_string,
+        models,
+        unsafe_mode,
+    );
+    let use_cache = spec.use_cache.unwrap_or(true);
+    let request = remote::request(&Spec::Generate(spec))?;
+    if let RemoteTask::Generate { prompt, .. } = &request.task {
+        admit(prompt);
+    }
+    let key = remote::generation_key(&request).filter(|_| use_cache);
+    if let Some(hit) = key.as_deref().and_then(cache::response) {
+        return Some(hit);
+    }
+    Some(remote::run(request).into_text().or_raise())
 }
 
 /// Pieces of a generation as rows, one per call, produced while the model decodes.

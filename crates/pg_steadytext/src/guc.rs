@@ -38,6 +38,12 @@ pub static MAX_BATCH_SIZE: GucSetting<i32> =
 pub static SUMMARY_MAX_FACTS: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static PROMPT_DENY_PATTERN: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
+pub static REMOTE_BASE_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static REMOTE_API_KEY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static REMOTE_API_KEY_FILE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+pub static REMOTE_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+pub static REMOTE_DETERMINISTIC: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 fn string_guc(
     name: &'static std::ffi::CStr,
@@ -53,6 +59,7 @@ pub fn register() {
     register_models();
     register_limits();
     register_daemon();
+    register_remote();
     GucRegistry::define_bool_guc(
         c"steadytext.json_output_tags",
         c"Wrap steadytext_generate_json's output in <json-output></json-output> tags.",
@@ -156,6 +163,50 @@ fn register_limits() {
         c"Empty by default. Pattern matching is no defence against prompt injection.",
         &PROMPT_DENY_PATTERN,
         GucContext::Suset,
+    );
+}
+
+/// Remote providers: superuser-only, and the key is hidden from everyone else (SHOW, pg_settings).
+fn register_remote() {
+    string_guc(
+        c"steadytext.remote_base_url",
+        c"OpenAI-compatible endpoint for remote models (model => 'openai:NAME', unsafe_mode => true).",
+        c"Up to and including /v1. Empty (the default): remote models are refused.",
+        &REMOTE_BASE_URL,
+        GucContext::Suset,
+    );
+    GucRegistry::define_string_guc(
+        c"steadytext.remote_api_key",
+        c"Bearer token sent to steadytext.remote_base_url.",
+        c"Readable by superusers only. steadytext.remote_api_key_file keeps it out of the catalogs.",
+        &REMOTE_API_KEY,
+        GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
+    );
+    string_guc(
+        c"steadytext.remote_api_key_file",
+        c"A file (read by the server's OS user) holding the remote provider's bearer token.",
+        c"Used when steadytext.remote_api_key is empty.",
+        &REMOTE_API_KEY_FILE,
+        GucContext::Suset,
+    );
+    GucRegistry::define_int_guc(
+        c"steadytext.remote_timeout",
+        c"Most time a remote provider call may take.",
+        c"A query cancel or statement_timeout stops the call sooner.",
+        &REMOTE_TIMEOUT_MS,
+        100,
+        3_600_000,
+        GucContext::Suset,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_bool_guc(
+        c"steadytext.remote_deterministic",
+        c"The remote endpoint answers the same bytes for the same greedy request.",
+        c"On: greedy (temperature 0) remote results are cached like local ones. Off (the default): never cached.",
+        &REMOTE_DETERMINISTIC,
+        GucContext::Suset,
+        GucFlags::default(),
     );
 }
 

@@ -11,6 +11,7 @@ use pgrx::prelude::*;
 
 mod audit;
 mod cache;
+mod cache_sync;
 mod config;
 mod daemon;
 mod daemon_process;
@@ -24,6 +25,7 @@ mod privilege;
 mod prompts;
 mod queue;
 mod rate_limit;
+mod remote;
 mod rerank;
 mod route;
 mod spi;
@@ -85,12 +87,17 @@ extension_sql_file!(
     ]
 );
 
+/// Whether the library was loaded by the postmaster (backends inherit it when they fork): only
+/// then are its settings defined before any session can read them.
+pub static PRELOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::register();
     // SAFETY: reads a flag the postmaster sets while loading shared_preload_libraries.
     let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };
     if preloading {
+        PRELOADED.store(true, std::sync::atomic::Ordering::Relaxed);
         guc::register_postmaster();
         if guc::DAEMON_AUTOSTART.get() {
             supervisor::register();

@@ -66,12 +66,39 @@ pub struct KindStats {
     pub hits: u64,
     /// Lookups that did not.
     pub misses: u64,
+    /// Entries removed to keep the kind under its limit.
+    pub evictions: u64,
+}
+
+/// A stored entry with its frecency counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The complete key.
+    pub key: String,
+    /// The stored bytes.
+    pub value: Vec<u8>,
+    /// How often it was stored or read.
+    pub frequency: i64,
+    /// Its last use, microseconds since 1970.
+    pub last_access_us: i64,
+}
+
+/// The counters of one kind alone (no query: cheap enough to read around every request).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Lookups that found a value.
+    pub hits: u64,
+    /// Lookups that did not.
+    pub misses: u64,
+    /// Entries evicted.
+    pub evictions: u64,
 }
 
 #[derive(Default)]
 struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
+    evictions: AtomicU64,
 }
 
 /// The cache.
@@ -273,6 +300,9 @@ impl FrecencyCache {
             chosen
         };
         let mut memory = self.memory.lock().unwrap();
+        self.counters[&kind]
+            .evictions
+            .fetch_add(victims.len() as u64, Ordering::Relaxed);
         for (key, _) in victims {
             let _ = conn.execute(
                 &format!("DELETE FROM {} WHERE key = ?1", kind.table()),
@@ -302,7 +332,74 @@ impl FrecencyCache {
             max_bytes: self.limits[&kind],
             hits: counter.hits.load(Ordering::Relaxed),
             misses: counter.misses.load(Ordering::Relaxed),
+            evictions: counter.evictions.load(Ordering::Relaxed),
         }
+    }
+
+    /// The counters of `kind`, without counting entries.
+    pub fn counts(&self, kind: Kind) -> Counts {
+        let counter = &self.counters[&kind];
+        Counts {
+            hits: counter.hits.load(Ordering::Relaxed),
+            misses: counter.misses.load(Ordering::Relaxed),
+            evictions: counter.evictions.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Every entry of `kind`, for copying to another store (`st cache sync`).
+    pub fn entries(&self, kind: Kind) -> Vec<Entry> {
+        let conn = self.conn.lock().unwrap();
+        let Ok(mut stmt) = conn.prepare(&format!(
+            "SELECT key, value, frequency, last_access FROM {} ORDER BY key",
+            kind.table()
+        )) else {
+            return Vec::new();
+        };
+        stmt.query_map([], |r| {
+            Ok(Entry {
+                key: r.get(0)?,
+                value: r.get(1)?,
+                frequency: r.get(2)?,
+                last_access_us: r.get(3)?,
+            })
+        })
+        .map(|rows| rows.flatten().collect())
+        .unwrap_or_default()
+    }
+
+    /// Adds an entry from another store. A key already here keeps its value; the counts merge as
+    /// the larger frequency and the later access, so merging the same entry again changes
+    /// nothing. Returns whether the key was new.
+    pub fn merge(&self, kind: Kind, entry: &Entry) -> bool {
+        let conn = self.conn.lock().unwrap();
+        let existed = conn
+            .query_row(
+                &format!("SELECT 1 FROM {} WHERE key = ?1", kind.table()),
+                [&entry.key],
+                |_| Ok(()),
+            )
+            .is_ok();
+        let merged = conn.execute(
+            &format!(
+                "INSERT INTO {} (key, value, frequency, last_access, size) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT(key) DO UPDATE SET frequency = max(frequency, excluded.frequency), \
+                 last_access = max(last_access, excluded.last_access)",
+                kind.table()
+            ),
+            params![
+                entry.key,
+                entry.value,
+                entry.frequency.max(1),
+                entry.last_access_us,
+                (entry.key.len() + entry.value.len()) as i64
+            ],
+        );
+        if let Err(e) = merged {
+            tracing::warn!(error = %e, "cache merge failed");
+            return false;
+        }
+        self.evict_if_needed(&conn, kind);
+        !existed
     }
 
     /// Removes every entry of `kind`; returns how many.
@@ -335,6 +432,43 @@ mod tests {
 
     fn limits(bytes: u64) -> HashMap<Kind, u64> {
         Kind::ALL.iter().map(|&k| (k, bytes)).collect()
+    }
+
+    #[test]
+    fn merge_keeps_the_value_and_the_larger_counts() {
+        let cache = FrecencyCache::open_with_limits(&temp("merge"), limits(1 << 20)).unwrap();
+        cache.set(Kind::Generation, "k", b"mine");
+        let theirs = Entry {
+            key: "k".into(),
+            value: b"theirs".to_vec(),
+            frequency: 9,
+            last_access_us: i64::MAX / 2,
+        };
+        assert!(!cache.merge(Kind::Generation, &theirs), "the key was here");
+        assert!(cache.merge(
+            Kind::Generation,
+            &Entry {
+                key: "new".into(),
+                ..theirs.clone()
+            }
+        ));
+        let entries = cache.entries(Kind::Generation);
+        let k = entries.iter().find(|e| e.key == "k").unwrap();
+        assert_eq!(k.value, b"mine", "a value is never overwritten");
+        assert_eq!((k.frequency, k.last_access_us), (9, i64::MAX / 2));
+        assert!(!cache.merge(
+            Kind::Generation,
+            &Entry {
+                frequency: 2,
+                last_access_us: 1,
+                ..theirs
+            }
+        ));
+        let again = cache.entries(Kind::Generation);
+        assert_eq!(
+            again, entries,
+            "a smaller count or an older use changes nothing"
+        );
     }
 
     #[test]

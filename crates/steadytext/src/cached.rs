@@ -19,11 +19,38 @@ pub struct Cached<'c, E> {
     pub cache: Option<&'c FrecencyCache>,
 }
 
-/// A generation as it is kept: the unstripped text and how it ended.
+/// A generation as it is kept: the unstripped text, how it ended, and whether it was constrained
+/// (absent in entries written before it was recorded).
 #[derive(Serialize, Deserialize)]
 struct Kept {
     raw: String,
     summary: Summary,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    constrained: Option<bool>,
+}
+
+/// The text a kept generation answers with, for a store that keeps finished texts (the
+/// `steadytext_cache` table). `None` when that cannot be known: an entry from before the
+/// constrained flag whose text has surrounding whitespace (stripped or not depends on it).
+pub fn kept_text(bytes: &[u8]) -> Option<String> {
+    let kept: Kept = serde_json::from_slice(bytes).ok()?;
+    match kept.constrained {
+        Some(constrained) => Some(finish_text(&kept.raw, constrained)),
+        None if kept.raw.trim() == kept.raw => Some(kept.raw),
+        None => None,
+    }
+}
+
+/// A kept generation for a finished text from such a store. Replayed, it gives the same text
+/// whether the request was constrained or not (a finished unconstrained text is already
+/// stripped); its token counts are unknown and read as zero.
+pub fn kept_from_text(text: &str) -> Vec<u8> {
+    let kept = Kept {
+        raw: text.to_string(),
+        summary: Summary::default(),
+        constrained: None,
+    };
+    serde_json::to_vec(&kept).unwrap_or_default()
 }
 
 impl<E: Executor> Executor for Cached<'_, E> {
@@ -62,6 +89,7 @@ impl<E: Executor> Cached<'_, E> {
             cache,
             key,
             raw: String::new(),
+            constrained,
         }))
     }
 
@@ -187,6 +215,7 @@ struct Recording<'s> {
     cache: &'s FrecencyCache,
     key: String,
     raw: String,
+    constrained: bool,
 }
 
 impl Execution for Recording<'_> {
@@ -198,6 +227,7 @@ impl Execution for Recording<'_> {
                 let kept = Kept {
                     raw: std::mem::take(&mut self.raw),
                     summary: *summary,
+                    constrained: Some(self.constrained),
                 };
                 if let Ok(bytes) = serde_json::to_vec(&kept) {
                     self.cache.set(Kind::Generation, &self.key, &bytes);
@@ -307,6 +337,32 @@ pub fn word_pieces(text: &str) -> Vec<&str> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kept_text_is_the_finished_text_when_it_can_be_known() {
+        let kept = |raw: &str, constrained: Option<bool>| {
+            serde_json::to_vec(&Kept {
+                raw: raw.into(),
+                summary: Summary::default(),
+                constrained,
+            })
+            .unwrap()
+        };
+        assert_eq!(kept_text(&kept(" a ", Some(false))).as_deref(), Some("a"));
+        assert_eq!(kept_text(&kept(" a ", Some(true))).as_deref(), Some(" a "));
+        assert_eq!(kept_text(&kept("a", None)).as_deref(), Some("a"));
+        assert_eq!(
+            kept_text(&kept(" a", None)),
+            None,
+            "stripped or not is unknown"
+        );
+        assert_eq!(
+            kept_text(&kept_from_text("{\"x\": 1}")).as_deref(),
+            Some("{\"x\": 1}")
+        );
+    }
+
     #[test]
     fn word_pieces_keep_every_byte() {
         let text = "  Hello,  wörld!\n\tBye ";

@@ -17,6 +17,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::generate::GenerateParams;
 use crate::model_ref::{ModelRef, Resolver};
 use crate::registry::{self, ModelChoice};
+use crate::remote::{RemoteModel, RemoteRequest, RemoteTask};
 use crate::role::Role;
 use crate::store::{self, Fetch, PathPolicy};
 use crate::structured::Constraint;
@@ -385,6 +386,9 @@ impl Builder {
         if let Some(sent) = model_ref {
             return self.accept_model_ref(sent, role);
         }
+        if let Some(remote) = choice.model.as_deref().filter(|m| is_remote(m)) {
+            return Err(remote_not_local(remote));
+        }
         if !choice.is_empty() {
             let resolver = Resolver {
                 policy: self.policy,
@@ -447,6 +451,9 @@ impl Builder {
                 "this client may not name model files: send a model name (model_ref is for \
                  authorised clients)",
             ));
+        }
+        if choice.model.as_deref().is_some_and(is_remote) {
+            return Ok(()); // checked by check_remote; resolved by `model` or `remote`
         }
         if model_ref.is_none() && !choice.is_empty() {
             store::check_policy(&registry::resolve(choice, role)?, self.policy)?;
@@ -635,6 +642,55 @@ impl Builder {
         })
     }
 
+    /// The remote request `spec` asks for, checked like a local one, or `None` when its model
+    /// is local. Generation and embeddings only; of the constraints, a JSON schema (sent as
+    /// `response_format`).
+    pub fn remote(&self, spec: &Spec) -> Result<Option<RemoteRequest>> {
+        let model = match spec {
+            Spec::Generate(s) => s.model.as_deref(),
+            Spec::Embed(s) => s.model.as_deref(),
+            Spec::Rerank(_) => None,
+        };
+        let Some(model) = model.filter(|m| is_remote(m)) else {
+            return Ok(None);
+        };
+        let task = match spec {
+            Spec::Generate(s) => {
+                let (params, constraint) = self.check_generate(s)?;
+                if constraint
+                    .as_ref()
+                    .is_some_and(|c| !matches!(c, Constraint::Json(_)))
+                {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        "a remote model takes a JSON schema as its only constraint (regex, \
+                         choices and grammars need a local model)",
+                    ));
+                }
+                RemoteTask::Generate {
+                    prompt: s.prompt.clone(),
+                    params,
+                    constraint,
+                }
+            }
+            Spec::Embed(s) => {
+                let (texts, combine, _) = self.check_embed(s)?;
+                if combine == Combine::Average {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        "a remote model embeds texts one vector each (no averaged list)",
+                    ));
+                }
+                RemoteTask::Embed { texts }
+            }
+            Spec::Rerank(_) => unreachable!("rerank names no remote model"),
+        };
+        Ok(Some(RemoteRequest {
+            model: RemoteModel::parse(model)?,
+            task,
+        }))
+    }
+
     /// Checks `spec` as building it would, except that the model file is not located (it may
     /// live on another host: a queued request is checked when it is queued, and resolved where
     /// it runs).
@@ -683,24 +739,26 @@ fn constraint(spec: &GenerateSpec) -> Result<Option<Constraint>> {
 
 /// A model name with a ':' is a remote provider (`openai:gpt-4o-mini`): SteadyText's gate.
 pub fn check_remote(model: Option<&str>, unsafe_mode: bool) -> Result<()> {
-    let Some(model) = model.filter(|m| is_remote(m)) else {
-        return Ok(());
-    };
-    if !unsafe_mode {
+    if model.is_some_and(is_remote) && !unsafe_mode {
         return Err(Error::invalid(
             "Remote models (containing ':' ) require unsafe_mode=TRUE",
         ));
     }
-    Err(Error::new(
-        ErrorKind::Unsupported,
-        format!(
-            "remote model '{model}' is not supported: pg_steadytext runs local GGUF models only; \
-             set the model to a registry name or a GGUF path"
-        ),
-    ))
+    Ok(())
 }
 
-/// Whether a model name names a remote provider.
+/// The error for a remote model that reached local model resolution.
+fn remote_not_local(model: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "remote model '{model}' is not run locally: it is sent to an OpenAI-compatible \
+             endpoint only where one is configured (in PostgreSQL, steadytext.remote_base_url, \
+             set by a superuser); otherwise name a registry model or a GGUF path"
+        ),
+    )
+}
+
 pub fn is_remote(model: &str) -> bool {
     model.contains(':') && !model.starts_with('/') && !model.starts_with('~')
 }

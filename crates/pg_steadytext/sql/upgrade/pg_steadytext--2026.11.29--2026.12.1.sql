@@ -108,3 +108,104 @@ BEGIN
     RETURN new_status;
 END;
 $$;
+
+-- Database-side counters for monitoring, one row per value, named like the daemon's Prometheus
+-- metrics (the daemon's /metrics covers inference; these the queue, the cache table and the
+-- rate limits). Counts over every role's rows, never their texts: steadytext_admin only.
+CREATE FUNCTION steadytext_metrics()
+RETURNS TABLE(metric text, labels jsonb, value float8)
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT 'steadytext_queue_requests', jsonb_build_object('status', s.status), count(q.id)::float8
+    FROM unnest(ARRAY['pending', 'processing', 'completed', 'failed', 'cancelled']) s(status)
+    LEFT JOIN @extschema@.steadytext_queue q ON q.status = s.status
+    GROUP BY s.status
+    UNION ALL
+    SELECT 'steadytext_queue_oldest_pending_seconds', '{}',
+           COALESCE(extract(epoch FROM now() - min(q.created_at)), 0)::float8
+    FROM @extschema@.steadytext_queue q WHERE q.status = 'pending'
+    UNION ALL
+    SELECT 'steadytext_cache_table_entries', '{}', count(*)::float8
+    FROM @extschema@.steadytext_cache
+    UNION ALL
+    SELECT 'steadytext_cache_table_lookups_total', jsonb_build_object('result', r.result),
+           r.n::float8
+    FROM (SELECT COALESCE(sum(l.hits), 0) AS hits, COALESCE(sum(l.misses), 0) AS misses
+          FROM @extschema@.steadytext_cache_lookups l) t,
+         LATERAL (VALUES ('hit', t.hits), ('miss', t.misses)) r(result, n)
+    UNION ALL
+    SELECT 'steadytext_cache_table_hit_rate', '{}', st.cache_hit_rate
+    FROM @extschema@.steadytext_cache_stats() st
+    UNION ALL
+    SELECT 'steadytext_rate_limit_refusals_total', '{}', count(*)::float8
+    FROM @extschema@._steadytext_audit_file() f WHERE f.event_type = 'rate_limit_refused'
+$$;
+REVOKE ALL ON FUNCTION steadytext_metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION steadytext_metrics() TO steadytext_admin;
+
+-- Eviction to an entry target took whole batches, emptying a small cache: a batch now takes no
+-- more rows than the excess.
+CREATE OR REPLACE FUNCTION _steadytext_cache_evict(
+    target_entries int, target_size_mb float8, batch_size int, min_age_hours int,
+    min_access_count int, order_by text, eviction_type text)
+RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
+              remaining_size_mb float8)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    max_entries bigint := COALESCE(target_entries,
+        @extschema@._steadytext_config_number('cache_max_entries', 10000)::bigint);
+    max_mb float8 := COALESCE(target_size_mb,
+        @extschema@._steadytext_config_number('cache_max_size_mb', 100));
+    entries bigint;
+    size_mb float8;
+    batch_count int;
+    batch_mb float8;
+    batch_limit bigint;
+BEGIN
+    IF COALESCE(batch_size, 0) < 1 THEN
+        PERFORM @extschema@._steadytext_raise_p0001('batch_size must be at least 1');
+    END IF;
+    evicted_count := 0;
+    freed_size_mb := 0;
+    LOOP
+        SELECT count(*), COALESCE(sum(@extschema@._steadytext_cache_row_size(c)), 0) / 1048576.0
+          INTO entries, size_mb FROM @extschema@.steadytext_cache c;
+        EXIT WHEN entries <= max_entries AND size_mb <= max_mb;
+        batch_limit := CASE WHEN size_mb <= max_mb THEN LEAST(batch_size, entries - max_entries)
+                            ELSE batch_size END;
+        EXECUTE format(
+            'WITH victims AS (
+                 SELECT id FROM @extschema@.steadytext_cache_with_frecency
+                 WHERE created_at < now() - make_interval(hours => $1)
+                   AND ($2 IS NULL OR access_count < $2)
+                 ORDER BY %s LIMIT $3),
+             deleted AS (
+                 DELETE FROM @extschema@.steadytext_cache c USING victims v WHERE c.id = v.id
+                 RETURNING @extschema@._steadytext_cache_row_size(c) AS bytes)
+             SELECT count(*)::int, COALESCE(sum(bytes), 0) / 1048576.0 FROM deleted', order_by)
+          INTO batch_count, batch_mb
+          USING COALESCE(min_age_hours, 0), min_access_count, batch_limit;
+        EXIT WHEN batch_count = 0;
+        evicted_count := evicted_count + batch_count;
+        freed_size_mb := freed_size_mb + batch_mb;
+        PERFORM @extschema@._steadytext_audit('cache_eviction'::text, jsonb_build_object(
+            'evicted_count', batch_count, 'freed_size_mb', batch_mb,
+            'eviction_type', eviction_type));
+    END LOOP;
+    remaining_entries := entries;
+    remaining_size_mb := size_mb;
+    RETURN NEXT;
+END;
+$$;
+
+-- st cache sync: the table's side (src/cache_sync.rs says who may call them).
+CREATE FUNCTION steadytext_cache_export(after_key text DEFAULT '', max_rows int DEFAULT 1000)
+RETURNS TABLE(cache_key text, kind text, response text, embedding real[], access_count int,
+              last_access_us bigint)
+STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c
+AS 'MODULE_PATHNAME', 'steadytext_cache_export_wrapper';
+CREATE FUNCTION steadytext_cache_import(entries jsonb) RETURNS bigint
+STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c
+AS 'MODULE_PATHNAME', 'steadytext_cache_import_wrapper';
+REVOKE ALL ON FUNCTION steadytext_cache_export(text, int), steadytext_cache_import(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION steadytext_cache_export(text, int), steadytext_cache_import(jsonb)
+    TO steadytext_worker, steadytext_admin;

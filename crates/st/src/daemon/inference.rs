@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{json, Value};
 use steadytext::cache::{self, FrecencyCache, Kind};
@@ -12,24 +13,54 @@ use steadytext::cached::Cached;
 use steadytext::execute::{Execution, Executor, Output, Progress};
 use steadytext::protocol::{self, Response, Shape, STREAM_END};
 use steadytext::request::{Builder, Spec};
-use steadytext::{Engine, Error, Local, Request, Role};
+use steadytext::{Engine, Error, ErrorKind, Local, Role};
+
+use super::metrics::Metrics;
+
+/// Where a task's answer goes.
+pub enum Reply {
+    /// A ZeroMQ client, through the server loop.
+    Zmq {
+        /// The client's identity.
+        identity: Vec<u8>,
+        /// Whether it reads the replies' additions.
+        extended: bool,
+    },
+    /// An HTTP handler, waiting on this channel (closed when its client went away).
+    Http(tokio::sync::mpsc::UnboundedSender<Event>),
+}
+
+/// What an HTTP handler receives.
+pub enum Event {
+    /// Streamed text.
+    Piece(String),
+    /// The end.
+    Done(Result<Output, Error>),
+}
 
 /// One client request handed to the inference thread.
 pub struct Task {
-    /// The client's ZeroMQ identity.
-    pub identity: Vec<u8>,
+    /// Where the answer goes.
+    pub reply: Reply,
     /// The request id.
     pub id: String,
-    /// The method (decides the answer's shape).
+    /// The method (decides the answer's shape; `generate_iter` streams).
     pub method: String,
     /// What to do.
     pub spec: Spec,
     /// Whether the client is authorised (may send model paths).
     pub trusted: bool,
-    /// Whether the client reads the replies' additions.
-    pub extended: bool,
-    /// Set by `cancel` (or an abandoned stream): stop between steps.
+    /// Set by `cancel` (or a client that went away): stop between steps.
     pub cancel: Arc<AtomicBool>,
+}
+
+impl Task {
+    fn route(&self) -> &'static str {
+        match self.reply {
+            Reply::Zmq { .. } => "zmq",
+            Reply::Http(_) => "http",
+        }
+    }
 }
 
 /// What the inference thread sends back to the server loop.
@@ -40,6 +71,59 @@ pub enum Outgoing {
     Piece(Vec<u8>, String, String),
     /// The end of a stream (or its error).
     End(Vec<u8>, Response),
+}
+
+/// Hands tasks to the inference thread; refuses with "busy" when `--max-queue` wait already.
+#[derive(Clone)]
+pub struct Submitter {
+    tasks: Sender<Task>,
+    queued: Arc<AtomicUsize>,
+    max_queue: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Submitter {
+    /// A submitter on `tasks`, counting waiting tasks in `queued`.
+    pub fn new(
+        tasks: Sender<Task>,
+        queued: Arc<AtomicUsize>,
+        max_queue: usize,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Submitter {
+            tasks,
+            queued,
+            max_queue,
+            metrics,
+        }
+    }
+
+    /// Queues `task`, or says why not (the task is dropped).
+    pub fn submit(&self, task: Task) -> Result<(), Error> {
+        if self.queued.load(Ordering::SeqCst) >= self.max_queue {
+            return Err(Error::new(
+                ErrorKind::Busy,
+                format!(
+                    "the daemon has {} requests waiting, its limit (--max-queue); try again later",
+                    self.max_queue
+                ),
+            ));
+        }
+        let waiting = self.queued.fetch_add(1, Ordering::SeqCst) + 1;
+        self.metrics.queued.set(waiting as i64);
+        self.tasks.send(task).map_err(|_| {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            Error::new(
+                ErrorKind::Unavailable,
+                "the daemon's inference thread has stopped",
+            )
+        })
+    }
+
+    /// Requests waiting.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::SeqCst)
+    }
 }
 
 /// The channel to the server loop, plus the socket that wakes it.
@@ -67,6 +151,7 @@ impl Outbox {
 /// allowed) and for the rest (registry models and files in the models directory).
 pub struct Inference {
     threads: i32,
+    metrics: Arc<Metrics>,
     cache: Option<FrecencyCache>,
     trusted: Builder,
     untrusted: Builder,
@@ -75,7 +160,7 @@ pub struct Inference {
 impl Inference {
     /// The inference side of a daemon. The cache is `<cache root>/caches/steadytext-rs.sqlite3`
     /// unless `STEADYTEXT_DISABLE_CACHE=1`.
-    pub fn new(threads: i32, trusted: Builder, untrusted: Builder) -> Self {
+    pub fn new(threads: i32, trusted: Builder, untrusted: Builder, metrics: Arc<Metrics>) -> Self {
         let disabled = std::env::var("STEADYTEXT_DISABLE_CACHE").is_ok_and(|v| v == "1");
         let cache = if disabled {
             None
@@ -86,6 +171,7 @@ impl Inference {
         };
         Inference {
             threads,
+            metrics,
             cache,
             trusted,
             untrusted,
@@ -119,6 +205,14 @@ impl Inference {
             .collect()
     }
 
+    /// The cache's hit, miss and eviction counters per kind (none without a cache).
+    pub fn cache_counts(&self) -> Vec<(Kind, cache::Counts)> {
+        self.cache
+            .iter()
+            .flat_map(|c| Kind::ALL.iter().map(move |&k| (k, c.counts(k))))
+            .collect()
+    }
+
     /// Cache counters per kind.
     pub fn cache_stats(&self) -> Value {
         match &self.cache {
@@ -136,97 +230,150 @@ impl Inference {
     /// Serves tasks until the server loop goes away; `queued` counts the tasks not yet taken.
     pub fn serve(&self, tasks: Receiver<Task>, out: Outbox, queued: &AtomicUsize) {
         for task in tasks {
-            queued.fetch_sub(1, Ordering::SeqCst);
+            let waiting = queued.fetch_sub(1, Ordering::SeqCst) - 1;
+            self.metrics.queued.set(waiting as i64);
+            self.metrics.running.set(1);
+            let started = Instant::now();
             let streaming = task.method == "generate_iter";
-            let response = if task.cancel.load(Ordering::Relaxed) {
-                Response::err(&task.id, &Error::cancelled())
+            let result = if task.cancel.load(Ordering::Relaxed) {
+                Err(Error::cancelled())
             } else {
-                self.run(&task, streaming, &out)
-            }
-            .for_client(task.extended);
-            let message = if streaming {
-                Outgoing::End(task.identity, response)
-            } else {
-                Outgoing::Reply(task.identity, response)
+                self.output(&task, streaming, &out)
             };
-            if !out.send(message) {
+            self.metrics
+                .observe(task.route(), &task.method, &result, started.elapsed());
+            self.metrics.running.set(0);
+            let delivered = match task.reply {
+                Reply::Http(tx) => {
+                    let _ = tx.send(Event::Done(result));
+                    true
+                }
+                Reply::Zmq { identity, extended } => {
+                    let response =
+                        zmq_response(&task.id, &task.method, &task.spec, result, streaming)
+                            .for_client(extended);
+                    out.send(if streaming {
+                        Outgoing::End(identity, response)
+                    } else {
+                        Outgoing::Reply(identity, response)
+                    })
+                }
+            };
+            if !delivered {
                 return;
             }
         }
     }
 
-    fn run(&self, task: &Task, streaming: bool, out: &Outbox) -> Response {
-        match self.execute(task, streaming, out) {
-            Ok(response) => response,
-            Err(e) => Response::err(&task.id, &e),
-        }
-    }
-
-    fn execute(&self, task: &Task, streaming: bool, out: &Outbox) -> Result<Response, Error> {
+    /// Runs a task through the cache and the engine; streamed pieces go to its client as they
+    /// come. Prefill and decode times are counted for work the engine did (not cache hits).
+    fn output(&self, task: &Task, streaming: bool, out: &Outbox) -> Result<Output, Error> {
         let builder = if task.trusted {
             &self.trusted
         } else {
             &self.untrusted
-        };
-        let return_scores = match &task.spec {
-            Spec::Rerank(spec) => spec.return_scores.unwrap_or(true),
-            _ => true,
         };
         let request = task.spec.clone().build(builder)?;
         let executor = Cached {
             inner: Local::new(self.threads),
             cache: self.cache.as_ref(),
         };
-        let documents = match &request {
-            Request::Rerank(r) => r.documents.clone(),
-            _ => Vec::new(),
-        };
+        let hits = |c: &FrecencyCache| c.counts(Kind::Generation).hits;
+        let hits_before = self.cache.as_ref().map(hits);
+        let started = Instant::now();
         let mut execution = executor.execute(request, streaming)?;
-        let output = self.drive(execution.as_mut(), task, streaming, out)?;
-        let shape = match task.method.as_str() {
-            "embed" => Shape::Vector,
-            "embed_batch" => Shape::Vectors,
-            "rerank" => Shape::Ranked {
-                documents: &documents,
-                return_scores,
-            },
-            _ => Shape::Text,
-        };
-        let (result, mut detail) = protocol::encode(&output, shape);
-        let mut response = if streaming {
-            detail.text = result.as_str().map(str::to_string);
-            Response::token(&task.id, STREAM_END)
-        } else {
-            Response::ok(&task.id, result)
-        };
-        response.detail = serde_json::to_value(detail).ok();
-        Ok(response)
+        let prefilled = Instant::now();
+        let output = drive(execution.as_mut(), task, streaming, out)?;
+        if let Output::Text { summary, .. } = &output {
+            let computed = self.cache.as_ref().map(hits) == hits_before;
+            self.metrics.tokens(
+                summary,
+                computed.then(|| (prefilled - started, prefilled.elapsed())),
+            );
+        }
+        Ok(output)
     }
+}
 
-    /// Advances the execution to its end, passing pieces on when streaming and stopping when
-    /// the task is cancelled.
-    fn drive(
-        &self,
-        execution: &mut dyn Execution,
-        task: &Task,
-        streaming: bool,
-        out: &Outbox,
-    ) -> Result<Output, Error> {
-        loop {
-            if task.cancel.load(Ordering::Relaxed) {
-                return Err(Error::cancelled());
-            }
-            match execution.advance()? {
-                Progress::Piece(piece) if streaming => {
-                    out.send(Outgoing::Piece(
-                        task.identity.clone(),
-                        task.id.clone(),
-                        piece,
-                    ));
+/// A ZeroMQ client's answer, in SteadyText's shapes.
+fn zmq_response(
+    id: &str,
+    method: &str,
+    spec: &Spec,
+    result: Result<Output, Error>,
+    streaming: bool,
+) -> Response {
+    let output = match result {
+        Ok(output) => output,
+        Err(e) => return Response::err(id, &e),
+    };
+    let documents = match (spec, &output) {
+        (Spec::Rerank(_), Output::Ranked(_)) => rerank_documents(spec),
+        _ => Vec::new(),
+    };
+    let shape = match method {
+        "embed" => Shape::Vector,
+        "embed_batch" => Shape::Vectors,
+        "rerank" => Shape::Ranked {
+            documents: &documents,
+            return_scores: match spec {
+                Spec::Rerank(r) => r.return_scores.unwrap_or(true),
+                _ => true,
+            },
+        },
+        _ => Shape::Text,
+    };
+    let (result, mut detail) = protocol::encode(&output, shape);
+    let mut response = if streaming {
+        detail.text = result.as_str().map(str::to_string);
+        Response::token(id, STREAM_END)
+    } else {
+        Response::ok(id, result)
+    };
+    response.detail = serde_json::to_value(detail).ok();
+    response
+}
+
+/// The documents of a rerank spec, in input order (as the built request holds them).
+fn rerank_documents(spec: &Spec) -> Vec<String> {
+    match spec {
+        Spec::Rerank(r) => match &r.documents {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(items) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// Advances the execution to its end, passing pieces on when streaming and stopping when the
+/// task is cancelled or its HTTP client has gone.
+fn drive(
+    execution: &mut dyn Execution,
+    task: &Task,
+    streaming: bool,
+    out: &Outbox,
+) -> Result<Output, Error> {
+    loop {
+        if task.cancel.load(Ordering::Relaxed) {
+            return Err(Error::cancelled());
+        }
+        match execution.advance()? {
+            Progress::Piece(piece) if streaming => match &task.reply {
+                Reply::Zmq { identity, .. } => {
+                    out.send(Outgoing::Piece(identity.clone(), task.id.clone(), piece));
                 }
-                Progress::Piece(_) | Progress::Working => {}
-                Progress::Done(output) => return Ok(output),
-            }
+                Reply::Http(tx) => {
+                    if tx.send(Event::Piece(piece)).is_err() {
+                        return Err(Error::cancelled());
+                    }
+                }
+            },
+            Progress::Piece(_) | Progress::Working => {}
+            Progress::Done(output) => return Ok(output),
         }
     }
 }

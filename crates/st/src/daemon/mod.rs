@@ -1,6 +1,8 @@
 //! `st daemon run|start|stop|status|restart`: the daemon and its process management.
 
+mod http;
 mod inference;
+mod metrics;
 mod process;
 mod server;
 
@@ -125,6 +127,12 @@ pub struct ServeOptions {
     /// Most model files loaded at once.
     #[arg(long, default_value_t = 4)]
     max_models: usize,
+    /// Also serve OpenAI's API (/v1/models, /v1/chat/completions, /v1/completions,
+    /// /v1/embeddings) and Prometheus metrics (/metrics) over HTTP at HOST:PORT, e.g.
+    /// 127.0.0.1:8080. Off loopback it needs --token-file (clients send the token as
+    /// `Authorization: Bearer`).
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<std::net::SocketAddr>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -241,6 +249,10 @@ fn serve(options: &ServeOptions) -> Result<()> {
         untrusted,
         max_message_bytes: options.max_message_bytes,
         max_queue: options.max_queue.max(1),
+        http: options.http.map(|bind| http::Config {
+            bind,
+            max_body_bytes: usize::try_from(options.max_message_bytes).unwrap_or(usize::MAX),
+        }),
     })
 }
 

@@ -176,6 +176,9 @@ fn serve_args(options: &ServeOptions) -> Vec<String> {
     if options.no_preload {
         args.push("--no-preload".into());
     }
+    if let Some(http) = &options.http {
+        args.extend(["--http".into(), http.to_string()]);
+    }
     if options.allow_downloads {
         args.push("--allow-downloads".into());
     }

@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,8 @@ use steadytext::{Error, ErrorKind};
 
 use steadytext::request::Spec;
 
-use super::inference::{Inference, Outbox, Outgoing, Task};
+use super::inference::{Inference, Outbox, Outgoing, Reply, Submitter, Task};
+use super::metrics::Metrics;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ pub struct Config {
     pub max_message_bytes: i64,
     /// Most requests waiting for the inference thread.
     pub max_queue: usize,
+    /// The OpenAI-compatible HTTP listener and /metrics, when asked for.
+    pub http: Option<super::http::Config>,
 }
 
 struct Stream {
@@ -66,12 +69,11 @@ struct Stream {
 struct Server {
     socket: zmq::Socket,
     wakeup: zmq::Socket,
-    tasks: Sender<Task>,
+    submitter: Submitter,
     outgoing: Receiver<Outgoing>,
     cancels: HashMap<String, Arc<AtomicBool>>,
     streams: HashMap<Vec<u8>, Stream>,
     inference: Arc<Inference>,
-    queued: Arc<AtomicUsize>,
     config: Config,
     ipc: bool,
     started: Instant,
@@ -96,10 +98,16 @@ pub fn run(config: Config) -> Result<()> {
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop_signal.clone())?;
     }
+    let http_listener = match &config.http {
+        Some(http) => Some(super::http::bind(http, config.token.as_deref())?),
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::new());
     let inference = Arc::new(Inference::new(
         config.threads,
         config.trusted.clone(),
         config.untrusted.clone(),
+        metrics.clone(),
     ));
     if config.preload {
         inference.preload();
@@ -121,20 +129,47 @@ pub fn run(config: Config) -> Result<()> {
             .spawn(move || {
                 thread_inference.serve(task_rx, Outbox::new(out_tx, ringer), &thread_queued)
             })?;
-    eprintln!(
-        "st daemon ready on {} (pid {})",
-        config.bind,
-        std::process::id()
-    );
+    let submitter = Submitter::new(tasks, queued, config.max_queue, metrics.clone());
+    let http_stop = Arc::new(tokio::sync::Notify::new());
+    let http_thread = match (http_listener, &config.http) {
+        (Some(listener), Some(http)) => {
+            let (http, token, submitter) = (http.clone(), config.token.clone(), submitter.clone());
+            let (inference, stop) = (inference.clone(), http_stop.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("http".into())
+                    .spawn(move || {
+                        if let Err(e) = super::http::serve(
+                            listener, &http, token, submitter, inference, metrics, stop,
+                        ) {
+                            tracing::error!("the HTTP listener stopped: {e:#}");
+                        }
+                    })?,
+            )
+        }
+        _ => None,
+    };
+    match &config.http {
+        Some(http) => eprintln!(
+            "st daemon ready on {} and http://{} (pid {})",
+            config.bind,
+            http.bind,
+            std::process::id()
+        ),
+        None => eprintln!(
+            "st daemon ready on {} (pid {})",
+            config.bind,
+            std::process::id()
+        ),
+    }
     let mut server = Server {
         socket,
         wakeup,
-        tasks,
+        submitter,
         outgoing,
         cancels: HashMap::new(),
         streams: HashMap::new(),
         inference,
-        queued,
         config,
         ipc,
         started: Instant::now(),
@@ -144,6 +179,11 @@ pub fn run(config: Config) -> Result<()> {
     server.serve();
     let bind = server.config.bind.clone();
     server.close();
+    // The HTTP side holds task senders too: it must end before the inference thread can.
+    if let Some(thread) = http_thread {
+        http_stop.notify_one();
+        let _ = thread.join();
+    }
     // The inference thread ends once its task channel closes (running work is cancelled);
     // then the context can end, sending what is still queued (the answer to `shutdown`).
     let _ = inference_thread.join();
@@ -300,43 +340,38 @@ impl Server {
             Ok(spec) => spec,
             Err(e) => return self.reply(&identity, Response::err(&message.id, &e), extended),
         };
-        if self.queued.load(Ordering::SeqCst) >= self.config.max_queue {
-            let busy = Error::new(
-                ErrorKind::Busy,
-                format!(
-                    "the daemon has {} requests waiting, its limit (--max-queue); try again later",
-                    self.config.max_queue
-                ),
-            );
-            return self.reply(&identity, Response::err(&message.id, &busy), extended);
-        }
         let cancel = Arc::new(AtomicBool::new(false));
-        self.cancels.insert(message.id.clone(), cancel.clone());
-        if message.method == "generate_iter" {
+        let streaming = message.method == "generate_iter";
+        let task = Task {
+            reply: Reply::Zmq {
+                identity: identity.clone(),
+                extended,
+            },
+            id: message.id.clone(),
+            method: message.method,
+            spec,
+            trusted,
+            cancel: cancel.clone(),
+        };
+        if let Err(e) = self.submitter.submit(task) {
+            if e.kind() != ErrorKind::Busy {
+                tracing::error!("{e}; stopping");
+                self.running = false;
+            }
+            return self.reply(&identity, Response::err(&message.id, &e), extended);
+        }
+        self.cancels.insert(message.id.clone(), cancel);
+        if streaming {
             self.streams.insert(
-                identity.clone(),
+                identity,
                 Stream {
-                    request_id: message.id.clone(),
+                    request_id: message.id,
                     queue: VecDeque::new(),
                     awaiting_ack: false,
                     waiting_since: Instant::now(),
                     finished: false,
                 },
             );
-        }
-        let task = Task {
-            identity,
-            id: message.id,
-            method: message.method,
-            spec,
-            trusted,
-            extended,
-            cancel,
-        };
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        if self.tasks.send(task).is_err() {
-            tracing::error!("the inference thread is gone; stopping");
-            self.running = false;
         }
     }
 
@@ -427,7 +462,7 @@ impl Server {
             "fingerprint": steadytext::build_info::fingerprint(),
             "profile": steadytext::build_info::profile(),
             "threads": self.config.threads,
-            "queued": self.queued.load(Ordering::SeqCst),
+            "queued": self.submitter.queued(),
             "active_streams": self.streams.len(),
             "models": self.inference.models(),
             "cache": self.inference.cache_stats(),
@@ -437,7 +472,7 @@ impl Server {
 
 /// Whether a client sent the daemon's token, compared in constant time (the time a wrong token
 /// takes says nothing about the right one).
-fn same_token(sent: Option<&str>, token: Option<&str>) -> bool {
+pub(super) fn same_token(sent: Option<&str>, token: Option<&str>) -> bool {
     match (sent, token) {
         (Some(sent), Some(token)) => {
             sent.len() == token.len()

@@ -11,7 +11,7 @@
 
 mod queue;
 mod runner;
-mod tls;
+pub(crate) mod tls;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

@@ -1,0 +1,514 @@
+//! `st daemon --http HOST:PORT`: OpenAI's API and Prometheus metrics on the daemon.
+//!
+//! Every request becomes a [`Spec`] (in `steadytext::openai`) and goes to the same inference
+//! thread, builders and frecency cache as the ZeroMQ clients', so an answer is the same bytes
+//! whichever way it was asked. A request waits on a channel for its answer; a client that goes
+//! away cancels its request (a dropped handler sets the task's cancel flag; a closed stream
+//! fails the next piece).
+//!
+//! Who may do what: when the daemon has a token, every request must send it as
+//! `Authorization: Bearer <token>` and is then authorised (may name model files by path);
+//! without a token the listener must be on loopback, and its clients may use registry models
+//! and files in the models directory, like the daemon's TCP clients.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use steadytext::execute::Output;
+use steadytext::openai::{self, ChatRequest, CompletionRequest, EmbeddingsRequest};
+use steadytext::request::Spec;
+use steadytext::{Error, ErrorKind};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio_stream::wrappers::UnboundedReceiverStream;
+
+use super::inference::{Event, Inference, Reply, Submitter, Task};
+use super::metrics::Metrics;
+
+/// The HTTP listener's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub bind: SocketAddr,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+struct App {
+    submitter: Submitter,
+    inference: Arc<Inference>,
+    metrics: Arc<Metrics>,
+    token: Option<Arc<str>>,
+    next_id: Arc<AtomicU64>,
+}
+
+/// Binds the listener now (so a taken port is an error at start), to be served by [`serve`].
+pub fn bind(config: &Config, token: Option<&str>) -> Result<std::net::TcpListener> {
+    if token.is_none() && !config.bind.ip().is_loopback() {
+        bail!(
+            "--http {} is not a loopback address: give the daemon a token (--token-file), which \
+             HTTP clients then send as a bearer token",
+            config.bind
+        );
+    }
+    let listener = std::net::TcpListener::bind(config.bind)
+        .with_context(|| format!("cannot listen on {} (--http)", config.bind))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves until `stop` is notified, then gives open requests two seconds.
+pub fn serve(
+    listener: std::net::TcpListener,
+    config: &Config,
+    token: Option<String>,
+    submitter: Submitter,
+    inference: Arc<Inference>,
+    metrics: Arc<Metrics>,
+    stop: Arc<tokio::sync::Notify>,
+) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("http")
+        .enable_io()
+        .enable_time()
+        .build()?;
+    let app = App {
+        submitter,
+        inference,
+        metrics,
+        token: token.map(Arc::from),
+        next_id: Arc::new(AtomicU64::new(1)),
+    };
+    let router = Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(app);
+    let served = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.notified().await })
+            .await
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    Ok(served?)
+}
+
+/// An error answered in OpenAI's shape.
+struct ApiError(Error);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = openai::error_body(&self.0);
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl App {
+    /// Checks the bearer token; says whether the client is authorised.
+    fn authorise(&self, headers: &HeaderMap, method: &str) -> Result<bool, Unauthorized> {
+        let Some(token) = &self.token else {
+            return Ok(false);
+        };
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if super::server::same_token(sent, Some(token)) {
+            return Ok(true);
+        }
+        self.metrics.count("http", method, "unauthorized");
+        Err(Unauthorized)
+    }
+
+    /// Reads a JSON body, refusing it in OpenAI's shape.
+    fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiError(Error::invalid(format!(
+                "the request body is not valid: {e}"
+            )))
+        })
+    }
+
+    /// Hands a spec to the inference thread; the receiver gets its pieces and its end. The
+    /// returned guard cancels the task when dropped before the end.
+    fn start(
+        &self,
+        method: &'static str,
+        spec: Spec,
+        trusted: bool,
+    ) -> Result<(UnboundedReceiver<Event>, CancelOnDrop), ApiError> {
+        let (tx, rx) = unbounded_channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let task = Task {
+            reply: Reply::Http(tx),
+            id: format!("http-{}", self.next_id.fetch_add(1, Ordering::Relaxed)),
+            method: method.to_string(),
+            spec,
+            trusted,
+            cancel: cancel.clone(),
+        };
+        self.submitter.submit(task).map_err(|e| {
+            self.metrics.count("http", method, e.kind().as_str());
+            ApiError(e)
+        })?;
+        Ok((rx, CancelOnDrop(cancel)))
+    }
+
+    /// Runs a spec to its end.
+    async fn run(
+        &self,
+        method: &'static str,
+        spec: Spec,
+        trusted: bool,
+    ) -> Result<Output, ApiError> {
+        let (mut rx, guard) = self.start(method, spec, trusted)?;
+        while let Some(event) = rx.recv().await {
+            if let Event::Done(result) = event {
+                guard.disarm();
+                return result.map_err(ApiError);
+            }
+        }
+        Err(ApiError(Error::new(
+            ErrorKind::Unavailable,
+            "the daemon's inference thread stopped before answering",
+        )))
+    }
+}
+
+/// A request without the daemon's token.
+struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": {
+            "message": "this daemon needs its token: send Authorization: Bearer <token>",
+            "type": "invalid_request_error",
+            "param": null,
+            "code": "invalid_api_key",
+        }});
+        (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+    }
+}
+
+/// Cancels its task when dropped (the client went away) unless disarmed.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl CancelOnDrop {
+    fn disarm(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn not_found() -> Response {
+    let body = json!({ "error": {
+        "message": "no such endpoint: /v1/models, /v1/chat/completions, /v1/completions, \
+                    /v1/embeddings and /metrics are served",
+        "type": "invalid_request_error",
+        "param": null,
+        "code": "not_found",
+    }});
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
+async fn models(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(refused) = app.authorise(&headers, "models") {
+        return refused.into_response();
+    }
+    let mut ids = vec![openai::DEFAULT_MODEL.to_string()];
+    ids.extend(
+        steadytext::registry::REGISTRY
+            .iter()
+            .map(|m| m.name.to_string()),
+    );
+    ids.extend(
+        steadytext::Engine::global()
+            .loaded()
+            .iter()
+            .filter_map(|m| m.path().file_name())
+            .map(|f| f.to_string_lossy().into_owned()),
+    );
+    let data: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({ "id": id, "object": "model", "created": 0, "owned_by": "steadytext" }))
+        .collect();
+    app.metrics.count("http", "models", "ok");
+    Json(json!({ "object": "list", "data": data })).into_response()
+}
+
+async fn metrics_text(State(app): State<App>, headers: HeaderMap) -> Response {
+    if let Err(refused) = app.authorise(&headers, "metrics") {
+        return refused.into_response();
+    }
+    app.metrics.queued.set(app.submitter.queued() as i64);
+    let text = app.metrics.render(
+        &app.inference.cache_counts(),
+        steadytext::Engine::global().loaded().len(),
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// Chat and text completions differ only in their objects' shapes.
+#[derive(Clone, Copy)]
+enum Flavour {
+    Chat,
+    Text,
+}
+
+impl Flavour {
+    fn object(self, streaming: bool) -> &'static str {
+        match (self, streaming) {
+            (Flavour::Chat, false) => "chat.completion",
+            (Flavour::Chat, true) => "chat.completion.chunk",
+            (Flavour::Text, _) => "text_completion",
+        }
+    }
+
+    fn id_prefix(self) -> &'static str {
+        match self {
+            Flavour::Chat => "chatcmpl",
+            Flavour::Text => "cmpl",
+        }
+    }
+
+    /// A choice carrying `text` (a whole answer, or a stream's delta).
+    fn choice(self, text: Option<&str>, finish: Option<&str>, streaming: bool) -> Value {
+        match (self, streaming) {
+            (Flavour::Chat, false) => json!({
+                "index": 0,
+                "message": { "role": "assistant", "content": text },
+                "finish_reason": finish,
+                "logprobs": null,
+            }),
+            (Flavour::Chat, true) => json!({
+                "index": 0,
+                "delta": text.map_or_else(|| json!({}), |t| json!({ "content": t })),
+                "finish_reason": finish,
+                "logprobs": null,
+            }),
+            (Flavour::Text, _) => json!({
+                "index": 0,
+                "text": text.unwrap_or(""),
+                "finish_reason": finish,
+                "logprobs": null,
+            }),
+        }
+    }
+}
+
+async fn chat(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let parsed = App::parse::<ChatRequest>(&body).and_then(|r| Ok((r.spec()?, r.sampling.stream)));
+    complete(app, headers, parsed, Flavour::Chat).await
+}
+
+async fn completions(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let parsed =
+        App::parse::<CompletionRequest>(&body).and_then(|r| Ok((r.spec()?, r.sampling.stream)));
+    complete(app, headers, parsed, Flavour::Text).await
+}
+
+async fn complete(
+    app: App,
+    headers: HeaderMap,
+    parsed: Result<(steadytext::request::GenerateSpec, bool), ApiError>,
+    flavour: Flavour,
+) -> Response {
+    let trusted = match app.authorise(&headers, "generate") {
+        Ok(t) => t,
+        Err(refused) => return refused.into_response(),
+    };
+    let (spec, streaming) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            app.metrics.count("http", "generate", e.0.kind().as_str());
+            return e.into_response();
+        }
+    };
+    let model = spec
+        .model
+        .clone()
+        .unwrap_or_else(|| openai::DEFAULT_MODEL.into());
+    let budget = spec
+        .max_new_tokens
+        .unwrap_or(steadytext::defaults::MAX_NEW_TOKENS);
+    let id = format!(
+        "{}-{}",
+        flavour.id_prefix(),
+        app.next_id.fetch_add(1, Ordering::Relaxed)
+    );
+    if streaming {
+        return match app.start("generate_iter", Spec::Generate(spec), trusted) {
+            Ok((rx, guard)) => stream(rx, guard, flavour, id, model, budget).into_response(),
+            Err(e) => e.into_response(),
+        };
+    }
+    match app.run("generate", Spec::Generate(spec), trusted).await {
+        Ok(Output::Text { text, summary }) => Json(json!({
+            "id": id,
+            "object": flavour.object(false),
+            "created": now(),
+            "model": model,
+            "system_fingerprint": steadytext::build_info::fingerprint(),
+            "choices": [flavour.choice(Some(&text), Some(openai::finish_reason(&summary, budget)), false)],
+            "usage": openai::usage(&summary),
+        }))
+        .into_response(),
+        Ok(_) => ApiError(Error::protocol("the engine did not answer with text")).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Server-sent events: a first chunk (the assistant's role, for chat), one chunk per piece, a
+/// last chunk with the finish reason and usage, then `[DONE]`. An error after the start is sent
+/// as an `error` object, as OpenAI does.
+fn stream(
+    mut rx: UnboundedReceiver<Event>,
+    guard: CancelOnDrop,
+    flavour: Flavour,
+    id: String,
+    model: String,
+    budget: usize,
+) -> Sse<UnboundedReceiverStream<Result<SseEvent, std::convert::Infallible>>> {
+    let (tx, events) = unbounded_channel();
+    let created = now();
+    let fingerprint = steadytext::build_info::fingerprint();
+    let chunk = move |choice: Value, usage: Option<Value>| {
+        let mut body = json!({
+            "id": id,
+            "object": flavour.object(true),
+            "created": created,
+            "model": model,
+            "system_fingerprint": fingerprint,
+            "choices": [choice],
+        });
+        if let Some(usage) = usage {
+            body["usage"] = usage;
+        }
+        Ok(SseEvent::default().data(body.to_string()))
+    };
+    tokio::spawn(async move {
+        // Held until the end: dropped early (the client went away) it cancels the task.
+        let guard = guard;
+        if let Flavour::Chat = flavour {
+            let role = json!({ "index": 0, "delta": { "role": "assistant", "content": "" },
+                "finish_reason": null, "logprobs": null });
+            let _ = tx.send(chunk(role, None));
+        }
+        while let Some(event) = rx.recv().await {
+            let sent = match event {
+                Event::Piece(piece) => {
+                    tx.send(chunk(flavour.choice(Some(&piece), None, true), None))
+                }
+                Event::Done(Ok(Output::Text { summary, .. })) => {
+                    let finish = openai::finish_reason(&summary, budget);
+                    let last = flavour.choice(None, Some(finish), true);
+                    let _ = tx.send(chunk(last, Some(openai::usage(&summary))));
+                    let _ = tx.send(Ok(SseEvent::default().data("[DONE]")));
+                    guard.disarm();
+                    return;
+                }
+                Event::Done(result) => {
+                    let error = result
+                        .err()
+                        .unwrap_or_else(|| Error::protocol("the engine did not answer with text"));
+                    let (_, body) = openai::error_body(&error);
+                    let _ = tx.send(Ok(SseEvent::default().data(body.to_string())));
+                    guard.disarm();
+                    return;
+                }
+            };
+            if sent.is_err() {
+                return; // the client went away: the guard cancels the task
+            }
+        }
+    });
+    Sse::new(UnboundedReceiverStream::new(events))
+}
+
+async fn embeddings(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    let trusted = match app.authorise(&headers, "embed_batch") {
+        Ok(t) => t,
+        Err(refused) => return refused.into_response(),
+    };
+    let parsed = App::parse::<EmbeddingsRequest>(&body).and_then(|r| Ok((r.spec()?, r)));
+    let (spec, request) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            app.metrics
+                .count("http", "embed_batch", e.0.kind().as_str());
+            return e.into_response();
+        }
+    };
+    let base64 = request.encoding_format.as_deref() == Some("base64");
+    let vectors = match app.run("embed_batch", Spec::Embed(spec), trusted).await {
+        Ok(Output::Embeddings(v)) => v,
+        Ok(_) => {
+            return ApiError(Error::protocol("the engine did not answer with vectors"))
+                .into_response()
+        }
+        Err(e) => return e.into_response(),
+    };
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(index, v)| {
+            let embedding = if base64 {
+                json!(openai::base64_vector(v))
+            } else {
+                json!(v)
+            };
+            json!({ "object": "embedding", "index": index, "embedding": embedding })
+        })
+        .collect();
+    Json(json!({
+        "object": "list",
+        "data": data,
+        "model": request.model.unwrap_or_else(|| openai::DEFAULT_MODEL.into()),
+        "usage": { "prompt_tokens": 0, "total_tokens": 0 },
+    }))
+    .into_response()
+}
