@@ -262,8 +262,8 @@ q -c "CREATE ROLE syncer LOGIN IN ROLE steadytext_worker" >/dev/null
 sync() { XDG_CACHE_HOME=$WORK "$ST" cache sync --dsn "host=$DIR/pg port=$PGPORT user=syncer dbname=postgres" "$@" 2>&1; }
 out=$(sync --push-only)
 [[ $out == *steadytext_cache_import\ needs\ steadytext_admin* ]]
-check "a worker role may not write the table until an admin vouches (cache_sync_import)" $? "$out"
-q -c "SELECT steadytext_config_set('cache_sync_import', 'true')" >/dev/null
+check "a worker role may not write the table until an admin vouches (cache_sync)" $? "$out"
+q -c "SELECT steadytext_config_set('cache_sync', 'true')" >/dev/null
 out=$(sync)
 pushed=$(q -c "SELECT count(*) FROM steadytext_cache WHERE model_name = 'st cache sync'")
 [[ $out == *"to the table: "* ]] && [ "$pushed" -ge 2 ]

@@ -284,6 +284,7 @@ refused "nor read the audit trail" alice "SELECT * FROM steadytext_audit_events"
 refused "nor the database-side counters" alice "SELECT * FROM steadytext_metrics()" 42501
 refused "nor read the cache through st cache sync's export" mallory "SELECT * FROM steadytext_cache_export()" 42501
 refused "a user may not either" alice "SELECT * FROM steadytext_cache_export()" 42501
+refused "nor a worker role, until an admin sets cache_sync" remote "SELECT * FROM steadytext_cache_export()" 42501
 refused "nor write cache rows through its import" alice \
     "SELECT steadytext_cache_import('[{\"cache_key\": \"gen:00\", \"kind\": \"generation\", \"response\": \"poisoned\", \"access_count\": 1, \"last_access_us\": 0}]')" 42501
 refused "an import is checked: a key that is not a cache key" dave \
@@ -321,15 +322,23 @@ a=$(as_nobody generate --daemon --wait "Name a colour" --max-new-tokens 8)
 b=$(STEADYTEXT_GENERATION_MODEL=$GEN "$ST" generate --wait "Name a colour" --max-new-tokens 8 2>&1)
 check "but generates, with the same bytes as the library" $([ -n "$a" ] && [ "$a" = "$b" ]; echo $?) "$a / $b"
 # Its HTTP listener holds clients to the same rules, and bounds what they send.
-http() { runuser -u nobody -- curl -s -w ' %{http_code}' "http://127.0.0.1:$HTTP_PORT/v1/$1" -d "$2" 2>&1; }
+http() { runuser -u nobody -- curl -s -w ' %{http_code}' -H 'Content-Type: application/json' \
+    "http://127.0.0.1:$HTTP_PORT/v1/$1" -d "$2" 2>&1; }
 out=$(http chat/completions '{"model": "/etc/passwd", "messages": [{"role": "user", "content": "hi"}]}')
 check "over HTTP another user cannot load a file by path (403)" \
     $([[ "$out" == *"naming model files by path is not allowed here"*" 403" ]]; echo $?) "$out"
 out=$(http chat/completions '{"model": "gemma-mini-270m", "messages": [{"role": "user", "content": "hi"}]}')
 check "nor make it download a model" $([[ "$out" == *"downloads are off"* ]]; echo $?) "$out"
 out=$(head -c 20000000 /dev/zero | tr '\0' a | sed 's/^/{"input": "/; s/$/"}/' |
-    runuser -u nobody -- curl -s -o /dev/null -w '%{http_code}' --data-binary @- "http://127.0.0.1:$HTTP_PORT/v1/embeddings")
+    runuser -u nobody -- curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' \
+        --data-binary @- "http://127.0.0.1:$HTTP_PORT/v1/embeddings")
 check "a 20 MB body is refused (413)" $([ "$out" = 413 ]; echo $?) "$out"
+out=$(runuser -u nobody -- curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' \
+    -d '{"input": "x"}' "http://127.0.0.1:$HTTP_PORT/v1/embeddings")
+check "without a token, a body a web page could send (text/plain) is refused (415)" $([ "$out" = 415 ]; echo $?) "$out"
+out=$(runuser -u nobody -- curl -s -o /dev/null -w '%{http_code}' -H 'Host: rebound.example' \
+    "http://127.0.0.1:$HTTP_PORT/v1/models")
+check "and a request for a host that is not loopback (DNS rebinding) (403)" $([ "$out" = 403 ]; echo $?) "$out"
 long=$(head -c 40000 /dev/zero | tr '\0' a)
 out=$(http embeddings "{\"input\": \"$long\"}")
 check "a text over the limit is refused, naming the setting (400)" \

@@ -2,11 +2,11 @@
 //! `steadytext_cache`. Keys are complete on both sides (the library computes them), so an entry
 //! means the same thing in either place; only values and counts cross.
 //!
-//! Who may: reading (`steadytext_cache_export`) needs `steadytext_worker` or `steadytext_admin`
-//! (a worker already sees every queued text). Writing (`steadytext_cache_import`) puts rows into
-//! a table every role's calls read, whose values the server cannot check, so it needs
-//! `steadytext_admin`, or `steadytext_worker` once an admin vouches for the fleet's daemons with
-//! the config row `cache_sync_import = true`.
+//! Who may: `steadytext_admin`, or `steadytext_worker` (the role fleet hosts log in with) once
+//! an admin vouches for the fleet's daemons with the config row `cache_sync = true`. Reading
+//! shows every role's cached answers, including those of synchronous calls that never pass
+//! through the queue; writing puts rows every role's calls read, whose values the server cannot
+//! check.
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -23,6 +23,20 @@ const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
 fn refuse(message: &str) -> ! {
     raise_with(PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE, message)
+}
+
+/// Raises 42501 unless the caller is an admin, or a worker vouched for by `cache_sync`.
+fn require_sync_privilege(function: &str) {
+    let vouched = crate::config::bool("cache_sync").unwrap_or(false);
+    if has_role("steadytext_admin") || (vouched && has_role("steadytext_worker")) {
+        return;
+    }
+    refuse(&format!(
+        "{function} needs steadytext_admin, or steadytext_worker once an admin sets the config \
+         row cache_sync to true (SELECT steadytext_config_set('cache_sync', 'true')); {} has \
+         neither",
+        current_user_name()
+    ));
 }
 
 /// Entries after `after_key` in key order (paging), generations and embeddings, with their
@@ -44,13 +58,7 @@ fn steadytext_cache_export(
         name!(last_access_us, i64),
     ),
 > {
-    if !has_role("steadytext_worker") && !has_role("steadytext_admin") {
-        refuse(&format!(
-            "steadytext_cache_export needs steadytext_worker or steadytext_admin (GRANT \
-             steadytext_worker TO {})",
-            current_user_name()
-        ));
-    }
+    require_sync_privilege("steadytext_cache_export");
     if !(1..=MAX_ROWS).contains(&max_rows) {
         raise(&format!(
             "max_rows must be between 1 and {MAX_ROWS}, got {max_rows}"
@@ -150,16 +158,7 @@ fn check(entry: &Entry) -> Result<(), String> {
 /// changes nothing. Returns the number of rows written or merged.
 #[pg_extern(volatile, parallel_unsafe)]
 fn steadytext_cache_import(entries: JsonB) -> i64 {
-    let vouched = crate::config::bool("cache_sync_import").unwrap_or(false);
-    let allowed = has_role("steadytext_admin") || (vouched && has_role("steadytext_worker"));
-    if !allowed {
-        refuse(&format!(
-            "steadytext_cache_import needs steadytext_admin, or steadytext_worker once an admin \
-             sets the config row cache_sync_import to true (SELECT \
-             steadytext_config_set('cache_sync_import', 'true')); {} has neither",
-            current_user_name()
-        ));
-    }
+    require_sync_privilege("steadytext_cache_import");
     let entries: Vec<Entry> = serde_json::from_value(entries.0)
         .unwrap_or_else(|e| raise(&format!("entries must be a list of cache entries: {e}")));
     if entries.len() > MAX_ROWS as usize {
@@ -172,6 +171,9 @@ fn steadytext_cache_import(entries: JsonB) -> i64 {
         check(entry).unwrap_or_else(|e| raise(&e));
     }
     let user = current_user_name();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
     as_owner(|| {
         for e in &entries {
             Spi::run_with_args(
@@ -188,7 +190,8 @@ fn steadytext_cache_import(entries: JsonB) -> i64 {
                     e.response.as_deref().into(),
                     e.embedding.clone().map(Vector).into(),
                     (e.access_count.clamp(1, i64::from(i32::MAX)) as i32).into(),
-                    e.last_access_us.into(),
+                    // A future use would outrank every real one in frecency.
+                    e.last_access_us.clamp(0, now_us).into(),
                     user.as_str().into(),
                 ],
             )?;

@@ -168,12 +168,14 @@ fn register_limits() {
 
 /// Remote providers: superuser-only, and the key is hidden from everyone else (SHOW, pg_settings).
 fn register_remote() {
-    string_guc(
+    // Hidden too: a URL may carry credentials.
+    GucRegistry::define_string_guc(
         c"steadytext.remote_base_url",
         c"OpenAI-compatible endpoint for remote models (model => 'openai:NAME', unsafe_mode => true).",
         c"Up to and including /v1. Empty (the default): remote models are refused.",
         &REMOTE_BASE_URL,
         GucContext::Suset,
+        GucFlags::SUPERUSER_ONLY | GucFlags::NO_SHOW_ALL,
     );
     GucRegistry::define_string_guc(
         c"steadytext.remote_api_key",

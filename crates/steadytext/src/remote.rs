@@ -186,6 +186,9 @@ impl Provider {
         let mut vectors = vec![Vec::new(); texts.len()];
         for item in data {
             let index = item["index"].as_u64().ok_or_else(malformed)? as usize;
+            if vectors.get(index).is_none_or(|v| !v.is_empty()) {
+                return Err(malformed()); // out of range, or an index given twice
+            }
             let values = item["embedding"].as_array().ok_or_else(malformed)?;
             let vector = values
                 .iter()
@@ -200,9 +203,10 @@ impl Provider {
     }
 
     fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let url = format!("{}/{path}", self.base_url.trim_end_matches('/'));
+        let full = format!("{}/{path}", self.base_url.trim_end_matches('/'));
+        let url = redact(&full);
         let agent = ureq::AgentBuilder::new().timeout(self.timeout).build();
-        let mut request = agent.post(&url);
+        let mut request = agent.post(&full);
         if let Some(key) = &self.api_key {
             request = request.set("Authorization", &format!("Bearer {key}"));
         }
@@ -231,6 +235,21 @@ impl Provider {
                 ),
             )),
         }
+    }
+}
+
+/// The URL as messages show it: without credentials or a query, which may hold secrets.
+fn redact(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or(url);
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
+            format!("{scheme}://{host}{path}")
+        }
+        None => url.to_string(),
     }
 }
 
@@ -282,6 +301,15 @@ impl Execution for Call {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_show_no_credentials() {
+        assert_eq!(
+            redact("https://user:pw@api.example/v1/chat?key=s#x"),
+            "https://api.example/v1/chat"
+        );
+        assert_eq!(redact("http://127.0.0.1:9/v1"), "http://127.0.0.1:9/v1");
+    }
 
     #[test]
     fn providers_are_checked() {

@@ -8,22 +8,24 @@
 //!
 //! Who may do what: when the daemon has a token, every request must send it as
 //! `Authorization: Bearer <token>` and is then authorised (may name model files by path);
-//! without a token the listener must be on loopback, and its clients may use registry models
-//! and files in the models directory, like the daemon's TCP clients.
+//! without a token the listener must be on loopback, its clients may use registry models and
+//! files in the models directory (like the daemon's TCP clients), and requests a web page could
+//! make are refused (see [`admit`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use steadytext::execute::Output;
@@ -78,7 +80,7 @@ pub fn serve(
     submitter: Submitter,
     inference: Arc<Inference>,
     metrics: Arc<Metrics>,
-    stop: Arc<tokio::sync::Notify>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -101,16 +103,94 @@ pub fn serve(
         .route("/metrics", get(metrics_text))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        // Runs before any body is read: a client without the token costs a header parse.
+        .layer(middleware::from_fn_with_state(app.clone(), admit))
         .with_state(app);
-    let served = runtime.block_on(async move {
+    runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stop.notified().await })
-            .await
-    });
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    Ok(served?)
+        let mut stopping = stop.clone();
+        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        });
+        let server = tokio::spawn(std::future::IntoFuture::into_future(server));
+        let mut stopped = stop;
+        let _ = stopped.wait_for(|s| *s).await;
+        // Open requests get two seconds; a stream whose client stopped reading does not hold
+        // the daemon up (its task is cancelled when the runtime drops it).
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), server).await {
+            tracing::warn!("the HTTP listener failed: {e}");
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    runtime.shutdown_timeout(Duration::ZERO);
+    Ok(())
 }
+
+/// Whether a request may go on, before its body is read. With a token: only with
+/// `Authorization: Bearer <token>` (then it is authorised). Without one the listener is on
+/// loopback, where a web page in a local browser could still post to it: bodies must be JSON
+/// (a page cannot send that without a CORS preflight, which is never answered) and the Host
+/// must be a loopback address (no DNS rebinding).
+async fn admit(State(app): State<App>, mut request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let trusted = match &app.token {
+        Some(token) => {
+            let sent = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if !super::server::same_token(sent, Some(token)) {
+                app.metrics.count("http", "any", "unauthorized");
+                return Unauthorized.into_response();
+            }
+            true
+        }
+        None => {
+            if let Err(e) = local_json(headers, request.method() == axum::http::Method::POST) {
+                app.metrics.count("http", "any", "forbidden");
+                return e.into_response();
+            }
+            false
+        }
+    };
+    request.extensions_mut().insert(Trusted(trusted));
+    next.run(request).await
+}
+
+/// Refuses what a browser could send to a loopback listener without a token.
+fn local_json(headers: &HeaderMap, post: bool) -> Result<(), (StatusCode, Json<Value>)> {
+    let refuse = |status: StatusCode, message: &str| {
+        let body = json!({ "error": { "message": message, "type": "invalid_request_error",
+            "param": null, "code": "forbidden" }});
+        Err((status, Json(body)))
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
+    if !["127.0.0.1", "localhost", "[::1]"].contains(&name) && !name.starts_with("127.") {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "this daemon has no token: it answers requests for a loopback host only",
+        );
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if post && !json {
+        return refuse(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the body as JSON (Content-Type: application/json)",
+        );
+    }
+    Ok(())
+}
+
+/// Whether the request came with the daemon's token (set by [`admit`]).
+#[derive(Clone, Copy)]
+struct Trusted(bool);
 
 /// An error answered in OpenAI's shape.
 struct ApiError(Error);
@@ -130,22 +210,6 @@ impl From<Error> for ApiError {
 }
 
 impl App {
-    /// Checks the bearer token; says whether the client is authorised.
-    fn authorise(&self, headers: &HeaderMap, method: &str) -> Result<bool, Unauthorized> {
-        let Some(token) = &self.token else {
-            return Ok(false);
-        };
-        let sent = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if super::server::same_token(sent, Some(token)) {
-            return Ok(true);
-        }
-        self.metrics.count("http", method, "unauthorized");
-        Err(Unauthorized)
-    }
-
     /// Reads a JSON body, refusing it in OpenAI's shape.
     fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
         serde_json::from_slice(body).map_err(|e| {
@@ -248,10 +312,7 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(body)).into_response()
 }
 
-async fn models(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Err(refused) = app.authorise(&headers, "models") {
-        return refused.into_response();
-    }
+async fn models(State(app): State<App>) -> Response {
     let mut ids = vec![openai::DEFAULT_MODEL.to_string()];
     ids.extend(
         steadytext::registry::REGISTRY
@@ -273,10 +334,7 @@ async fn models(State(app): State<App>, headers: HeaderMap) -> Response {
     Json(json!({ "object": "list", "data": data })).into_response()
 }
 
-async fn metrics_text(State(app): State<App>, headers: HeaderMap) -> Response {
-    if let Err(refused) = app.authorise(&headers, "metrics") {
-        return refused.into_response();
-    }
+async fn metrics_text(State(app): State<App>) -> Response {
     app.metrics.queued.set(app.submitter.queued() as i64);
     let text = app.metrics.render(
         &app.inference.cache_counts(),
@@ -340,27 +398,31 @@ impl Flavour {
     }
 }
 
-async fn chat(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+async fn chat(
+    State(app): State<App>,
+    Extension(Trusted(trusted)): Extension<Trusted>,
+    body: Bytes,
+) -> Response {
     let parsed = App::parse::<ChatRequest>(&body).and_then(|r| Ok((r.spec()?, r.sampling.stream)));
-    complete(app, headers, parsed, Flavour::Chat).await
+    complete(app, trusted, parsed, Flavour::Chat).await
 }
 
-async fn completions(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+async fn completions(
+    State(app): State<App>,
+    Extension(Trusted(trusted)): Extension<Trusted>,
+    body: Bytes,
+) -> Response {
     let parsed =
         App::parse::<CompletionRequest>(&body).and_then(|r| Ok((r.spec()?, r.sampling.stream)));
-    complete(app, headers, parsed, Flavour::Text).await
+    complete(app, trusted, parsed, Flavour::Text).await
 }
 
 async fn complete(
     app: App,
-    headers: HeaderMap,
+    trusted: bool,
     parsed: Result<(steadytext::request::GenerateSpec, bool), ApiError>,
     flavour: Flavour,
 ) -> Response {
-    let trusted = match app.authorise(&headers, "generate") {
-        Ok(t) => t,
-        Err(refused) => return refused.into_response(),
-    };
     let (spec, streaming) = match parsed {
         Ok(p) => p,
         Err(e) => {
@@ -469,11 +531,11 @@ fn stream(
     Sse::new(UnboundedReceiverStream::new(events))
 }
 
-async fn embeddings(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
-    let trusted = match app.authorise(&headers, "embed_batch") {
-        Ok(t) => t,
-        Err(refused) => return refused.into_response(),
-    };
+async fn embeddings(
+    State(app): State<App>,
+    Extension(Trusted(trusted)): Extension<Trusted>,
+    body: Bytes,
+) -> Response {
     let parsed = App::parse::<EmbeddingsRequest>(&body).and_then(|r| Ok((r.spec()?, r)));
     let (spec, request) = match parsed {
         Ok(p) => p,

@@ -130,11 +130,11 @@ pub fn run(config: Config) -> Result<()> {
                 thread_inference.serve(task_rx, Outbox::new(out_tx, ringer), &thread_queued)
             })?;
     let submitter = Submitter::new(tasks, queued, config.max_queue, metrics.clone());
-    let http_stop = Arc::new(tokio::sync::Notify::new());
+    let (http_stop, http_stopped) = tokio::sync::watch::channel(false);
     let http_thread = match (http_listener, &config.http) {
         (Some(listener), Some(http)) => {
             let (http, token, submitter) = (http.clone(), config.token.clone(), submitter.clone());
-            let (inference, stop) = (inference.clone(), http_stop.clone());
+            let (inference, stop) = (inference.clone(), http_stopped);
             Some(
                 std::thread::Builder::new()
                     .name("http".into())
@@ -181,7 +181,7 @@ pub fn run(config: Config) -> Result<()> {
     server.close();
     // The HTTP side holds task senders too: it must end before the inference thread can.
     if let Some(thread) = http_thread {
-        http_stop.notify_one();
+        let _ = http_stop.send(true);
         let _ = thread.join();
     }
     // The inference thread ends once its task channel closes (running work is cancelled);
