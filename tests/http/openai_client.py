@@ -70,14 +70,18 @@ check("embeddings: the same float32 bytes as steadytext_embed (base64, as the cl
       struct.pack("<1024f", *vector) == struct.pack("<1024f", *expected["embedding"]),
       max(abs(a - b) for a, b in zip(vector, expected["embedding"])))
 batch = client.embeddings.create(model="default", input=["first text", prompt, "third"])
+first = client.embeddings.create(model="default", input="first text").data[0].embedding
 check("embeddings batch: one vector per input, in order",
-      [d.index for d in batch.data] == [0, 1, 2] and batch.data[1].embedding == vector,
+      [d.index for d in batch.data] == [0, 1, 2] and batch.data[1].embedding == vector
+      and batch.data[0].embedding == first and batch.data[2].embedding != first,
       [d.index for d in batch.data])
 floats = client.embeddings.create(model="default", input=prompt, encoding_format="float")
 check("embeddings: float and base64 encodings agree", floats.data[0].embedding == vector)
 
 models = client.models.list()
-check("models: lists the registry", any(m.id for m in models.data), models)
+ids = [m.id for m in models.data]
+check("models: default, the registry and the loaded files",
+      "default" in ids and len(ids) > 2 and any(i.endswith(".gguf") for i in ids), ids)
 
 schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 structured = client.chat.completions.create(

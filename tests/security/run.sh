@@ -287,12 +287,14 @@ refused "a user may not either" alice "SELECT * FROM steadytext_cache_export()" 
 refused "nor a worker role, until an admin sets cache_sync" remote "SELECT * FROM steadytext_cache_export()" 42501
 refused "nor write cache rows through its import" alice \
     "SELECT steadytext_cache_import('[{\"cache_key\": \"gen:00\", \"kind\": \"generation\", \"response\": \"poisoned\", \"access_count\": 1, \"last_access_us\": 0}]')" 42501
-refused "an import is checked: a key that is not a cache key" dave \
+refused "an import is checked: an embedding's key sent as a generation" dave \
+    "SELECT steadytext_cache_import('[{\"cache_key\": \"embed:$(printf '0%.0s' $(seq 64))\", \"kind\": \"generation\", \"response\": \"r\", \"access_count\": 1, \"last_access_us\": 0}]')" P0001
+refused "a key that is not a cache key" dave \
     "SELECT steadytext_cache_import('[{\"cache_key\": \"x y\", \"kind\": \"generation\", \"response\": \"r\", \"access_count\": 1, \"last_access_us\": 0}]')" P0001
 refused "an embedding that is not 1024 numbers" dave \
-    "SELECT steadytext_cache_import('[{\"cache_key\": \"emb:00\", \"kind\": \"embedding\", \"embedding\": [1, 2], \"access_count\": 1, \"last_access_us\": 0}]')" P0001
+    "SELECT steadytext_cache_import('[{\"cache_key\": \"embed:$(printf '0%.0s' $(seq 64))\", \"kind\": \"embedding\", \"embedding\": [1, 2], \"access_count\": 1, \"last_access_us\": 0}]')" P0001
 refused "more than 10 000 entries in one call" dave \
-    "SELECT steadytext_cache_import((SELECT jsonb_agg(jsonb_build_object('cache_key', 'gen:' || i, 'kind', 'generation', 'response', 'r', 'access_count', 1, 'last_access_us', 0)) FROM generate_series(1, 10001) i))" P0001
+    "SELECT steadytext_cache_import((SELECT jsonb_agg(jsonb_build_object('cache_key', 'generate:' || lpad(to_hex(i), 64, '0'), 'kind', 'generation', 'response', 'r', 'access_count', 1, 'last_access_us', 0)) FROM generate_series(1, 10001) i))" P0001
 refused "a remote model needs steadytext.remote_base_url, which only a superuser sets" mallory \
     "SELECT steadytext_generate('x', 8, model => 'openai:gpt-4o-mini', unsafe_mode => true)" 0A000
 daemon_pid() { pgrep -f "st daemon run --endpoint ipc://$SOCKET" | head -n 1; }
@@ -343,7 +345,7 @@ long=$(head -c 40000 /dev/zero | tr '\0' a)
 out=$(http embeddings "{\"input\": \"$long\"}")
 check "a text over the limit is refused, naming the setting (400)" \
     $([[ "$out" == *"steadytext.max_prompt_length"*" 400" ]]; echo $?) "$out"
-out=$(XDG_CACHE_HOME=$WORK/tcp-cache "$ST" daemon run --endpoint "tcp://127.0.0.1:$((HTTP_PORT + 1))" \
+out=$(XDG_CACHE_HOME=$WORK/tcp-cache timeout 20 "$ST" daemon run --endpoint "tcp://127.0.0.1:$((HTTP_PORT + 1))" \
     --http "0.0.0.0:$((HTTP_PORT + 2))" --no-preload 2>&1)
 check "st daemon --http off loopback needs a token" $([[ "$out" == *"not a loopback address"* ]]; echo $?) "$out"
 kill -TERM $tcp; wait $tcp 2>/dev/null

@@ -116,17 +116,28 @@ struct Entry {
     last_access_us: i64,
 }
 
+/// The key prefixes (`steadytext::cache_key`) each kind of entry may have.
+fn prefixes(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "generation" => &["generate", "structured"],
+        "embedding" => &["embed"],
+        _ => &[],
+    }
+}
+
 fn check(entry: &Entry) -> Result<(), String> {
-    if entry.cache_key.is_empty()
-        || entry.cache_key.len() > 128
-        || !entry
-            .cache_key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
-    {
+    let well_formed = entry
+        .cache_key
+        .split_once(':')
+        .is_some_and(|(prefix, digest)| {
+            prefixes(&entry.kind).contains(&prefix)
+                && digest.len() == 64
+                && digest.bytes().all(|b| b.is_ascii_hexdigit())
+        });
+    if !well_formed {
         return Err(format!(
-            "cache_key {:?} is not a cache key",
-            entry.cache_key
+            "cache_key {:?} is not the key of a {} entry",
+            entry.cache_key, entry.kind
         ));
     }
     match (entry.kind.as_str(), &entry.response, &entry.embedding) {
