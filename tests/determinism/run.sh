@@ -3,7 +3,7 @@
 #
 # Routes, each compared with the library at one thread:
 #   generation  library (1 and 2 threads, streamed), st CLI, st daemon (before and after a
-#               restart), SQL through the cluster's daemon and in the backend (each streamed
+#               restart, and 4 and 8 clients at once, batched), SQL through the cluster's daemon and in the backend (each streamed
 #               and not), the background queue worker, st worker
 #   embedding   library (single, batch, 2 threads), st CLI, st daemon (before and after a
 #               restart), SQL through the daemon and in the backend (single and batch), the
@@ -160,7 +160,22 @@ check "the daemon restarted (pid $first_pid, then $second_pid)" $([ "$first_pid"
 for p in "${PROMPTS[@]}"; do "$ST" generate --json --daemon --max-new-tokens $TOKENS -- "$p" | sha_text; done >"$G/daemon-restarted"
 for t in "${TEXTS[@]}"; do "$ST" embed --daemon -- "$t" | sha_hex_vector; done >"$E/daemon-restarted"
 
-for f in library-2-threads library-stream cli daemon daemon-restarted sql-daemon sql-daemon-stream backend backend-stream background-worker st-worker; do
+# --- concurrent clients of the daemon: 4, then 8 at once, so their generations share its batch ---
+concurrent() { # clients; prints one digest per prompt, in prompt order
+    local dir=$WORK/concurrent-$1 i group=()
+    mkdir -p "$dir"
+    for i in "${!PROMPTS[@]}"; do
+        "$ST" generate --json --daemon --max-new-tokens $TOKENS -- "${PROMPTS[$i]}" >"$dir/$i" &
+        group+=($!)
+        if [ ${#group[@]} -eq "$1" ]; then wait "${group[@]}"; group=(); fi
+    done
+    [ ${#group[@]} -gt 0 ] && wait "${group[@]}"
+    for i in "${!PROMPTS[@]}"; do sha_text <"$dir/$i"; done
+}
+concurrent 4 >"$G/daemon-4-clients"
+concurrent 8 >"$G/daemon-8-clients"
+
+for f in library-2-threads library-stream cli daemon daemon-restarted daemon-4-clients daemon-8-clients sql-daemon sql-daemon-stream backend backend-stream background-worker st-worker; do
     compare "generation: $f = library" "$G/library" "$G/$f"
 done
 for f in library-2-threads library-batch cli daemon daemon-restarted sql-daemon sql-daemon-batch backend backend-batch background-worker st-worker; do

@@ -4,6 +4,7 @@
 //!
 //! Every figure is a median over repeated runs; ratios compare numbers from this run only.
 
+mod batching;
 mod core;
 mod daemon;
 mod fleet;
@@ -30,7 +31,7 @@ struct Args {
     /// The `st` binary (runs the benchmark daemon).
     #[arg(long, default_value = "st")]
     st: PathBuf,
-    /// Run only this section (core, structured, rerank, daemon, sql, queue, fleet); for working on one
+    /// Run only this section (core, structured, rerank, daemon, batching, sql, queue, fleet); for working on one
     /// benchmark.
     #[arg(long)]
     only: Option<String>,
@@ -48,6 +49,11 @@ fn main() -> Result<()> {
     };
     let (daemon_json, daemon_markdown) = if wanted("daemon") {
         daemon::run(&args.st, args.repeat)?
+    } else {
+        skipped()
+    };
+    let (batching_json, batching_markdown) = if wanted("batching") {
+        batching::run(&args.st, args.repeat)?
     } else {
         skipped()
     };
@@ -77,7 +83,7 @@ fn main() -> Result<()> {
         skipped()
     };
     let results = serde_json::json!({
-        "core": core.json, "daemon": daemon_json, "sql": sql_json, "queue": queue_json,
+        "core": core.json, "daemon": daemon_json, "batching": batching_json, "sql": sql_json, "queue": queue_json,
         "fleet": fleet_json,
         "structured": structured_json, "rerank": rerank_json,
     });
@@ -89,6 +95,7 @@ fn main() -> Result<()> {
         + &structured_markdown
         + &rerank_markdown
         + &daemon_markdown
+        + &batching_markdown
         + &sql_markdown
         + &queue_markdown
         + &fleet_markdown;

@@ -296,8 +296,20 @@ fn an_abandoned_stream_does_not_wedge_the_server() {
         start.elapsed() < Duration::from_secs(20),
         "the server stayed wedged"
     );
-    let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
-    assert_eq!(stats["active_streams"], 0);
+    // The next request may have shared the batch with the abandoned stream and finished first;
+    // the stream itself ends at the stream timeout (700 ms here).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
+        if stats["active_streams"] == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the abandoned stream was never dropped: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// The generation is shown to be running (forty pieces streamed) before it is dropped; the
@@ -357,6 +369,145 @@ fn concurrent_clients_get_the_serial_results() {
         stats["cache"],
         Value::Null,
         "the cache was off: every request computed"
+    );
+}
+
+/// A generation's streamed pieces put together, and the text it ends with.
+fn streamed_text(client: &DaemonClient, spec: GenerateSpec) -> (String, String) {
+    let mut execution = client.execute_spec(Spec::Generate(spec), true).unwrap();
+    let mut pieces = String::new();
+    loop {
+        match execution.advance().unwrap() {
+            Progress::Piece(p) => pieces.push_str(&p),
+            Progress::Working => {}
+            Progress::Done(out) => return (pieces, out.into_text().unwrap()),
+        }
+    }
+}
+
+/// Generations on a model proven to batch (SmolLM2's Q4_1 weights: 8 per decode call) share one
+/// batch when they arrive together. 4 and 8 concurrent clients, streamed and not, one of them
+/// constrained, next to a stream that is cancelled mid-way, get exactly the bytes a `--serial`
+/// daemon gives them one at a time (cache off, distinct prompts), and the daemon is seen running
+/// several at once.
+#[test]
+fn batched_clients_get_the_serial_bytes() {
+    let specs: Vec<GenerateSpec> = (0..8)
+        .map(|i| {
+            let topics = [
+                "rivers", "owls", "bread", "trains", "comets", "violins", "maps", "tea",
+            ];
+            let mut s = gen_spec(
+                &format!("Write {} sentences about {}.", i + 1, topics[i]),
+                24 + 8 * i,
+            );
+            if i == 5 {
+                s.prompt = "Is tea a drink? Answer yes or no.".into();
+                s.choices = Some(json!(["yes", "no"]));
+            }
+            s
+        })
+        .collect();
+    let serial_daemon = Daemon::start(
+        5641,
+        Options {
+            extra: &["--serial"],
+            ..Default::default()
+        },
+    );
+    let serial_client = serial_daemon.client();
+    let stats = serial_client
+        .call("stats", json!({}), &mut || true)
+        .unwrap()
+        .0;
+    assert_eq!(stats["batching"], "serial");
+    let serial: Vec<String> = specs
+        .iter()
+        .map(|s| remote_text(&serial_client, s.clone()))
+        .collect();
+    drop(serial_daemon);
+
+    let daemon = Daemon::start(5642, Options::default());
+    let client = daemon.client();
+    let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
+    assert_eq!(stats["batching"], "continuous");
+    let generation_model = stats["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["path"].as_str().is_some_and(|p| p.ends_with("q4_1.gguf")))
+        .cloned();
+    assert_eq!(generation_model.unwrap()["batch_rows"], 8, "{stats}");
+    for n in [4, 8] {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (client, done) = (client.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut most = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let stats = client.call("stats", json!({}), &mut || true).unwrap().0;
+                    most = most.max(stats["running"].as_i64().unwrap_or(0));
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                most
+            })
+        };
+        let cancelled = (n == 4).then(|| {
+            let client = client.clone();
+            std::thread::spawn(move || {
+                let spec = gen_spec("Write a long story about a dragon", 2000);
+                let mut execution = client.execute_spec(Spec::Generate(spec), true).unwrap();
+                let mut pieces = 0;
+                while pieces < 10 {
+                    if let Progress::Piece(_) = execution.advance().unwrap() {
+                        pieces += 1;
+                    }
+                }
+            })
+        });
+        let clients: Vec<_> = specs[..n]
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, spec)| {
+                let client = client.clone();
+                std::thread::spawn(move || {
+                    if i % 2 == 0 {
+                        let (pieces, text) = streamed_text(&client, spec);
+                        assert_eq!(
+                            pieces.trim(),
+                            text,
+                            "client {i}: the pieces add up to the text"
+                        );
+                        (i, text)
+                    } else {
+                        (i, remote_text(&client, spec))
+                    }
+                })
+            })
+            .collect();
+        for t in clients {
+            let (i, text) = t.join().unwrap();
+            assert_eq!(
+                text, serial[i],
+                "{n} clients: client {i} ({:?})",
+                specs[i].prompt
+            );
+        }
+        if let Some(c) = cancelled {
+            c.join().unwrap();
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let most = watcher.join().unwrap();
+        assert!(most > 1, "{n} clients: the daemon never ran two at once");
+    }
+    assert!(
+        serial
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == 8,
+        "{serial:?}"
     );
 }
 

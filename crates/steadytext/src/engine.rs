@@ -51,6 +51,8 @@ pub struct Model {
     chat_template: Option<String>,
     /// The vocabulary as the constraint engine sees it, built on the first constrained request.
     vocabulary: OnceLock<Result<Vocabulary>>,
+    /// Sequences one decode call may carry, decided on first use.
+    batch_rows: OnceLock<u32>,
 }
 
 impl std::fmt::Debug for Model {
@@ -78,6 +80,7 @@ impl Model {
             path: path.to_path_buf(),
             chat_template,
             vocabulary: OnceLock::new(),
+            batch_rows: OnceLock::new(),
         })
     }
 
@@ -91,6 +94,18 @@ impl Model {
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// How many sequences one decode call may carry with the bits each gets alone, on this build
+    /// (see [`crate::batch`]); 1 means the model is never batched.
+    pub fn batch_rows(&self) -> u32 {
+        *self.batch_rows.get_or_init(|| {
+            let arch = self
+                .llama
+                .meta_val_str("general.architecture")
+                .unwrap_or_default();
+            crate::batch::proven_rows(&self.path, &arch)
+        })
     }
 
     /// The file this model came from.

@@ -94,6 +94,35 @@ pub struct Summary {
 /// output. Dropping the stream stops generation. A constraint is compiled first, and a budget
 /// smaller than its shortest output is an error before anything is decoded.
 pub fn stream<'m>(model: &'m Model, decode: Decode<'_>) -> Result<TokenStream<'m>> {
+    let Prepared {
+        mut sequence,
+        prompt,
+        cells,
+    } = prepare(model, decode)?;
+    let mut ctx = model.context(cells, decode.threads, false)?;
+    let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
+    sequence.prefilled(feed_prompt(&mut ctx, &mut batch, &prompt, 0)?);
+    Ok(TokenStream {
+        sequence,
+        ctx,
+        batch,
+        finished: false,
+    })
+}
+
+/// A generation checked and ready to decode, in a context of its own or in a shared batch.
+pub(crate) struct Prepared<'m> {
+    /// Everything but the context.
+    pub sequence: Sequence<'m>,
+    /// The rendered prompt.
+    pub prompt: Vec<LlamaToken>,
+    /// KV cells the generation needs (padded as [`kv_cells`] pads them).
+    pub cells: u32,
+}
+
+/// Renders and counts the prompt, clamps the budget to the window and compiles the constraint:
+/// every error a generation can have before decoding happens here.
+pub(crate) fn prepare<'m>(model: &'m Model, decode: Decode<'_>) -> Result<Prepared<'m>> {
     let tokens = prompt_tokens(model, decode.prompt);
     let window = model.window(decode.n_ctx);
     if tokens.len() >= window as usize {
@@ -106,27 +135,20 @@ pub fn stream<'m>(model: &'m Model, decode: Decode<'_>) -> Result<TokenStream<'m
         Some(c) => Some(Constrained::start(model.vocabulary()?.guide(c)?, budget)?),
         None => None,
     };
-    let kv = kv_cells(tokens.len() + budget, window);
-    let mut ctx = model.context(kv, decode.threads, false)?;
-    let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
-    let last_logits = feed_prompt(&mut ctx, &mut batch, &tokens, 0)?;
     let stops = if guide.is_some() {
         // The grammar decides where a constrained output ends.
         Vec::new()
     } else {
         decode.params.stop_strings()
     };
-    Ok(TokenStream {
+    let sequence = Sequence {
         model,
-        ctx,
-        batch,
         sampler: sampler(decode.params),
-        logits_at: last_logits,
+        logits_at: -1,
         n_past: tokens.len() as i32,
         budget,
         utf8: Utf8Assembler::default(),
         stop: StopMatcher::new(stops),
-        finished: false,
         greedy: decode.params.temperature == 0.0,
         guide,
         summary: Summary {
@@ -134,6 +156,11 @@ pub fn stream<'m>(model: &'m Model, decode: Decode<'_>) -> Result<TokenStream<'m
             clamped,
             ..Summary::default()
         },
+    };
+    Ok(Prepared {
+        sequence,
+        cells: kv_cells(tokens.len() + budget, window),
+        prompt: tokens,
     })
 }
 
@@ -311,34 +338,62 @@ impl<'m> Constrained<'m> {
     }
 }
 
-/// A generation in progress; yields text pieces that never split a UTF-8 character and never
-/// contain a stop string.
-pub struct TokenStream<'m> {
+/// One generation's state between decode calls: its sampler, constraint, stop strings and
+/// budget. It does not own a context, so that a [`TokenStream`] can give it one of its own and a
+/// shared batch can decode it together with others; either way it reads its logits from the
+/// context that last decoded it, at the row that context was told.
+pub(crate) struct Sequence<'m> {
     model: &'m Model,
-    ctx: LlamaContext<'m>,
-    batch: LlamaBatch<'static>,
     sampler: LlamaSampler,
     logits_at: i32,
     n_past: i32,
     budget: usize,
     utf8: Utf8Assembler,
     stop: StopMatcher,
-    finished: bool,
     greedy: bool,
     guide: Option<Constrained<'m>>,
     summary: Summary,
 }
 
-impl TokenStream<'_> {
-    /// What has happened so far (complete once the stream is exhausted).
+/// What one step of a [`Sequence`] produced.
+pub(crate) enum Step {
+    /// A token was chosen: the text it released (possibly empty), and the token to decode before
+    /// the next step (`None` when the next step needs no logits: a forced completion, or the end).
+    Token {
+        text: String,
+        feed: Option<LlamaToken>,
+    },
+    /// Generation is over; [`Sequence::flush`] has the rest of the text.
+    End,
+}
+
+impl Sequence<'_> {
+    /// What has happened so far (complete once the sequence has ended).
     pub fn summary(&self) -> Summary {
         self.summary
     }
 
-    /// One token: `Ok(None)` when generation is over, otherwise the text it released.
-    fn step(&mut self) -> Result<Option<String>> {
+    /// The prompt was evaluated; its last token's logits are at row `at`.
+    pub fn prefilled(&mut self, at: i32) {
+        self.logits_at = at;
+    }
+
+    /// The token of the last step was evaluated at [`Sequence::position`]; its logits are at row
+    /// `at`.
+    pub fn fed(&mut self, at: i32) {
+        self.n_past += 1;
+        self.logits_at = at;
+    }
+
+    /// Where the next fed token goes.
+    pub fn position(&self) -> i32 {
+        self.n_past
+    }
+
+    /// One token, chosen from `ctx`'s logits (the context that last evaluated this sequence).
+    pub fn step(&mut self, ctx: &LlamaContext<'_>) -> Result<Step> {
         if self.stop.stopped() {
-            return Ok(None);
+            return Ok(Step::End);
         }
         if self.summary.generated_tokens >= self.budget {
             // A constrained output that used up the budget is complete when the grammar may end
@@ -347,33 +402,34 @@ impl TokenStream<'_> {
                 self.summary.completed =
                     c.forced.is_some() || c.guide.finished() || c.guide.accepting()?;
             }
-            return Ok(None);
+            return Ok(Step::End);
         }
-        let Some(token) = self.next_token()? else {
+        let Some(token) = self.next_token(ctx)? else {
             self.summary.completed = true;
-            return Ok(None);
+            return Ok(Step::End);
         };
         self.summary.generated_tokens += 1;
         let piece = self.model.llama.vocab().token_to_piece(token, false, None);
-        let out = self.stop.push(&self.utf8.push(&piece));
+        let text = self.stop.push(&self.utf8.push(&piece));
         let forcing = self.guide.as_ref().is_some_and(|g| g.forced.is_some());
-        if !forcing && !self.stop.stopped() && self.summary.generated_tokens < self.budget {
-            self.decode_one(token)?;
-        }
-        Ok(Some(out))
+        let more = !forcing && !self.stop.stopped() && self.summary.generated_tokens < self.budget;
+        Ok(Step::Token {
+            text,
+            feed: more.then_some(token),
+        })
     }
 
     /// The next token from the model (under the constraint, if any); `None` at its end.
-    fn next_token(&mut self) -> Result<Option<LlamaToken>> {
+    fn next_token(&mut self, ctx: &LlamaContext<'_>) -> Result<Option<LlamaToken>> {
         let vocab = self.model.llama.vocab();
         let is_end = |t: u32| vocab.is_eog(LlamaToken(t as i32));
         let Some(constrained) = self.guide.as_mut() else {
             // sample() also accepts the token into the sampler chain; accepting again would
             // corrupt its state.
-            let token = self.sampler.sample(&self.ctx, self.logits_at);
+            let token = self.sampler.sample(ctx, self.logits_at);
             return Ok((!vocab.is_eog(token)).then_some(token));
         };
-        let (ctx, at) = (&self.ctx, self.logits_at);
+        let at = self.logits_at;
         let left = self.budget - self.summary.generated_tokens;
         let token = constrained.next(
             || ctx.get_logits_ith(at).to_vec(),
@@ -385,20 +441,8 @@ impl TokenStream<'_> {
         Ok(token.map(|t| LlamaToken(t as i32)))
     }
 
-    fn decode_one(&mut self, token: LlamaToken) -> Result<()> {
-        self.batch.clear();
-        self.batch
-            .add(token, self.n_past, &[0], true)
-            .map_err(|e| Error::inference(e.to_string()))?;
-        self.ctx
-            .decode(&mut self.batch)
-            .map_err(|e| Error::inference(format!("decoding failed: {e}")))?;
-        self.n_past += 1;
-        self.logits_at = 0;
-        Ok(())
-    }
-
-    fn flush(&mut self) -> String {
+    /// The text held back at the end (an incomplete character, a prefix of a stop string).
+    pub fn flush(&mut self) -> String {
         if self.stop.stopped() {
             return String::new();
         }
@@ -406,6 +450,47 @@ impl TokenStream<'_> {
         let mut out = self.stop.push(&rest);
         out.push_str(&self.stop.finish());
         out
+    }
+}
+
+/// A generation in progress in a context of its own; yields text pieces that never split a
+/// UTF-8 character and never contain a stop string.
+pub struct TokenStream<'m> {
+    sequence: Sequence<'m>,
+    ctx: LlamaContext<'m>,
+    batch: LlamaBatch<'static>,
+    finished: bool,
+}
+
+impl TokenStream<'_> {
+    /// What has happened so far (complete once the stream is exhausted).
+    pub fn summary(&self) -> Summary {
+        self.sequence.summary()
+    }
+
+    /// One token: `Ok(None)` when generation is over, otherwise the text it released.
+    fn step(&mut self) -> Result<Option<String>> {
+        match self.sequence.step(&self.ctx)? {
+            Step::End => Ok(None),
+            Step::Token { text, feed } => {
+                if let Some(token) = feed {
+                    self.decode_one(token)?;
+                }
+                Ok(Some(text))
+            }
+        }
+    }
+
+    fn decode_one(&mut self, token: LlamaToken) -> Result<()> {
+        self.batch.clear();
+        self.batch
+            .add(token, self.sequence.position(), &[0], true)
+            .map_err(|e| Error::inference(e.to_string()))?;
+        self.ctx
+            .decode(&mut self.batch)
+            .map_err(|e| Error::inference(format!("decoding failed: {e}")))?;
+        self.sequence.fed(0);
+        Ok(())
     }
 }
 
@@ -463,7 +548,7 @@ impl Iterator for TokenStream<'_> {
                 Ok(Some(piece)) => return Some(Ok(piece)),
                 Ok(None) => {
                     self.finished = true;
-                    let rest = self.flush();
+                    let rest = self.sequence.flush();
                     return (!rest.is_empty()).then_some(Ok(rest));
                 }
                 Err(e) => {

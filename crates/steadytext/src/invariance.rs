@@ -17,8 +17,7 @@ use crate::engine::{Model, N_BATCH};
 use crate::error::{Error, Result};
 use crate::generate::{argmax, feed_prompt, feed_sequence, kv_cells};
 
-/// The most texts [`compare_embeddings`] makes room for.
-pub const MAX_SEQUENCES: u32 = 8;
+pub use crate::batch::MAX_SEQUENCES;
 
 /// How the sequences share a context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +28,9 @@ pub struct Layout {
     pub prefill_together: bool,
     /// llama.cpp threads of the batched side (decoding alone does not depend on them).
     pub threads: i32,
+    /// The most sequences per decode call after the prefill (more are decoded in several calls
+    /// per step, as the daemon's batch does).
+    pub rows: usize,
 }
 
 /// One sequence decoded alone: the greedy tokens and the logits before each of them.
@@ -122,16 +124,19 @@ pub fn compare_together(model: &Model, traces: &[Trace], layout: Layout) -> Resu
     for (i, logits) in first.iter().enumerate() {
         record(&mut comparison, i, 0, &traces[i].logits[0], logits);
     }
+    let indexed: Vec<(usize, &Trace)> = traces.iter().enumerate().collect();
     for step in 1..steps {
-        batch.clear();
-        for (i, trace) in traces.iter().enumerate() {
-            let pos = trace.prompt.len() + step - 1;
-            add(&mut batch, trace.tokens[step - 1], pos, i as i32, true)?;
-        }
-        decode(&mut ctx, &mut batch)?;
-        for (i, trace) in traces.iter().enumerate() {
-            let got = ctx.get_logits_ith(i as i32);
-            record(&mut comparison, i, step, &trace.logits[step], got);
+        for group in indexed.chunks(layout.rows.max(1)) {
+            batch.clear();
+            for &(i, trace) in group {
+                let pos = trace.prompt.len() + step - 1;
+                add(&mut batch, trace.tokens[step - 1], pos, i as i32, true)?;
+            }
+            decode(&mut ctx, &mut batch)?;
+            for (row, &(i, trace)) in group.iter().enumerate() {
+                let got = ctx.get_logits_ith(row as i32);
+                record(&mut comparison, i, step, &trace.logits[step], got);
+            }
         }
     }
     Ok(comparison)

@@ -22,6 +22,7 @@
 //! # Ok::<(), steadytext::Error>(())
 //! ```
 
+pub mod batch;
 pub mod build_info;
 pub mod cache;
 pub mod cache_key;

@@ -4,7 +4,7 @@ use crate::embed::{self, EmbedSetup, Embedding};
 use crate::engine::{Engine, Model};
 use crate::error::{Error, ErrorKind, Result};
 use crate::execute::{finish_text, Execution, Executor, Output, Progress};
-use crate::generate::{self, Decode, TokenStream};
+use crate::generate::{self, Decode, Summary, TokenStream};
 use crate::request::{Combine, EmbedRequest, GenerateRequest, Request, RerankRequest};
 use crate::rerank::{self, QueryScorer, Scored};
 use crate::text::Trimmer;
@@ -36,15 +36,43 @@ impl Executor for Local {
     }
 }
 
+/// Where a generation's pieces come from: a context of its own ([`TokenStream`]) or a shared
+/// batch.
+pub(crate) trait Pieces {
+    /// The next piece of the unstripped output (possibly empty); `None` at the end.
+    fn next_piece(&mut self) -> Option<Result<String>>;
+    /// Token counts and how it ended (complete once the pieces are exhausted).
+    fn summary(&self) -> Summary;
+}
+
+impl Pieces for TokenStream<'static> {
+    fn next_piece(&mut self) -> Option<Result<String>> {
+        self.next()
+    }
+
+    fn summary(&self) -> Summary {
+        TokenStream::summary(self)
+    }
+}
+
 /// A generation decoding token by token.
 pub struct Generation {
-    stream: TokenStream<'static>,
+    stream: Box<dyn Pieces>,
     raw: String,
     constrained: bool,
     trimmer: Trimmer,
 }
 
 impl Generation {
+    pub(crate) fn new(stream: Box<dyn Pieces>, constrained: bool) -> Self {
+        Generation {
+            stream,
+            raw: String::new(),
+            constrained,
+            trimmer: Trimmer::default(),
+        }
+    }
+
     fn start(model: &'static Model, request: &GenerateRequest, threads: i32) -> Result<Self> {
         let stream = generate::stream(
             model,
@@ -56,18 +84,16 @@ impl Generation {
                 threads,
             },
         )?;
-        Ok(Generation {
-            stream,
-            raw: String::new(),
-            constrained: request.constraint.is_some(),
-            trimmer: Trimmer::default(),
-        })
+        Ok(Generation::new(
+            Box::new(stream),
+            request.constraint.is_some(),
+        ))
     }
 }
 
 impl Execution for Generation {
     fn advance(&mut self) -> Result<Progress> {
-        match self.stream.next() {
+        match self.stream.next_piece() {
             Some(piece) => {
                 let piece = piece?;
                 self.raw.push_str(&piece);

@@ -2,18 +2,20 @@
 //! a file, so never on the thread that answers pings), runs it through the frecency cache and the
 //! engine, and reports back to the server loop.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use steadytext::batch::Batched;
 use steadytext::cache::{self, FrecencyCache, Kind};
 use steadytext::cached::Cached;
 use steadytext::execute::{Execution, Executor, Output, Progress};
 use steadytext::protocol::{self, Response, Shape, STREAM_END};
 use steadytext::request::{Builder, Spec};
-use steadytext::{Engine, Error, ErrorKind, Local, Role};
+use steadytext::{Engine, Error, ErrorKind, Local, Request, Role};
 
 use super::metrics::Metrics;
 
@@ -151,6 +153,8 @@ impl Outbox {
 /// allowed) and for the rest (registry models and files in the models directory).
 pub struct Inference {
     threads: i32,
+    /// Whether generations on models proven to batch share a batch (off with `--serial`).
+    batching: bool,
     metrics: Arc<Metrics>,
     cache: Option<FrecencyCache>,
     trusted: Builder,
@@ -160,7 +164,13 @@ pub struct Inference {
 impl Inference {
     /// The inference side of a daemon. The cache is `<cache root>/caches/steadytext-rs.sqlite3`
     /// unless `STEADYTEXT_DISABLE_CACHE=1`.
-    pub fn new(threads: i32, trusted: Builder, untrusted: Builder, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        threads: i32,
+        batching: bool,
+        trusted: Builder,
+        untrusted: Builder,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let disabled = std::env::var("STEADYTEXT_DISABLE_CACHE").is_ok_and(|v| v == "1");
         let cache = if disabled {
             None
@@ -171,6 +181,7 @@ impl Inference {
         };
         Inference {
             threads,
+            batching,
             metrics,
             cache,
             trusted,
@@ -191,7 +202,8 @@ impl Inference {
         }
     }
 
-    /// Loaded models with their files and sha256.
+    /// Loaded models with their files and sha256, and how many generations one decode call
+    /// carries for each (1: one at a time).
     pub fn models(&self) -> Value {
         Engine::global()
             .loaded()
@@ -200,9 +212,24 @@ impl Inference {
                 json!({
                     "path": m.path(),
                     "sha256": steadytext::store::sha256_of(m.path()).ok(),
+                    "batch_rows": if self.batching { m.batch_rows() } else { 1 },
                 })
             })
             .collect()
+    }
+
+    /// Requests being run now (more than one only when they share a batch).
+    pub fn running(&self) -> i64 {
+        self.metrics.running.get()
+    }
+
+    /// `continuous` (generations on models proven to batch share a batch) or `serial`.
+    pub fn batching(&self) -> &'static str {
+        if self.batching {
+            "continuous"
+        } else {
+            "serial"
+        }
     }
 
     /// The cache's hit, miss and eviction counters per kind (none without a cache).
@@ -227,71 +254,283 @@ impl Inference {
         }
     }
 
-    /// Serves tasks until the server loop goes away; `queued` counts the tasks not yet taken.
+    /// Serves tasks until the server loop goes away; `queued` counts the tasks not yet started.
+    ///
+    /// One request at a time, except generations on a model proven to batch (see
+    /// `steadytext::batch`): while only such generations run, more of them start and share the
+    /// batch, up to its size. Every running request advances one step per round, so a batch
+    /// decodes all its sequences together.
     pub fn serve(&self, tasks: Receiver<Task>, out: Outbox, queued: &AtomicUsize) {
-        for task in tasks {
-            let waiting = queued.fetch_sub(1, Ordering::SeqCst) - 1;
-            self.metrics.queued.set(waiting as i64);
-            self.metrics.running.set(1);
-            let started = Instant::now();
-            let streaming = task.method == "generate_iter";
-            let result = if task.cancel.load(Ordering::Relaxed) {
-                Err(Error::cancelled())
-            } else {
-                self.output(&task, streaming, &out)
-            };
-            self.metrics
-                .observe(task.route(), &task.method, &result, started.elapsed());
-            self.metrics.running.set(0);
-            let delivered = match task.reply {
-                Reply::Http(tx) => {
-                    let _ = tx.send(Event::Done(result));
-                    true
+        let runner = if self.batching {
+            Runner::Batched(Batched::new(self.threads))
+        } else {
+            Runner::Serial(Local::new(self.threads))
+        };
+        let executor = Cached {
+            inner: runner,
+            cache: self.cache.as_ref(),
+        };
+        let mut pending: VecDeque<Pending> = VecDeque::new();
+        let mut active: Vec<Active> = Vec::new();
+        let mut open = true;
+        loop {
+            if active.is_empty() && pending.is_empty() {
+                match tasks.recv() {
+                    Ok(task) => pending.push_back(Pending::new(task)),
+                    Err(_) => return,
                 }
-                Reply::Zmq { identity, extended } => {
-                    let response =
-                        zmq_response(&task.id, &task.method, &task.spec, result, streaming)
-                            .for_client(extended);
-                    out.send(if streaming {
-                        Outgoing::End(identity, response)
-                    } else {
-                        Outgoing::Reply(identity, response)
-                    })
+            }
+            loop {
+                match tasks.try_recv() {
+                    Ok(task) => pending.push_back(Pending::new(task)),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
                 }
-            };
-            if !delivered {
+            }
+            // A cancelled request that waits is answered now, not when its turn comes.
+            let (cancelled, waiting): (Vec<Pending>, Vec<Pending>) = pending
+                .drain(..)
+                .partition(|p| p.task.cancel.load(Ordering::Relaxed));
+            pending = waiting.into();
+            for p in cancelled {
+                self.dequeued(queued);
+                if !self.deliver(p.task, Err(Error::cancelled()), Duration::ZERO, &out) {
+                    return;
+                }
+            }
+            while let Some(head) = pending.front_mut() {
+                if !self.admissible(head, &active, &executor.inner) {
+                    break;
+                }
+                let Some(p) = pending.pop_front() else { break };
+                self.dequeued(queued);
+                match self.start(p, &executor) {
+                    Ok(a) => active.push(a),
+                    Err(failed) => {
+                        let (task, error) = *failed;
+                        if !self.deliver(task, Err(error), Duration::ZERO, &out) {
+                            return;
+                        }
+                    }
+                }
+            }
+            self.metrics.running.set(active.len() as i64);
+            let mut still = Vec::with_capacity(active.len());
+            for mut a in active {
+                match a.advance(&out) {
+                    None => still.push(a),
+                    Some(result) => {
+                        if let Ok(Output::Text { summary, .. }) = &result {
+                            let first = a.first.unwrap_or_else(Instant::now);
+                            let timing = (first - a.started, first.elapsed());
+                            self.metrics.tokens(summary, a.computed.then_some(timing));
+                        }
+                        let took = a.started.elapsed();
+                        if !self.deliver(a.task, result, took, &out) {
+                            return;
+                        }
+                    }
+                }
+            }
+            active = still;
+            self.metrics.running.set(active.len() as i64);
+            if !open && active.is_empty() && pending.is_empty() {
                 return;
             }
         }
     }
 
-    /// Runs a task through the cache and the engine; streamed pieces go to its client as they
-    /// come. Prefill and decode times are counted for work the engine did (not cache hits).
-    fn output(&self, task: &Task, streaming: bool, out: &Outbox) -> Result<Output, Error> {
-        let builder = if task.trusted {
+    fn dequeued(&self, queued: &AtomicUsize) {
+        let waiting = queued.fetch_sub(1, Ordering::SeqCst) - 1;
+        self.metrics.queued.set(waiting as i64);
+    }
+
+    /// Whether the first waiting task may start now: when nothing runs, or when it may join a
+    /// batch and everything running is in a batch with room. Its request is built (resolving
+    /// its model, which may mean hashing a file or loading it) only when it is first in line.
+    /// A request that cannot be built starts at once (it only answers its error).
+    fn admissible(&self, p: &mut Pending, active: &[Active], runner: &Runner) -> bool {
+        let builder = if p.task.trusted {
             &self.trusted
         } else {
             &self.untrusted
         };
-        let request = task.spec.clone().build(builder)?;
-        let executor = Cached {
-            inner: Local::new(self.threads),
-            cache: self.cache.as_ref(),
+        let request = p
+            .request
+            .get_or_insert_with(|| p.task.spec.clone().build(builder));
+        let Ok(request) = request else {
+            return true;
         };
+        if active.is_empty() {
+            return true;
+        }
+        let joins = *p.joins.get_or_insert_with(|| runner.joins(request));
+        joins
+            && active.len() < steadytext::batch::MAX_SEQUENCES as usize
+            && active.iter().all(|a| a.joined)
+    }
+
+    /// Starts a task through the cache; a cache hit is not computed work (its tokens are not
+    /// counted as the engine's).
+    fn start<'e>(
+        &self,
+        p: Pending,
+        executor: &'e Cached<'e, Runner>,
+    ) -> Result<Active<'e>, Box<(Task, Error)>> {
+        let Pending { task, request, .. } = p;
+        let request = match request {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => return Err(Box::new((task, e))),
+            None => {
+                let e = Error::inference("the request was not built");
+                return Err(Box::new((task, e)));
+            }
+        };
+        executor.inner.take_joined();
         let hits = |c: &FrecencyCache| c.counts(Kind::Generation).hits;
         let hits_before = self.cache.as_ref().map(hits);
         let started = Instant::now();
-        let mut execution = executor.execute(request, streaming)?;
-        let prefilled = Instant::now();
-        let output = drive(execution.as_mut(), task, streaming, out)?;
-        if let Output::Text { summary, .. } = &output {
-            let computed = self.cache.as_ref().map(hits) == hits_before;
-            self.metrics.tokens(
-                summary,
-                computed.then(|| (prefilled - started, prefilled.elapsed())),
-            );
+        let streaming = task.method == "generate_iter";
+        match executor.execute(request, streaming) {
+            Ok(execution) => Ok(Active {
+                computed: self.cache.as_ref().map(hits) == hits_before,
+                joined: executor.inner.take_joined(),
+                task,
+                execution,
+                streaming,
+                started,
+                first: None,
+            }),
+            Err(e) => Err(Box::new((task, e))),
         }
-        Ok(output)
+    }
+
+    /// Sends a task's result to its client; false when the server loop has gone.
+    fn deliver(
+        &self,
+        task: Task,
+        result: Result<Output, Error>,
+        took: Duration,
+        out: &Outbox,
+    ) -> bool {
+        let streaming = task.method == "generate_iter";
+        self.metrics
+            .observe(task.route(), &task.method, &result, took);
+        match task.reply {
+            Reply::Http(tx) => {
+                let _ = tx.send(Event::Done(result));
+                true
+            }
+            Reply::Zmq { identity, extended } => {
+                let response = zmq_response(&task.id, &task.method, &task.spec, result, streaming)
+                    .for_client(extended);
+                out.send(if streaming {
+                    Outgoing::End(identity, response)
+                } else {
+                    Outgoing::Reply(identity, response)
+                })
+            }
+        }
+    }
+}
+
+/// A task taken from the channel and not started yet.
+struct Pending {
+    task: Task,
+    /// Its request, built when it is first in line.
+    request: Option<Result<Request, Error>>,
+    /// Whether it may join a batch, once known.
+    joins: Option<bool>,
+}
+
+impl Pending {
+    fn new(task: Task) -> Self {
+        Pending {
+            task,
+            request: None,
+            joins: None,
+        }
+    }
+}
+
+/// A task being run.
+struct Active<'e> {
+    task: Task,
+    execution: Box<dyn Execution + 'e>,
+    /// Whether it runs in a shared batch.
+    joined: bool,
+    streaming: bool,
+    /// Whether the engine computes it (not a cache hit).
+    computed: bool,
+    started: Instant,
+    /// When its first step ended (the end of the prompt's evaluation).
+    first: Option<Instant>,
+}
+
+impl Active<'_> {
+    /// One step; the result once it is over. Streamed pieces go to the client as they come;
+    /// a cancelled task, or an HTTP client that went away, ends it.
+    fn advance(&mut self, out: &Outbox) -> Option<Result<Output, Error>> {
+        if self.task.cancel.load(Ordering::Relaxed) {
+            return Some(Err(Error::cancelled()));
+        }
+        let progress = self.execution.advance();
+        self.first.get_or_insert_with(Instant::now);
+        match progress {
+            Err(e) => Some(Err(e)),
+            Ok(Progress::Done(output)) => Some(Ok(output)),
+            Ok(Progress::Piece(piece)) if self.streaming => match &self.task.reply {
+                Reply::Zmq { identity, .. } => {
+                    out.send(Outgoing::Piece(
+                        identity.clone(),
+                        self.task.id.clone(),
+                        piece,
+                    ));
+                    None
+                }
+                Reply::Http(tx) => tx
+                    .send(Event::Piece(piece))
+                    .is_err()
+                    .then(|| Err(Error::cancelled())),
+            },
+            Ok(Progress::Piece(_) | Progress::Working) => None,
+        }
+    }
+}
+
+/// Where the daemon runs requests: one at a time (`--serial`), or generations in shared batches
+/// where the model is proven to batch.
+enum Runner {
+    Serial(Local),
+    Batched(Batched),
+}
+
+impl Runner {
+    fn joins(&self, request: &Request) -> bool {
+        match self {
+            Runner::Serial(_) => false,
+            Runner::Batched(b) => b.joins(request),
+        }
+    }
+
+    /// Whether the execution started last joined a batch.
+    fn take_joined(&self) -> bool {
+        match self {
+            Runner::Serial(_) => false,
+            Runner::Batched(b) => b.take_joined(),
+        }
+    }
+}
+
+impl Executor for Runner {
+    fn execute(&self, request: Request, streaming: bool) -> Result<Box<dyn Execution + '_>, Error> {
+        match self {
+            Runner::Serial(local) => local.execute(request, streaming),
+            Runner::Batched(batched) => batched.execute(request, streaming),
+        }
     }
 }
 
@@ -346,34 +585,5 @@ fn rerank_documents(spec: &Spec) -> Vec<String> {
             _ => Vec::new(),
         },
         _ => Vec::new(),
-    }
-}
-
-/// Advances the execution to its end, passing pieces on when streaming and stopping when the
-/// task is cancelled or its HTTP client has gone.
-fn drive(
-    execution: &mut dyn Execution,
-    task: &Task,
-    streaming: bool,
-    out: &Outbox,
-) -> Result<Output, Error> {
-    loop {
-        if task.cancel.load(Ordering::Relaxed) {
-            return Err(Error::cancelled());
-        }
-        match execution.advance()? {
-            Progress::Piece(piece) if streaming => match &task.reply {
-                Reply::Zmq { identity, .. } => {
-                    out.send(Outgoing::Piece(identity.clone(), task.id.clone(), piece));
-                }
-                Reply::Http(tx) => {
-                    if tx.send(Event::Piece(piece)).is_err() {
-                        return Err(Error::cancelled());
-                    }
-                }
-            },
-            Progress::Piece(_) | Progress::Working => {}
-            Progress::Done(output) => return Ok(output),
-        }
     }
 }

@@ -108,6 +108,10 @@ pub struct ServeOptions {
     /// llama.cpp threads per request (default: STEADYTEXT_THREADS or all cores).
     #[arg(long)]
     threads: Option<i32>,
+    /// Serve one request at a time, even generations on models proven to batch (see
+    /// docs/batch-invariance.md); the outputs are the same either way.
+    #[arg(long)]
+    serial: bool,
     /// Cancel a stream whose client has not acknowledged a piece for this long.
     #[arg(long, default_value_t = 30_000)]
     stream_timeout_ms: u64,
@@ -242,6 +246,7 @@ fn serve(options: &ServeOptions) -> Result<()> {
         threads: options
             .threads
             .unwrap_or_else(steadytext::engine::default_threads),
+        batching: !options.serial,
         stream_timeout: Duration::from_millis(options.stream_timeout_ms),
         preload: !options.no_preload,
         token: options.endpoint.token()?,

@@ -40,6 +40,8 @@ pub struct Config {
     pub bind: String,
     /// llama.cpp threads per request.
     pub threads: i32,
+    /// Batch generations where that is proven to change no output (off: one at a time).
+    pub batching: bool,
     /// How long a stream may wait for its client's ACK.
     pub stream_timeout: Duration,
     /// Load the default models before serving.
@@ -105,6 +107,7 @@ pub fn run(config: Config) -> Result<()> {
     let metrics = Arc::new(Metrics::new());
     let inference = Arc::new(Inference::new(
         config.threads,
+        config.batching,
         config.trusted.clone(),
         config.untrusted.clone(),
         metrics.clone(),
@@ -462,7 +465,9 @@ impl Server {
             "fingerprint": steadytext::build_info::fingerprint(),
             "profile": steadytext::build_info::profile(),
             "threads": self.config.threads,
+            "batching": self.inference.batching(),
             "queued": self.submitter.queued(),
+            "running": self.inference.running(),
             "active_streams": self.streams.len(),
             "models": self.inference.models(),
             "cache": self.inference.cache_stats(),

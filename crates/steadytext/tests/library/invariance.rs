@@ -4,10 +4,14 @@
 //! finding in `docs/batch-invariance.md`: where batching gives the same bits, and the nearest
 //! condition where it does not (so a change in llama.cpp that alters either shows up here).
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
 use steadytext::engine::Engine;
 use steadytext::generate::prompt_tokens;
 use steadytext::invariance::{
-    compare_embeddings, compare_together, decode_alone, Comparison, Layout, Trace,
+    compare_embeddings, compare_together, decode_alone, Comparison, Layout, Trace, MAX_SEQUENCES,
 };
 use steadytext::Model;
 
@@ -28,8 +32,15 @@ const PROMPTS: [&str; 8] = [
     "Summarise the plot of a story about a robot who learns to paint, in one paragraph.",
 ];
 
+/// The first `n` prompts decoded alone on `model`; the eight traces per model are computed once
+/// and shared by the tests (a Qwen trace takes seconds).
 fn traces(model: &Model, n: usize) -> Vec<Trace> {
-    PROMPTS[..n].iter().map(|p| trace(model, p)).collect()
+    static TRACES: Mutex<BTreeMap<PathBuf, Vec<Trace>>> = Mutex::new(BTreeMap::new());
+    let mut all = TRACES.lock().unwrap();
+    let computed = all
+        .entry(model.path().to_path_buf())
+        .or_insert_with(|| PROMPTS.iter().map(|p| trace(model, p)).collect());
+    computed[..n].to_vec()
 }
 
 fn trace(model: &Model, prompt: &str) -> Trace {
@@ -41,10 +52,39 @@ const SERVED: Layout = Layout {
     unified_kv: false,
     prefill_together: false,
     threads: 2,
+    rows: MAX_SEQUENCES as usize,
 };
 
 fn compare(model: &Model, alone: &[Trace], layout: Layout) -> Comparison {
     compare_together(model, alone, layout).unwrap()
+}
+
+/// The gate itself: for every fixture, 1, 2, 4 and 8 sequences of different lengths decoded as
+/// the daemon's batch would decode them (at most `batch_rows` per call, each prompt fed alone)
+/// give every step's logits bit for bit as decoding alone, wherever the model batches at all.
+#[test]
+fn every_fixture_decodes_the_same_logits_wherever_it_is_batched() {
+    let expected = [
+        (generation_model_path(), MAX_SEQUENCES),
+        (reranking_model_path(), 3),
+        (embedding_model_path(), 1),
+    ];
+    for (path, rows) in expected {
+        let model = Engine::global().load(&path).unwrap();
+        assert_eq!(model.batch_rows(), rows, "{}", path.display());
+        if rows == 1 {
+            continue;
+        }
+        let alone = traces(model, 8);
+        let served = Layout {
+            rows: rows as usize,
+            ..SERVED
+        };
+        for n in [1, 2, 4, 8] {
+            let c = compare(model, &alone[..n], served);
+            assert!(c.identical(), "{}: {n} sequences: {c:?}", path.display());
+        }
+    }
 }
 
 #[test]

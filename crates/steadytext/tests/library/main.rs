@@ -2,6 +2,7 @@
 //! path every route uses: built by a `Builder`, run on the in-process executor. One test binary,
 //! so the models load once.
 
+mod batching;
 mod cache;
 mod common;
 mod embedding;

@@ -1,0 +1,458 @@
+//! Continuous batching: concurrent generations on one model decoded together, one llama.cpp call
+//! per step for several of them, only where that is proven to give every sequence the bits it
+//! gets alone (`docs/batch-invariance.md`).
+//!
+//! Each model that may batch gets one context with [`MAX_SEQUENCES`] KV streams (one per
+//! sequence, never a unified cache, so a sequence's cells start at 0 as they do alone). A
+//! generation that joins is prefilled in decode calls of its own (never mixed with other
+//! sequences' rows); then every step decodes one token per sequence, at most
+//! [`Model::batch_rows`] sequences per call, and each sequence chooses its next token right
+//! after the call that produced its logits. A sequence leaves when it ends or its execution is
+//! dropped (a cancelled request), and its stream is emptied for the next one.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::ffi::CString;
+use std::path::Path;
+use std::rc::Rc;
+
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::token::LlamaToken;
+
+use crate::engine::{Engine, Model, N_BATCH};
+use crate::error::{Error, Result};
+use crate::execute::{Execution, Executor};
+use crate::generate::{self, feed_sequence, Decode, Prepared, Sequence, Step, Summary};
+use crate::local::{Generation, Local, Pieces};
+use crate::request::Request;
+
+/// The most sequences one model's batch holds.
+pub const MAX_SEQUENCES: u32 = 8;
+
+/// KV cells each batched sequence may use; a generation that needs more (prompt plus budget,
+/// padded) runs in a context of its own.
+pub const CELLS_PER_SEQUENCE: u32 = 2048;
+
+/// Architectures whose batched decoding has been compared with decoding alone (the test
+/// fixtures: SmolLM2 is `llama`, Qwen2.5-Coder is `qwen2`). Others have other attention layouts
+/// (sliding windows, other KV caches) and are not batched until a test covers them.
+const PROVEN_ARCHITECTURES: &[&str] = &["llama", "qwen2"];
+
+/// Tensor types (`ggml_type`) of the SmolLM2 Q4_1 fixture, proven up to [`MAX_SEQUENCES`] rows
+/// per call: none has a repacked form on x86-64 with AVX2, so each row goes through the same dot
+/// product (or llamafile tile, which accumulates each output alone) whatever the other rows are.
+const PROVEN_AT_EIGHT: &[u32] = &[
+    0, // F32
+    3, // Q4_1
+    8, // Q8_0
+];
+
+/// Tensor types of the Qwen2.5-Coder Q4_K_M fixture besides those, proven up to
+/// [`REPACKED_ROWS`] rows per call. llama.cpp repacks Q4_K on x86-64 with AVX2
+/// (`ggml-cpu/repack.cpp`): its product runs a GEMM kernel on each group of four rows and a GEMV
+/// kernel on the rest, and the two accumulate in different orders, so up to three rows are all
+/// GEMV, as one row alone is. (Q4_0, IQ4_NL and MXFP4 are repacked too; no fixture has them.)
+const PROVEN_AT_THREE: &[u32] = &[
+    12, // Q4_K
+    14, // Q6_K
+];
+
+/// Rows per decode call for models with [`PROVEN_AT_THREE`] types.
+pub const REPACKED_ROWS: u32 = 3;
+
+/// How many sequences one decode call may carry for the model file at `path` with architecture
+/// `arch`: [`MAX_SEQUENCES`], [`REPACKED_ROWS`], or 1 (never batched) for anything not proven:
+/// another architecture, another weight type, another CPU target than the pinned x86-64-v3.
+pub(crate) fn proven_rows(path: &Path, arch: &str) -> u32 {
+    let pinned_target = cfg!(all(
+        target_arch = "x86_64",
+        target_feature = "avx2",
+        not(target_feature = "avx512f")
+    ));
+    if !pinned_target || !PROVEN_ARCHITECTURES.contains(&arch) {
+        return 1;
+    }
+    let Some(types) = tensor_types(path) else {
+        return 1;
+    };
+    if types.iter().all(|t| PROVEN_AT_EIGHT.contains(t)) {
+        MAX_SEQUENCES
+    } else if types
+        .iter()
+        .all(|t| PROVEN_AT_EIGHT.contains(t) || PROVEN_AT_THREE.contains(t))
+    {
+        REPACKED_ROWS
+    } else {
+        1
+    }
+}
+
+/// The `ggml_type` of every tensor in a GGUF file, read from its header.
+pub(crate) fn tensor_types(path: &Path) -> Option<Vec<u32>> {
+    let name = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let params = llama_cpp_sys_2::gguf_init_params {
+        no_alloc: true,
+        ctx: std::ptr::null_mut(),
+    };
+    // SAFETY: `name` is a valid C string; with `no_alloc` and no ggml context requested, the
+    // call only parses the header; the returned context is freed below and not used after.
+    unsafe {
+        let gguf = llama_cpp_sys_2::gguf_init_from_file(name.as_ptr(), params);
+        if gguf.is_null() {
+            return None;
+        }
+        let n = llama_cpp_sys_2::gguf_get_n_tensors(gguf);
+        let types = (0..n)
+            .map(|i| llama_cpp_sys_2::gguf_get_tensor_type(gguf, i) as u32)
+            .collect();
+        llama_cpp_sys_2::gguf_free(gguf);
+        Some(types)
+    }
+}
+
+/// Runs generations in shared batches where the model allows it, everything else as [`Local`]
+/// does. Single-threaded: executions share their batch through `Rc`, so all of them are advanced
+/// by the thread that made them (the daemon's inference thread).
+pub struct Batched {
+    local: Local,
+    batches: RefCell<HashMap<usize, Rc<RefCell<Shared>>>>,
+    /// Models whose batch context could not be made (memory): their generations run alone.
+    unavailable: RefCell<HashSet<usize>>,
+    /// Whether the last execution started joined a batch.
+    joined: Cell<bool>,
+}
+
+impl Batched {
+    /// An executor with `threads` llama.cpp threads (the output does not depend on it).
+    pub fn new(threads: i32) -> Self {
+        Batched {
+            local: Local::new(threads),
+            batches: RefCell::new(HashMap::new()),
+            unavailable: RefCell::new(HashSet::new()),
+            joined: Cell::new(false),
+        }
+    }
+
+    /// Whether `request` may join a shared batch: a generation on a model that batches. Whether
+    /// it does is known once it starts ([`Batched::take_joined`]): one that needs more KV cells
+    /// than a sequence has runs alone.
+    pub fn joins(&self, request: &Request) -> bool {
+        let Request::Generate(r) = request else {
+            return false;
+        };
+        let Ok(model) = Engine::global().model(&r.model) else {
+            return false;
+        };
+        model.batch_rows() > 1
+    }
+
+    /// Whether the execution started last joined a batch (and forgets it).
+    pub fn take_joined(&self) -> bool {
+        self.joined.replace(false)
+    }
+
+    /// The most sequences one decode call has carried so far, over every model.
+    pub fn most_rows(&self) -> usize {
+        self.batches
+            .borrow()
+            .values()
+            .map(|b| b.borrow().most_rows)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The model's batch, made on first use; `None` when its context cannot be made.
+    fn shared(&self, model: &'static Model) -> Option<Rc<RefCell<Shared>>> {
+        let key = model as *const Model as usize;
+        if let Some(shared) = self.batches.borrow().get(&key) {
+            return Some(shared.clone());
+        }
+        if self.unavailable.borrow().contains(&key) {
+            return None;
+        }
+        match Shared::new(model, self.local.threads) {
+            Ok(shared) => {
+                let shared = Rc::new(RefCell::new(shared));
+                self.batches.borrow_mut().insert(key, shared.clone());
+                Some(shared)
+            }
+            Err(e) => {
+                tracing::warn!(model = %model.path().display(), error = %e,
+                    "no context for a batch; this model's generations run one at a time");
+                self.unavailable.borrow_mut().insert(key);
+                None
+            }
+        }
+    }
+}
+
+impl Executor for Batched {
+    fn execute(&self, request: Request, streaming: bool) -> Result<Box<dyn Execution + '_>> {
+        self.joined.set(false);
+        let Request::Generate(r) = &request else {
+            return self.local.execute(request, streaming);
+        };
+        let model = Engine::global().model(&r.model)?;
+        if model.batch_rows() <= 1 {
+            return self.local.execute(request, streaming);
+        }
+        let prepared = generate::prepare(
+            model,
+            Decode {
+                prompt: &r.prompt,
+                params: &r.params,
+                constraint: r.constraint.as_ref(),
+                n_ctx: r.model.n_ctx,
+                threads: self.local.threads,
+            },
+        )?;
+        let shared = match self.shared(model) {
+            Some(shared) if prepared.cells <= CELLS_PER_SEQUENCE => shared,
+            _ => return self.local.execute(request, streaming),
+        };
+        let seat = shared.borrow_mut().join(prepared)?;
+        self.joined.set(true);
+        let member = Member {
+            shared,
+            seat,
+            summary: Summary::default(),
+            ended: false,
+        };
+        Ok(Box::new(Generation::new(
+            Box::new(member),
+            r.constraint.is_some(),
+        )))
+    }
+}
+
+/// What a sequence has produced and its caller has not taken yet.
+enum Event {
+    Piece(String),
+    End(Summary),
+    Failed(Error),
+}
+
+/// Where a sequence is.
+enum State {
+    /// Its prompt is still to be evaluated.
+    Joining(Vec<LlamaToken>),
+    /// It chose a token; the token to decode next, if any.
+    Chosen(Option<LlamaToken>),
+    /// It ended (its events may still be waiting).
+    Over,
+}
+
+struct Seat {
+    sequence: Sequence<'static>,
+    state: State,
+    events: VecDeque<Event>,
+}
+
+/// One model's batch: its context, and a seat per sequence (the seat's key is its KV stream).
+struct Shared {
+    ctx: LlamaContext<'static>,
+    batch: LlamaBatch<'static>,
+    rows: usize,
+    seats: BTreeMap<i32, Seat>,
+    /// The most sequences one decode call has carried.
+    most_rows: usize,
+}
+
+impl Shared {
+    fn new(model: &'static Model, threads: i32) -> Result<Self> {
+        let ctx = model.multi_context(CELLS_PER_SEQUENCE, MAX_SEQUENCES, false, threads, false)?;
+        Ok(Shared {
+            ctx,
+            batch: LlamaBatch::new(N_BATCH as usize, MAX_SEQUENCES as i32),
+            rows: model.batch_rows() as usize,
+            seats: BTreeMap::new(),
+            most_rows: 0,
+        })
+    }
+
+    /// Takes the lowest free stream (low, adjacent streams let llama.cpp put the sequences of a
+    /// step in one ubatch).
+    fn join(&mut self, prepared: Prepared<'static>) -> Result<i32> {
+        let free = (0..MAX_SEQUENCES as i32).find(|s| !self.seats.contains_key(s));
+        let Some(id) = free else {
+            return Err(Error::new(
+                crate::error::ErrorKind::Busy,
+                format!("the batch already runs {MAX_SEQUENCES} generations"),
+            ));
+        };
+        self.seats.insert(
+            id,
+            Seat {
+                sequence: prepared.sequence,
+                state: State::Joining(prepared.prompt),
+                events: VecDeque::new(),
+            },
+        );
+        Ok(id)
+    }
+
+    fn leave(&mut self, id: i32) {
+        self.seats.remove(&id);
+        self.empty_stream(id);
+    }
+
+    fn empty_stream(&mut self, id: i32) {
+        // Removing every cell also moves the stream's head back to 0, so the next sequence's
+        // cells start where they would alone.
+        let _ = self.ctx.clear_kv_cache_seq(Some(id as u32), None, None);
+    }
+
+    /// One step of every sequence: prefill the ones that joined, then decode the chosen tokens
+    /// in calls of at most `rows` sequences, each sequence choosing again right after its call
+    /// (the context keeps only the last call's logits).
+    fn step(&mut self) {
+        let joining: Vec<i32> = self
+            .seats
+            .iter()
+            .filter(|(_, s)| matches!(s.state, State::Joining(_)))
+            .map(|(&id, _)| id)
+            .collect();
+        for id in joining {
+            self.prefill(id);
+        }
+        let mut feeding = Vec::new();
+        let mut forced = Vec::new();
+        for (&id, seat) in &self.seats {
+            match seat.state {
+                State::Chosen(Some(token)) => feeding.push((id, token, seat.sequence.position())),
+                State::Chosen(None) => forced.push(id),
+                _ => {}
+            }
+        }
+        for id in forced {
+            self.choose(id);
+        }
+        for group in feeding.chunks(self.rows) {
+            self.decode(group);
+        }
+    }
+
+    fn prefill(&mut self, id: i32) {
+        let Some(seat) = self.seats.get_mut(&id) else {
+            return;
+        };
+        let State::Joining(prompt) = std::mem::replace(&mut seat.state, State::Chosen(None)) else {
+            return;
+        };
+        match feed_sequence(&mut self.ctx, &mut self.batch, &prompt, 0, id) {
+            Ok(at) => {
+                seat.sequence.prefilled(at);
+                self.choose(id);
+            }
+            Err(e) => self.fail(&[id], e),
+        }
+    }
+
+    fn decode(&mut self, group: &[(i32, LlamaToken, i32)]) {
+        self.most_rows = self.most_rows.max(group.len());
+        self.batch.clear();
+        for &(id, token, pos) in group {
+            if let Err(e) = self.batch.add(token, pos, &[id], true) {
+                let ids: Vec<i32> = group.iter().map(|g| g.0).collect();
+                return self.fail(&ids, Error::inference(e.to_string()));
+            }
+        }
+        if let Err(e) = self.ctx.decode(&mut self.batch) {
+            let ids: Vec<i32> = group.iter().map(|g| g.0).collect();
+            return self.fail(&ids, Error::inference(format!("decoding failed: {e}")));
+        }
+        for (row, &(id, _, _)) in group.iter().enumerate() {
+            if let Some(seat) = self.seats.get_mut(&id) {
+                seat.sequence.fed(row as i32);
+            }
+            self.choose(id);
+        }
+    }
+
+    /// The sequence's next token, from the logits of the call that last evaluated it.
+    fn choose(&mut self, id: i32) {
+        let Some(seat) = self.seats.get_mut(&id) else {
+            return;
+        };
+        match seat.sequence.step(&self.ctx) {
+            Ok(Step::Token { text, feed }) => {
+                seat.events.push_back(Event::Piece(text));
+                seat.state = State::Chosen(feed);
+            }
+            Ok(Step::End) => {
+                let rest = seat.sequence.flush();
+                seat.events.push_back(Event::Piece(rest));
+                seat.events.push_back(Event::End(seat.sequence.summary()));
+                seat.state = State::Over;
+                self.empty_stream(id);
+            }
+            Err(e) => self.fail(&[id], e),
+        }
+    }
+
+    fn fail(&mut self, ids: &[i32], error: Error) {
+        for &id in ids {
+            if let Some(seat) = self.seats.get_mut(&id) {
+                seat.events.push_back(Event::Failed(error.clone()));
+                seat.state = State::Over;
+            }
+            self.empty_stream(id);
+        }
+    }
+}
+
+/// One generation's place in a shared batch. Asking it for a piece runs a step of the whole
+/// batch when it has none waiting; dropping it frees its stream.
+struct Member {
+    shared: Rc<RefCell<Shared>>,
+    seat: i32,
+    summary: Summary,
+    ended: bool,
+}
+
+impl Pieces for Member {
+    fn next_piece(&mut self) -> Option<Result<String>> {
+        if self.ended {
+            return None;
+        }
+        let mut shared = self.shared.borrow_mut();
+        let idle = shared
+            .seats
+            .get(&self.seat)
+            .is_none_or(|s| s.events.is_empty());
+        if idle {
+            shared.step();
+        }
+        let event = shared
+            .seats
+            .get_mut(&self.seat)
+            .and_then(|s| s.events.pop_front());
+        match event {
+            Some(Event::Piece(text)) => Some(Ok(text)),
+            Some(Event::End(summary)) => {
+                self.summary = summary;
+                self.ended = true;
+                None
+            }
+            Some(Event::Failed(e)) => {
+                self.ended = true;
+                Some(Err(e))
+            }
+            None => {
+                self.ended = true;
+                Some(Err(Error::inference("the batch lost this generation")))
+            }
+        }
+    }
+
+    fn summary(&self) -> Summary {
+        self.summary
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.shared.borrow_mut().leave(self.seat);
+    }
+}
