@@ -175,17 +175,32 @@ fn repacked_generations_in_batches_of_three_equal_generations_alone() {
     check(&reranking_model_path().display().to_string(), 3..=3);
 }
 
+/// Embeddings, and a generation that needs more KV cells than a batched sequence has, run alone
+/// (as `Local` runs them, with the same output); a short generation joins.
 #[test]
-fn models_that_do_not_batch_run_alone() {
+fn what_does_not_batch_runs_alone() {
     let executor = Batched::new(2);
     let embed = Spec::Embed(steadytext::request::EmbedSpec {
-        texts: Some(vec!["a".into()]),
+        texts: Some(vec!["a lighthouse".into()]),
         use_cache: Some(false),
         ..Default::default()
     })
     .build(&builder())
     .unwrap();
     assert!(!executor.joins(&embed));
-    let generation = request(&spec("Hi.", 4));
-    assert!(executor.joins(&generation));
+    let mut pieces = Pieces::default();
+    let batched = execute::run(&executor, embed.clone(), false, &mut pieces).unwrap();
+    assert!(!executor.take_joined());
+    let alone = execute::run(&Local::new(2), embed, false, &mut pieces).unwrap();
+    assert_eq!(batched, alone);
+
+    let long = request(&spec("Write a very long story.", 3000));
+    assert!(executor.joins(&long), "the model batches");
+    drop(executor.execute(long, false).unwrap());
+    assert!(
+        !executor.take_joined(),
+        "3000 tokens do not fit a sequence's 2048 cells"
+    );
+    drop(executor.execute(request(&spec("Hi.", 4)), false).unwrap());
+    assert!(executor.take_joined());
 }
