@@ -23,8 +23,8 @@ use llama_cpp_2::token::LlamaToken;
 use crate::engine::{Engine, Model, N_BATCH};
 use crate::error::{Error, Result};
 use crate::execute::{Execution, Executor};
-use crate::generate::{self, feed_sequence, Decode, Prepared, Sequence, Step, Summary};
-use crate::local::{Generation, Local, Pieces};
+use crate::generate::{self, feed_sequence, Prepared, Sequence, Step, Summary};
+use crate::local::{decode_of, Generation, Local, Pieces};
 use crate::request::Request;
 
 /// The most sequences one model's batch holds.
@@ -197,19 +197,19 @@ impl Executor for Batched {
         if model.batch_rows() <= 1 {
             return self.local.execute(request, streaming);
         }
-        let prepared = generate::prepare(
-            model,
-            Decode {
-                prompt: &r.prompt,
-                params: &r.params,
-                constraint: r.constraint.as_ref(),
-                n_ctx: r.model.n_ctx,
-                threads: self.local.threads,
-            },
-        )?;
+        let threads = self.local.threads;
+        let prepared = generate::prepare(model, decode_of(r, threads))?;
+        let constrained = r.constraint.is_some();
         let shared = match self.shared(model) {
             Some(shared) if prepared.cells <= CELLS_PER_SEQUENCE => shared,
-            _ => return self.local.execute(request, streaming),
+            _ => {
+                return Ok(Box::new(Generation::alone(
+                    model,
+                    prepared,
+                    constrained,
+                    threads,
+                )?))
+            }
         };
         let seat = shared.borrow_mut().join(prepared)?;
         self.joined.set(true);
@@ -219,10 +219,7 @@ impl Executor for Batched {
             summary: Summary::default(),
             ended: false,
         };
-        Ok(Box::new(Generation::new(
-            Box::new(member),
-            r.constraint.is_some(),
-        )))
+        Ok(Box::new(Generation::new(Box::new(member), constrained)))
     }
 }
 
@@ -351,16 +348,9 @@ impl Shared {
 
     fn decode(&mut self, group: &[(i32, LlamaToken, i32)]) {
         self.most_rows = self.most_rows.max(group.len());
-        self.batch.clear();
-        for &(id, token, pos) in group {
-            if let Err(e) = self.batch.add(token, pos, &[id], true) {
-                let ids: Vec<i32> = group.iter().map(|g| g.0).collect();
-                return self.fail(&ids, Error::inference(e.to_string()));
-            }
-        }
-        if let Err(e) = self.ctx.decode(&mut self.batch) {
+        if let Err(e) = self.evaluate(group) {
             let ids: Vec<i32> = group.iter().map(|g| g.0).collect();
-            return self.fail(&ids, Error::inference(format!("decoding failed: {e}")));
+            return self.fail(&ids, e);
         }
         for (row, &(id, _, _)) in group.iter().enumerate() {
             if let Some(seat) = self.seats.get_mut(&id) {
@@ -368,6 +358,19 @@ impl Shared {
             }
             self.choose(id);
         }
+    }
+
+    /// One decode call for the group's tokens.
+    fn evaluate(&mut self, group: &[(i32, LlamaToken, i32)]) -> Result<()> {
+        self.batch.clear();
+        for &(id, token, pos) in group {
+            self.batch
+                .add(token, pos, &[id], true)
+                .map_err(|e| Error::inference(e.to_string()))?;
+        }
+        self.ctx
+            .decode(&mut self.batch)
+            .map_err(|e| Error::inference(format!("decoding failed: {e}")))
     }
 
     /// The sequence's next token, from the logits of the call that last evaluated it.

@@ -94,12 +94,21 @@ pub struct Summary {
 /// output. Dropping the stream stops generation. A constraint is compiled first, and a budget
 /// smaller than its shortest output is an error before anything is decoded.
 pub fn stream<'m>(model: &'m Model, decode: Decode<'_>) -> Result<TokenStream<'m>> {
+    start(model, prepare(model, decode)?, decode.threads)
+}
+
+/// Evaluates a prepared generation's prompt in a context of its own.
+pub(crate) fn start<'m>(
+    model: &'m Model,
+    prepared: Prepared<'m>,
+    threads: i32,
+) -> Result<TokenStream<'m>> {
     let Prepared {
         mut sequence,
         prompt,
         cells,
-    } = prepare(model, decode)?;
-    let mut ctx = model.context(cells, decode.threads, false)?;
+    } = prepared;
+    let mut ctx = model.context(cells, threads, false)?;
     let mut batch = LlamaBatch::new(N_BATCH as usize, 1);
     sequence.prefilled(feed_prompt(&mut ctx, &mut batch, &prompt, 0)?);
     Ok(TokenStream {

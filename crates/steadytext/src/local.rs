@@ -4,7 +4,7 @@ use crate::embed::{self, EmbedSetup, Embedding};
 use crate::engine::{Engine, Model};
 use crate::error::{Error, ErrorKind, Result};
 use crate::execute::{finish_text, Execution, Executor, Output, Progress};
-use crate::generate::{self, Decode, Summary, TokenStream};
+use crate::generate::{self, Decode, Prepared, Summary, TokenStream};
 use crate::request::{Combine, EmbedRequest, GenerateRequest, Request, RerankRequest};
 use crate::rerank::{self, QueryScorer, Scored};
 use crate::text::Trimmer;
@@ -74,20 +74,33 @@ impl Generation {
     }
 
     fn start(model: &'static Model, request: &GenerateRequest, threads: i32) -> Result<Self> {
-        let stream = generate::stream(
-            model,
-            Decode {
-                prompt: &request.prompt,
-                params: &request.params,
-                constraint: request.constraint.as_ref(),
-                n_ctx: request.model.n_ctx,
-                threads,
-            },
-        )?;
+        let stream = generate::stream(model, decode_of(request, threads))?;
         Ok(Generation::new(
             Box::new(stream),
             request.constraint.is_some(),
         ))
+    }
+
+    /// A prepared generation in a context of its own.
+    pub(crate) fn alone(
+        model: &'static Model,
+        prepared: Prepared<'static>,
+        constrained: bool,
+        threads: i32,
+    ) -> Result<Self> {
+        let stream = generate::start(model, prepared, threads)?;
+        Ok(Generation::new(Box::new(stream), constrained))
+    }
+}
+
+/// How `request` decodes with `threads` threads.
+pub(crate) fn decode_of(request: &GenerateRequest, threads: i32) -> Decode<'_> {
+    Decode {
+        prompt: &request.prompt,
+        params: &request.params,
+        constraint: request.constraint.as_ref(),
+        n_ctx: request.model.n_ctx,
+        threads,
     }
 }
 

@@ -290,11 +290,16 @@ impl Inference {
                     }
                 }
             }
-            // A cancelled request that waits is answered now, not when its turn comes.
-            let (cancelled, waiting): (Vec<Pending>, Vec<Pending>) = pending
-                .drain(..)
-                .partition(|p| p.task.cancel.load(Ordering::Relaxed));
-            pending = waiting.into();
+            // A cancelled request that waits is answered now, not when its turn comes. Checked
+            // before partitioning: this runs once per decode step.
+            let is_cancelled = |p: &Pending| p.task.cancel.load(Ordering::Relaxed);
+            let cancelled: VecDeque<Pending> = if pending.iter().any(is_cancelled) {
+                let (cancelled, waiting) = pending.drain(..).partition(is_cancelled);
+                pending = waiting;
+                cancelled
+            } else {
+                VecDeque::new()
+            };
             for p in cancelled {
                 self.dequeued(queued);
                 if !self.deliver(p.task, Err(Error::cancelled()), Duration::ZERO, &out) {
