@@ -21,7 +21,7 @@ GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 RERANK_MODEL := $(STEADYTEXT_TEST_MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
-.PHONY: all setup build install install-st install-extension uninstall deb dist test test-upgrade test-package test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme test-http lint demo bench models clean
+.PHONY: all vendor setup build install install-st install-extension uninstall deb dist test test-upgrade test-package test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme test-http lint demo bench models clean
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
 
@@ -42,11 +42,16 @@ setup:
 models:
 	scripts/fetch-test-models.sh
 
+## llama-cpp-sys-2 from crates.io with patches/llama-cpp-sys-2 applied, where Cargo.toml's
+## [patch.crates-io] expects it. Every target that runs cargo needs it first.
+vendor:
+	scripts/vendor-llama.sh
+
 ## Build every binary in the one profile: llama.cpp is compiled once per build cache.
 ## Every cargo command here covers the whole workspace (or pg_steadytext, whose dependency tree
 ## includes everything llama.cpp's build depends on): a narrower selection would unify features
 ## differently and rebuild llama.cpp.
-build:
+build: vendor
 	cargo build --workspace --all-targets --profile $(PROFILE)
 
 ## `st` and the extension (what `pgxn install` runs after `make`).
@@ -56,7 +61,7 @@ install-st: all
 	install -m 755 $(BIN)/st $(PREFIX)/bin/st
 
 ## The extension into the system PostgreSQL 15, with its upgrade scripts.
-install-extension:
+install-extension: vendor
 	PG_CONFIG=$(PG_CONFIG) PROFILE=$(PROFILE) scripts/package-extension.sh "$(CARGO_TARGET_DIR)/stage"
 	@# New files, not overwritten ones: a running server keeps the library it has mapped.
 	cp -r --remove-destination --no-preserve=ownership "$(CARGO_TARGET_DIR)/stage/." /
@@ -80,7 +85,7 @@ dist:
 	rev=$$(git stash create); git archive --format=zip --prefix=pg_steadytext-$(VERSION)/ \
 		-o dist/pg_steadytext-$(VERSION).zip "$${rev:-HEAD}"
 
-lint:
+lint: vendor
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --profile $(PROFILE) -- -D warnings
 
@@ -90,7 +95,7 @@ test: setup build lint test-core test-interop test-pgrx test-pgtap test-faults t
 
 ## Library and CLI tests (the extension's #[pg_test]s run under test-pgrx). One test at a time:
 ## each uses every core, and ggml's spinning threads collapse when two requests share two cores.
-test-core:
+test-core: vendor
 	cargo test --workspace --profile $(PROFILE) -- --test-threads=1 --skip tests::pg_
 
 ## SteadyText's own Python daemon client against `st daemon`.
@@ -98,7 +103,7 @@ test-interop:
 	PROFILE=$(PROFILE) prove tests/interop/run.sh
 
 ## Rust-level tests inside a temporary PostgreSQL (run as the postgres user).
-test-pgrx:
+test-pgrx: vendor
 	cd crates/pg_steadytext && cargo pgrx test pg15 --profile $(PROFILE) --runas postgres --pgdata $(PGRX_TEST_PGDATA)
 
 ## kill -9 / SIGABRT of the supervised daemon, 20 concurrent connections, backend memory.

@@ -39,31 +39,24 @@ pub const CELLS_PER_SEQUENCE: u32 = 2048;
 /// (sliding windows, other KV caches) and are not batched until a test covers them.
 const PROVEN_ARCHITECTURES: &[&str] = &["llama", "qwen2"];
 
-/// Tensor types (`ggml_type`) of the SmolLM2 Q4_1 fixture, proven up to [`MAX_SEQUENCES`] rows
-/// per call: none has a repacked form on x86-64 with AVX2, so each row goes through the same dot
-/// product (or llamafile tile, which accumulates each output alone) whatever the other rows are.
-const PROVEN_AT_EIGHT: &[u32] = &[
-    0, // F32
-    3, // Q4_1
-    8, // Q8_0
-];
-
-/// Tensor types of the Qwen2.5-Coder Q4_K_M fixture besides those, proven up to
-/// [`REPACKED_ROWS`] rows per call. llama.cpp repacks Q4_K on x86-64 with AVX2
-/// (`ggml-cpu/repack.cpp`): its product runs a GEMM kernel on each group of four rows and a GEMV
-/// kernel on the rest, and the two accumulate in different orders, so up to three rows are all
-/// GEMV, as one row alone is. (Q4_0, IQ4_NL and MXFP4 are repacked too; no fixture has them.)
-const PROVEN_AT_THREE: &[u32] = &[
+/// Tensor types (`ggml_type`) of the generation fixtures, proven up to [`MAX_SEQUENCES`] rows per
+/// call. SmolLM2 Q4_1's have no repacked form on x86-64 with AVX2: each row goes through the same
+/// dot product (or llamafile tile, which accumulates each output alone) whatever the other rows
+/// are. Qwen2.5-Coder Q4_K_M's Q4_K is repacked, and llama.cpp's GEMM kernel for four rows rounds
+/// in another order than the GEMV kernel one row gets; `patches/llama-cpp-sys-2` gives a decode
+/// step of several sequences a GEMM kernel that rounds as GEMV does. (Q4_0, IQ4_NL and MXFP4 are
+/// repacked too; the patch sends their rows through GEMV one by one, but no fixture proves it.)
+const PROVEN_TYPES: &[u32] = &[
+    0,  // F32
+    3,  // Q4_1
+    8,  // Q8_0
     12, // Q4_K
     14, // Q6_K
 ];
 
-/// Rows per decode call for models with [`PROVEN_AT_THREE`] types.
-pub const REPACKED_ROWS: u32 = 3;
-
 /// How many sequences one decode call may carry for the model file at `path` with architecture
-/// `arch`: [`MAX_SEQUENCES`], [`REPACKED_ROWS`], or 1 (never batched) for anything not proven:
-/// another architecture, another weight type, another CPU target than the pinned x86-64-v3.
+/// `arch`: [`MAX_SEQUENCES`], or 1 (never batched) for anything not proven: another
+/// architecture, another weight type, another CPU target than the pinned x86-64-v3.
 pub(crate) fn proven_rows(path: &Path, arch: &str) -> u32 {
     let pinned_target = cfg!(all(
         target_arch = "x86_64",
@@ -76,13 +69,8 @@ pub(crate) fn proven_rows(path: &Path, arch: &str) -> u32 {
     let Some(types) = tensor_types(path) else {
         return 1;
     };
-    if types.iter().all(|t| PROVEN_AT_EIGHT.contains(t)) {
+    if types.iter().all(|t| PROVEN_TYPES.contains(t)) {
         MAX_SEQUENCES
-    } else if types
-        .iter()
-        .all(|t| PROVEN_AT_EIGHT.contains(t) || PROVEN_AT_THREE.contains(t))
-    {
-        REPACKED_ROWS
     } else {
         1
     }

@@ -127,8 +127,8 @@ fn batched(specs: &[GenerateSpec], dropped: usize) -> (Vec<Finished>, usize) {
     (results, executor.most_rows())
 }
 
-/// The most sequences in one decode call must be within `rows` (the model's limit, reached for
-/// Qwen, whose limit is 3; SmolLM2's 8 is not, as sequences end while others join).
+/// The most sequences in one decode call must be within `rows` (at least 4, so the batch was
+/// used; 8 is the limit, seldom reached, as sequences end while others join).
 fn check(model: &str, rows: std::ops::RangeInclusive<usize>) {
     let specs = specs(model);
     let alone = alone(&specs);
@@ -171,8 +171,8 @@ fn q4_1_generations_in_one_batch_equal_generations_alone() {
 }
 
 #[test]
-fn repacked_generations_in_batches_of_three_equal_generations_alone() {
-    check(&reranking_model_path().display().to_string(), 3..=3);
+fn repacked_generations_in_one_batch_equal_generations_alone() {
+    check(&reranking_model_path().display().to_string(), 4..=8);
 }
 
 /// Embeddings, and a generation that needs more KV cells than a batched sequence has, run alone

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# llama-cpp-sys-2 (the llama.cpp that every route runs) as crates.io ships it, with
+# patches/llama-cpp-sys-2/*.patch applied, at vendor/llama-cpp-sys-2: Cargo.toml's
+# [patch.crates-io] builds it instead of the registry copy. docs/batch-invariance.md says why
+# the patch exists.
+#
+# The patched tree is made once per machine under the build cache and vendor/ links to it, so
+# every clone compiles llama.cpp from the same unchanged files and reuses the compiled library
+# (a tree unpacked into each clone would be newer than the cache and rebuilt every time).
+# Idempotent; the crate comes from cargo's download cache when it is there, else from
+# crates.io, and is checked against the sha256 below either way.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Bump together with the `=0.1.160` pins in Cargo.toml (and rebase the patches).
+NAME=llama-cpp-sys-2
+VERSION=0.1.160
+SHA256=912d8a0522acec022ae07d099366234067c8af6a18570a603f0749b7bb927e9a
+
+patches=(patches/$NAME/*.patch)
+patch_id=$(cat "${patches[@]}" | sha256sum | cut -c1-12)
+cache=${STEADYTEXT_VENDOR_CACHE:-$HOME/.cache/pg_steadytext/vendor}
+tree=$cache/$NAME-$VERSION-$patch_id
+
+if [ ! -f "$tree/Cargo.toml" ]; then
+    mkdir -p "$cache"
+    work=$(mktemp -d "$cache/.unpack.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    crate=$work/$NAME-$VERSION.crate
+    cached=$(ls "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$NAME-$VERSION.crate" 2>/dev/null | head -1 || true)
+    if [ -n "$cached" ]; then
+        cp "$cached" "$crate"
+    else
+        curl -fsSL --retry 3 -o "$crate" "https://static.crates.io/crates/$NAME/$NAME-$VERSION.crate"
+    fi
+    echo "$SHA256  $crate" | sha256sum --check --quiet
+    tar -xzf "$crate" -C "$work"
+    for p in "${patches[@]}"; do
+        patch --quiet --forward --strip=1 --directory="$work/$NAME-$VERSION" < "$p"
+    done
+    mv "$work/$NAME-$VERSION" "$tree"
+    echo "vendor: $NAME $VERSION with ${#patches[@]} patch(es) at $tree" >&2
+fi
+
+mkdir -p vendor
+ln -sfn "$tree" vendor/$NAME
