@@ -36,10 +36,17 @@ if [ ! -f "$tree/Cargo.toml" ]; then
     echo "$SHA256  $crate" | sha256sum --check --quiet
     tar -xzf "$crate" -C "$work"
     for p in "${patches[@]}"; do
-        patch --quiet --forward --strip=1 --directory="$work/$NAME-$VERSION" < "$p"
+        # No fuzz: a patch that no longer applies exactly must fail, not land somewhere near.
+        patch --quiet --forward --fuzz=0 --strip=1 --directory="$work/$NAME-$VERSION" < "$p"
     done
-    mv "$work/$NAME-$VERSION" "$tree"
-    echo "vendor: $NAME $VERSION with ${#patches[@]} patch(es) at $tree" >&2
+    # A run that finished first (two clones building at once) has already put the same tree
+    # there; keep it.
+    if mv -T "$work/$NAME-$VERSION" "$tree" 2>/dev/null; then
+        echo "vendor: $NAME $VERSION with ${#patches[@]} patch(es) at $tree" >&2
+    elif [ ! -f "$tree/Cargo.toml" ]; then
+        echo "vendor: could not create $tree" >&2
+        exit 1
+    fi
 fi
 
 mkdir -p vendor

@@ -55,21 +55,26 @@ const PROVEN_TYPES: &[u32] = &[
 ];
 
 /// How many sequences one decode call may carry for the model file at `path` with architecture
-/// `arch`: [`MAX_SEQUENCES`], or 1 (never batched) for anything not proven: another
-/// architecture, another weight type, another CPU target than the pinned x86-64-v3.
-pub(crate) fn proven_rows(path: &Path, arch: &str) -> u32 {
+/// `arch` and `experts` experts per layer (0 for a dense model): see [`rows_for`].
+pub(crate) fn proven_rows(path: &Path, arch: &str, experts: u32) -> u32 {
     let pinned_target = cfg!(all(
         target_arch = "x86_64",
         target_feature = "avx2",
         not(target_feature = "avx512f")
     ));
-    if !pinned_target || !PROVEN_ARCHITECTURES.contains(&arch) {
-        return 1;
-    }
-    let Some(types) = tensor_types(path) else {
-        return 1;
-    };
-    if types.iter().all(|t| PROVEN_TYPES.contains(t)) {
+    tensor_types(path).map_or(1, |types| rows_for(arch, &types, experts, pinned_target))
+}
+
+/// [`MAX_SEQUENCES`] for a model kind the fixtures prove, 1 (never batched) for anything else:
+/// another architecture, another weight type, another CPU target than the pinned x86-64-v3, or
+/// a mixture of experts (`llama` covers Mixtral too): expert products (`ggml_mul_mat_id`) are
+/// not marked by the patch, and eight rows routed to one expert take llama.cpp's tiles.
+fn rows_for(arch: &str, types: &[u32], experts: u32, pinned_target: bool) -> u32 {
+    let proven = pinned_target
+        && experts == 0
+        && PROVEN_ARCHITECTURES.contains(&arch)
+        && types.iter().all(|t| PROVEN_TYPES.contains(t));
+    if proven {
         MAX_SEQUENCES
     } else {
         1
@@ -445,5 +450,42 @@ impl Pieces for Member {
 impl Drop for Member {
     fn drop(&mut self) {
         self.shared.borrow_mut().leave(self.seat);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMOLLM2: &[u32] = &[0, 3, 8];
+    const QWEN25_Q4_K_M: &[u32] = &[0, 12, 14];
+
+    #[test]
+    fn the_fixtures_kinds_batch_eight() {
+        assert_eq!(rows_for("llama", SMOLLM2, 0, true), MAX_SEQUENCES);
+        assert_eq!(rows_for("qwen2", QWEN25_Q4_K_M, 0, true), MAX_SEQUENCES);
+    }
+
+    #[test]
+    fn anything_unproven_is_served_alone() {
+        // a weight type no fixture has: F16, Q4_0 (repacked), Q5_K
+        for other in [1, 2, 13] {
+            assert_eq!(
+                rows_for("llama", &[0, 12, other], 0, true),
+                1,
+                "type {other}"
+            );
+        }
+        assert_eq!(rows_for("qwen3", QWEN25_Q4_K_M, 0, true), 1);
+        assert_eq!(
+            rows_for("llama", QWEN25_Q4_K_M, 8, true),
+            1,
+            "a mixture of experts"
+        );
+        assert_eq!(
+            rows_for("llama", SMOLLM2, 0, false),
+            1,
+            "another CPU target"
+        );
     }
 }

@@ -104,7 +104,13 @@ impl Model {
                 .llama
                 .meta_val_str("general.architecture")
                 .unwrap_or_default();
-            crate::batch::proven_rows(&self.path, &arch)
+            let experts = self
+                .llama
+                .meta_val_str(&format!("{arch}.expert_count"))
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            crate::batch::proven_rows(&self.path, &arch, experts)
         })
     }
 
