@@ -55,8 +55,24 @@ const SERVED: Layout = Layout {
     rows: MAX_SEQUENCES as usize,
 };
 
+const ONE_THREAD: Layout = Layout {
+    threads: 1,
+    ..SERVED
+};
+
 fn compare(model: &Model, alone: &[Trace], layout: Layout) -> Comparison {
     compare_together(model, alone, layout).unwrap()
+}
+
+/// The first `n` traces, for every `n` in `counts`, decoded together in every layout give the
+/// logits of decoding alone.
+fn assert_identical(model: &Model, alone: &[Trace], layouts: &[Layout], counts: &[usize]) {
+    for &layout in layouts {
+        for &n in counts {
+            let c = compare(model, &alone[..n], layout);
+            assert!(c.identical(), "{n} sequences, {layout:?}: {c:?}");
+        }
+    }
 }
 
 /// The gate itself: for every fixture, 1, 2, 4 and 8 sequences of different lengths decoded as
@@ -91,22 +107,16 @@ fn every_fixture_decodes_the_same_logits_wherever_it_is_batched() {
 fn q4_1_weights_decode_the_same_logits_in_batches_of_up_to_eight() {
     let model = Engine::global().load(&generation_model_path()).unwrap();
     let alone = traces(model, 8);
-    for layout in [
-        SERVED,
-        Layout {
-            threads: 1,
-            ..SERVED
-        },
-        Layout {
-            prefill_together: true,
-            ..SERVED
-        },
-    ] {
-        for n in [1, 2, 4, 8] {
-            let c = compare(model, &alone[..n], layout);
-            assert!(c.identical(), "{n} sequences, {layout:?}: {c:?}");
-        }
-    }
+    let mixed_prefill = Layout {
+        prefill_together: true,
+        ..SERVED
+    };
+    assert_identical(
+        model,
+        &alone,
+        &[SERVED, ONE_THREAD, mixed_prefill],
+        &[1, 2, 4, 8],
+    );
     // A short request next to one that needs more than 256 KV cells: llama.cpp then attends over
     // as many cells as the longest stream uses (512 here, 256 alone), and the extra masked cells
     // must add exact zeros.
@@ -132,18 +142,7 @@ fn q4_1_weights_decode_the_same_logits_in_batches_of_up_to_eight() {
 fn repacked_k_quant_weights_decode_the_same_logits_in_batches_of_up_to_eight() {
     let model = Engine::global().load(&reranking_model_path()).unwrap();
     let alone = traces(model, 8);
-    for layout in [
-        SERVED,
-        Layout {
-            threads: 1,
-            ..SERVED
-        },
-    ] {
-        for n in [3, 5] {
-            let c = compare(model, &alone[..n], layout);
-            assert!(c.identical(), "{n} sequences, {layout:?}: {c:?}");
-        }
-    }
+    assert_identical(model, &alone, &[SERVED, ONE_THREAD], &[3, 5]);
     // A prefill of several sequences puts several tokens of one sequence in a call: those rows
     // take llama.cpp's own GEMM, as a prompt alone does, and its rounding differs from one row's.
     let mixed = Layout {
