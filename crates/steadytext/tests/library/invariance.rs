@@ -70,7 +70,8 @@ fn assert_identical(model: &Model, alone: &[Trace], layouts: &[Layout], counts: 
     for &layout in layouts {
         for &n in counts {
             let c = compare(model, &alone[..n], layout);
-            assert!(c.identical(), "{n} sequences, {layout:?}: {c:?}");
+            let model = model.path().display();
+            assert!(c.identical(), "{model}: {n} sequences, {layout:?}: {c:?}");
         }
     }
 }
@@ -96,10 +97,7 @@ fn every_fixture_decodes_the_same_logits_wherever_it_is_batched() {
             rows: rows as usize,
             ..SERVED
         };
-        for n in [1, 2, 4, 8] {
-            let c = compare(model, &alone[..n], served);
-            assert!(c.identical(), "{}: {n} sequences: {c:?}", path.display());
-        }
+        assert_identical(model, &alone, &[served], &[1, 2, 4, 8]);
     }
 }
 
