@@ -2,11 +2,13 @@
 # llama-cpp-sys-2 (the llama.cpp that every route runs) as crates.io ships it, with
 # patches/llama-cpp-sys-2/*.patch applied, at vendor/llama-cpp-sys-2: Cargo.toml's
 # [patch.crates-io] builds it instead of the registry copy. docs/batch-invariance.md says why
-# the patch exists.
+# rows-alone.patch exists.
 #
 # The patched tree is made once per machine under the build cache and vendor/ links to it, so
 # every clone compiles llama.cpp from the same unchanged files and reuses the compiled library
 # (a tree unpacked into each clone would be newer than the cache and rebuilt every time).
+# canonical-source-path.patch completes that: the build script names the sources by the tree's
+# real path, not by each clone's link, or cargo sees other paths from each clone and rebuilds.
 # Idempotent; the crate comes from cargo's download cache when it is there, else from
 # crates.io, and is checked against the sha256 below either way.
 set -euo pipefail

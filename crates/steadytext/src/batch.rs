@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ffi::CString;
 use std::path::Path;
 use std::rc::Rc;
+use std::time::Instant;
 
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -330,8 +331,16 @@ impl Shared {
         let State::Joining(prompt) = std::mem::replace(&mut seat.state, State::Chosen(None)) else {
             return;
         };
+        let started = Instant::now();
         match feed_sequence(&mut self.ctx, &mut self.batch, &prompt, 0, id) {
             Ok(at) => {
+                // With `st -vv`: where a batched daemon's time goes (prefills cannot be shared).
+                tracing::debug!(
+                    sequence = id,
+                    tokens = prompt.len(),
+                    ms = millis(started),
+                    "prefill"
+                );
                 seat.sequence.prefilled(at);
                 self.choose(id);
             }
@@ -341,10 +350,12 @@ impl Shared {
 
     fn decode(&mut self, group: &[(i32, LlamaToken, i32)]) {
         self.most_rows = self.most_rows.max(group.len());
+        let started = Instant::now();
         if let Err(e) = self.evaluate(group) {
             let ids: Vec<i32> = group.iter().map(|g| g.0).collect();
             return self.fail(&ids, e);
         }
+        tracing::debug!(rows = group.len(), ms = millis(started), "decode call");
         for (row, &(id, _, _)) in group.iter().enumerate() {
             if let Some(seat) = self.seats.get_mut(&id) {
                 seat.sequence.fed(row as i32);
@@ -451,6 +462,10 @@ impl Drop for Member {
     fn drop(&mut self) {
         self.shared.borrow_mut().leave(self.seat);
     }
+}
+
+fn millis(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
 }
 
 #[cfg(test)]
