@@ -115,6 +115,11 @@ fn rate(daemon: &Daemon, clients: usize, (tokens, ask): (usize, &str), tag: &str
     Ok(tokens as f64 / since.elapsed().as_secs_f64())
 }
 
+/// Runs per figure: the daemons' generations are slow, so at most 3.
+fn runs(repeat: usize) -> usize {
+    repeat.clamp(1, 3)
+}
+
 /// Median tokens/s of one daemon for every request kind and client count, in that order.
 fn rates(st: &Path, file: &str, serial: bool, repeat: usize) -> Result<Vec<f64>> {
     let daemon = Daemon::start(st, file, serial)?;
@@ -122,10 +127,10 @@ fn rates(st: &Path, file: &str, serial: bool, repeat: usize) -> Result<Vec<f64>>
     let mut rates = Vec::new();
     for request in REQUESTS {
         for clients in CLIENTS {
-            let runs = (0..repeat.min(3))
+            let samples = (0..runs(repeat))
                 .map(|r| rate(&daemon, clients, request, &format!("{clients}.{r}")))
                 .collect::<Result<Vec<_>>>()?;
-            rates.push(median(runs));
+            rates.push(median(samples));
         }
     }
     Ok(rates)
@@ -155,6 +160,7 @@ pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
             ));
         }
     }
+    let runs = runs(repeat);
     let json = json!({ "runs": json_rows });
     let markdown = format!(
         "\n## Continuous batching (st daemon, cache off, distinct prompts, greedy)\n\n\
@@ -162,7 +168,7 @@ pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
          serial is `--serial` (one request at a time, as before). Short answers (at most 48 \
          tokens) are about as long as their prompts; long ones ask for a story (at most 128). \
          Every prompt is prefilled alone, so batching gains on the decoding share. Medians of \
-         3 runs.\n\n\
+         {runs} runs.\n\n\
          | model | most tokens | clients | serial tokens/s | batched tokens/s | batched / serial | \
          batched / serial, 1 client |\n|---|---|---|---|---|---|---|\n{rows}"
     );

@@ -334,7 +334,7 @@ impl Shared {
         let started = Instant::now();
         match feed_sequence(&mut self.ctx, &mut self.batch, &prompt, 0, id) {
             Ok(at) => {
-                // With `st -vv`: where a batched daemon's time goes (prefills cannot be shared).
+                // With `st -vv daemon run` or STEADYTEXT_LOG=debug: where a batch's time goes.
                 tracing::debug!(
                     sequence = id,
                     tokens = prompt.len(),
