@@ -120,20 +120,24 @@ fn runs(repeat: usize) -> usize {
     repeat.clamp(1, 3)
 }
 
-/// Median tokens/s of one daemon for every request kind and client count, in that order.
-fn rates(st: &Path, file: &str, serial: bool, repeat: usize) -> Result<Vec<f64>> {
+/// Median tokens/s of one daemon: a row per request kind, a column per client count.
+fn rates(st: &Path, file: &str, serial: bool, repeat: usize) -> Result<Vec<Vec<f64>>> {
     let daemon = Daemon::start(st, file, serial)?;
     rate(&daemon, 1, REQUESTS[0], "warm")?;
-    let mut rates = Vec::new();
-    for request in REQUESTS {
-        for clients in CLIENTS {
-            let samples = (0..runs(repeat))
-                .map(|r| rate(&daemon, clients, request, &format!("{clients}.{r}")))
-                .collect::<Result<Vec<_>>>()?;
-            rates.push(median(samples));
-        }
-    }
-    Ok(rates)
+    REQUESTS
+        .iter()
+        .map(|&request| {
+            CLIENTS
+                .iter()
+                .map(|&clients| {
+                    let samples = (0..runs(repeat))
+                        .map(|r| rate(&daemon, clients, request, &format!("{clients}.{r}")))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(median(samples))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Runs the batching benchmark; `st` runs the daemons.
@@ -143,21 +147,21 @@ pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
     for (name, file) in MODELS {
         let serial = rates(st, file, true, repeat)?;
         let batched = rates(st, file, false, repeat)?;
-        let cases = REQUESTS.iter().flat_map(|&r| CLIENTS.map(|c| (r.0, c)));
-        for (i, (tokens, clients)) in cases.enumerate() {
-            let (s, b) = (serial[i], batched[i]);
+        for (&(tokens, _), (serial, batched)) in REQUESTS.iter().zip(serial.iter().zip(&batched)) {
             // The serial daemon with one client of the same request kind: today's throughput.
-            let one = serial[i - i % CLIENTS.len()];
-            json_rows.push(json!({
-                "model": name, "max_new_tokens": tokens, "clients": clients,
-                "serial_tokens_per_s": s, "batched_tokens_per_s": b,
-                "batched_over_serial": b / s, "batched_over_serial_1_client": b / one,
-            }));
-            rows.push_str(&format!(
-                "| {name} | {tokens} | {clients} | {s:.1} | {b:.1} | {:.2} | {:.2} |\n",
-                b / s,
-                b / one
-            ));
+            let one = serial[0];
+            for ((&clients, &s), &b) in CLIENTS.iter().zip(serial).zip(batched) {
+                json_rows.push(json!({
+                    "model": name, "max_new_tokens": tokens, "clients": clients,
+                    "serial_tokens_per_s": s, "batched_tokens_per_s": b,
+                    "batched_over_serial": b / s, "batched_over_serial_1_client": b / one,
+                }));
+                rows.push_str(&format!(
+                    "| {name} | {tokens} | {clients} | {s:.1} | {b:.1} | {:.2} | {:.2} |\n",
+                    b / s,
+                    b / one
+                ));
+            }
         }
     }
     let runs = runs(repeat);
