@@ -48,7 +48,9 @@ impl Drop for Daemon {
 
 impl Daemon {
     fn start(st: &Path, model: &str, serial: bool) -> Result<Daemon> {
-        let dir = std::env::temp_dir().join(format!("st-bench-batch-{}", std::process::id()));
+        let mode = if serial { "serial" } else { "batched" };
+        let dir =
+            std::env::temp_dir().join(format!("st-bench-batch-{}-{mode}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let endpoint = format!("ipc://{}/daemon.sock", dir.display());
         let mut cmd = Command::new(st);
@@ -120,24 +122,38 @@ fn runs(repeat: usize) -> usize {
     repeat.clamp(1, 3)
 }
 
-/// Median tokens/s of one daemon: a row per request kind, a column per client count.
-fn rates(st: &Path, file: &str, serial: bool, repeat: usize) -> Result<Vec<Vec<f64>>> {
-    let daemon = Daemon::start(st, file, serial)?;
-    rate(&daemon, 1, REQUESTS[0], "warm")?;
-    REQUESTS
-        .iter()
-        .map(|&request| {
-            CLIENTS
-                .iter()
-                .map(|&clients| {
-                    let samples = (0..runs(repeat))
-                        .map(|r| rate(&daemon, clients, request, &format!("{clients}.{r}")))
-                        .collect::<Result<Vec<_>>>()?;
-                    Ok(median(samples))
-                })
-                .collect()
-        })
-        .collect()
+/// Median tokens/s of a serial and a batched daemon, both up at once: a row per request kind, a
+/// column per client count. Each run of the serial daemon is followed by the same run (same
+/// prompts) of the batched one, so the two see the same state of the machine; run one after the
+/// other, this machine's drift of 10 to 15 % between minutes showed up as a difference of modes.
+fn rates(st: &Path, file: &str, repeat: usize) -> Result<[Vec<Vec<f64>>; 2]> {
+    let daemons = [
+        Daemon::start(st, file, true)?,
+        Daemon::start(st, file, false)?,
+    ];
+    for daemon in &daemons {
+        rate(daemon, 1, REQUESTS[0], "warm")?;
+    }
+    let mut medians = [Vec::new(), Vec::new()];
+    for &request in &REQUESTS {
+        let mut row = [Vec::new(), Vec::new()];
+        for &clients in &CLIENTS {
+            let mut samples = [Vec::new(), Vec::new()];
+            for r in 0..runs(repeat) {
+                let tag = format!("{clients}.{r}");
+                for (daemon, samples) in daemons.iter().zip(&mut samples) {
+                    samples.push(rate(daemon, clients, request, &tag)?);
+                }
+            }
+            for (row, samples) in row.iter_mut().zip(samples) {
+                row.push(median(samples));
+            }
+        }
+        for (medians, row) in medians.iter_mut().zip(row) {
+            medians.push(row);
+        }
+    }
+    Ok(medians)
 }
 
 /// Runs the batching benchmark; `st` runs the daemons.
@@ -145,8 +161,7 @@ pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
     let mut json_rows = Vec::new();
     let mut rows = String::new();
     for (name, file) in MODELS {
-        let serial = rates(st, file, true, repeat)?;
-        let batched = rates(st, file, false, repeat)?;
+        let [serial, batched] = rates(st, file, repeat)?;
         for (&(tokens, _), (serial, batched)) in REQUESTS.iter().zip(serial.iter().zip(&batched)) {
             // The serial daemon with one client of the same request kind: today's throughput.
             let one = serial[0];
@@ -169,7 +184,8 @@ pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
     let markdown = format!(
         "\n## Continuous batching (st daemon, cache off, distinct prompts, greedy)\n\n\
          Each client sends one generation; all start together. Batched is the default daemon, \
-         serial is `--serial` (one request at a time, as before). Short answers (at most 48 \
+         serial is `--serial` (one request at a time, as before); both run side by side and \
+         take turns, each run of one followed by the same run of the other. Short answers (at most 48 \
          tokens) are about as long as their prompts; long ones ask for a story (at most 128). \
          Every prompt is prefilled alone, so batching gains on the decoding share. Medians of \
          {runs} runs.\n\n\
