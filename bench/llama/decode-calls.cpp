@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -71,7 +72,7 @@ int main(int argc, char ** argv) {
     const int rows = atoi(argv[2]);
     const int steps = atoi(argv[3]);
     const int threads = getenv("THREADS") ? atoi(getenv("THREADS")) : 2;
-    const bool want_profile = getenv("TIME_OPS") != nullptr;
+    const bool want_profile = getenv("TIME_OPS") && strcmp(getenv("TIME_OPS"), "0") != 0;
     const int prompt_tokens = 40;
 
     llama_backend_init();

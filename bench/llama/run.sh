@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 target=${CARGO_TARGET_DIR:-$HOME/.cache/pg_steadytext/target}
-cargo_profile=${CARGO_PROFILE:-dist}
+cargo_profile=${PROFILE:-dist}  # as in the Makefile
 models=${STEADYTEXT_TEST_MODELS:-/var/cache/steadytext/test-models}
 source_tree=$(readlink -e "$root/vendor/llama-cpp-sys-2/llama.cpp") || {
     echo "no vendored llama.cpp: run make vendor" >&2
