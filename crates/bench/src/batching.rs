@@ -122,11 +122,17 @@ fn runs(repeat: usize) -> usize {
     repeat.clamp(1, 3)
 }
 
-/// Median tokens/s of a serial and a batched daemon, both up at once: a row per request kind, a
-/// column per client count. Each run of the serial daemon is followed by the same run (same
-/// prompts) of the batched one, so the two see the same state of the machine; run one after the
-/// other, this machine's drift of 10 to 15 % between minutes showed up as a difference of modes.
+/// The two daemons `rates` compares: indices into its result.
+const SERIAL: usize = 0;
+const BATCHED: usize = 1;
+
+/// Median tokens/s of a serial and a batched daemon, both up at once, indexed by [`SERIAL`] and
+/// [`BATCHED`]: a row per request kind, a column per client count. Each run of the serial daemon
+/// is followed by the same run (same prompts) of the batched one, so the two see nearly the same
+/// state of the machine (the serial one always goes first); run one after the other, this
+/// machine's drift of 10 to 15 % between minutes showed up as a difference of modes.
 fn rates(st: &Path, file: &str, repeat: usize) -> Result<[Vec<Vec<f64>>; 2]> {
+    // At SERIAL and BATCHED.
     let daemons = [
         Daemon::start(st, file, true)?,
         Daemon::start(st, file, false)?,
@@ -134,23 +140,22 @@ fn rates(st: &Path, file: &str, repeat: usize) -> Result<[Vec<Vec<f64>>; 2]> {
     for daemon in &daemons {
         rate(daemon, 1, REQUESTS[0], "warm")?;
     }
-    let mut medians = [Vec::new(), Vec::new()];
-    for &request in &REQUESTS {
-        let mut row = [Vec::new(), Vec::new()];
+    let mut medians = [
+        vec![Vec::new(); REQUESTS.len()],
+        vec![Vec::new(); REQUESTS.len()],
+    ];
+    for (kind, &request) in REQUESTS.iter().enumerate() {
         for &clients in &CLIENTS {
             let mut samples = [Vec::new(), Vec::new()];
             for r in 0..runs(repeat) {
                 let tag = format!("{clients}.{r}");
-                for (daemon, samples) in daemons.iter().zip(&mut samples) {
-                    samples.push(rate(daemon, clients, request, &tag)?);
+                for mode in [SERIAL, BATCHED] {
+                    samples[mode].push(rate(&daemons[mode], clients, request, &tag)?);
                 }
             }
-            for (row, samples) in row.iter_mut().zip(samples) {
-                row.push(median(samples));
+            for (mode, samples) in samples.into_iter().enumerate() {
+                medians[mode][kind].push(median(samples));
             }
-        }
-        for (medians, row) in medians.iter_mut().zip(row) {
-            medians.push(row);
         }
     }
     Ok(medians)
@@ -161,8 +166,9 @@ pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
     let mut json_rows = Vec::new();
     let mut rows = String::new();
     for (name, file) in MODELS {
-        let [serial, batched] = rates(st, file, repeat)?;
-        for (&(tokens, _), (serial, batched)) in REQUESTS.iter().zip(serial.iter().zip(&batched)) {
+        let medians = rates(st, file, repeat)?;
+        let (serial, batched) = (&medians[SERIAL], &medians[BATCHED]);
+        for (&(tokens, _), (serial, batched)) in REQUESTS.iter().zip(serial.iter().zip(batched)) {
             // The serial daemon with one client of the same request kind: today's throughput.
             let one = serial[0];
             for ((&clients, &s), &b) in CLIENTS.iter().zip(serial).zip(batched) {
@@ -185,10 +191,10 @@ pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
         "\n## Continuous batching (st daemon, cache off, distinct prompts, greedy)\n\n\
          Each client sends one generation; all start together. Batched is the default daemon, \
          serial is `--serial` (one request at a time, as before); both run side by side and \
-         take turns, each run of one followed by the same run of the other. Short answers (at most 48 \
-         tokens) are about as long as their prompts; long ones ask for a story (at most 128). \
-         Every prompt is prefilled alone, so batching gains on the decoding share. Medians of \
-         {runs} runs.\n\n\
+         take turns, each run of one followed by the same run of the other. Short answers (at \
+         most 48 tokens) are about as long as their prompts; long ones ask for a story (at most \
+         128). Every prompt is prefilled alone, so batching gains on the decoding share. Medians \
+         of {runs} runs.\n\n\
          | model | most tokens | clients | serial tokens/s | batched tokens/s | batched / serial | \
          batched / serial, 1 client |\n|---|---|---|---|---|---|---|\n{rows}"
     );
