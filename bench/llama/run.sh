@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the two llama.cpp harnesses of docs/batch-invariance.md against the static libraries
+# Builds the llama.cpp harnesses of docs/batch-invariance.md against the static libraries
 # cargo built from the vendored, patched llama.cpp (run `make build` first), and runs them on the
 # Qwen2.5-Coder-1.5B fixture: bench/llama/run.sh [ROWS [STEPS]] (default 8 rows, 160 steps).
 # TIME_OPS=1 times each operation, THREADS=n changes the thread count (default 2). Not part of
@@ -39,8 +39,11 @@ libs=("$build/src/libllama.a" "$build/ggml/src/libggml.a" "$build/ggml/src/libgg
 flags=(-O2 -march=x86-64-v3 -std=c++17 -I"$source_tree/include" -I"$source_tree/ggml/include")
 g++ "${flags[@]}" "$here/decode-calls.cpp" -o "$out/decode-calls" "${libs[@]}" -lpthread -ldl -lm
 g++ "${flags[@]}" "$here/q4k-kernel.cpp" -o "$out/q4k-kernel" "${libs[@]}" -lpthread -ldl -lm
+g++ "${flags[@]}" "$here/q6k-kernel.cpp" -o "$out/q6k-kernel" "${libs[@]}" -lpthread -ldl -lm
 
 echo "== Q4_K kernels, one thread ($build)"
 "$out/q4k-kernel"
+echo "== Q6_K kernels, one thread"
+"$out/q6k-kernel"
 echo "== decode calls"
 "$out/decode-calls" "$models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf" "${1:-8}" "${2:-160}"
