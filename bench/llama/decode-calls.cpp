@@ -3,20 +3,16 @@
 // of"). With TIME_OPS=1 it also times each graph operation for two calls early and two late.
 //
 //   decode-calls MODEL.gguf ROWS STEPS        (THREADS=n to change the thread count, default 2)
+#include "common.h"
 #include "llama.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
 #include <vector>
-
-static double now_ms() {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Per-operation time: the eval callback asks to see every node, which makes the scheduler
 // compute them one at a time, each as a graph of its own (llama.cpp gives ggml no threadpool, so

@@ -4,8 +4,9 @@
 // per layer, so the weights come from memory as in a decode. The values are random: the
 // kernels have no data-dependent branches, so only their time matters here. The rows-alone
 // kernel exists on AVX2 builds only (the pinned x86-64-v3 one).
+#include "common.h"
+
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -29,16 +30,6 @@ struct block_q8_Kx4 {
     int8_t qs[1024];
     int16_t bsums[64];
 };
-struct block_q8_K {
-    float d;
-    int8_t qs[256];
-    int16_t bsums[16];
-};
-
-static double now_ms() {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 int main() {
     const int n = 1536, nc = 8960, layers = 28, blocks = n / 256;
     const size_t per_layer = (size_t) nc / 8 * blocks;

@@ -5,8 +5,9 @@
 // (docs/batch-invariance.md). 28 copies of the matrix, one per layer, so the weights come from
 // memory as in a decode. The values are random; the harness also checks that the four-row
 // kernel gives every result the bits of the one-row kernel. AVX2 builds only.
+#include "common.h"
+
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -26,16 +27,6 @@ struct block_q6_K {
     int8_t scales[16];
     uint16_t d;
 };
-struct block_q8_K {
-    float d;
-    int8_t qs[256];
-    int16_t bsums[16];
-};
-
-static double now_ms() {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
 int main() {
     const int n = 8960, nc = 1536, layers = 28, blocks = n / 256, rows = 8, block_rows = 16;
     const size_t per_layer = (size_t) nc * blocks;
