@@ -12,6 +12,8 @@ PREFIX ?= /usr/local
 # What users install, and what every test and benchmark runs: the optimised `dist` profile
 # (Cargo.toml). One profile for everything, so llama.cpp is compiled once per build cache.
 PROFILE ?= dist
+# Passed to the scripts that need it, never to cargo: zmq-sys's build script tracks PROFILE.
+unexport PROFILE
 BIN := $(CARGO_TARGET_DIR)/$(PROFILE)
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 # The pgrx test cluster's data directory must be reachable by the postgres user.
@@ -104,7 +106,7 @@ test-interop:
 
 ## Rust-level tests inside a temporary PostgreSQL (run as the postgres user).
 test-pgrx: vendor
-	cd crates/pg_steadytext && cargo pgrx test pg15 --profile $(PROFILE) --runas postgres --pgdata $(PGRX_TEST_PGDATA)
+	cd crates/pg_steadytext && CARGO_PGRX=$(CURDIR)/scripts/pgrx-test-install.sh cargo pgrx test pg15 --profile $(PROFILE) --runas postgres --pgdata $(PGRX_TEST_PGDATA)
 
 ## kill -9 / SIGABRT of the supervised daemon, 20 concurrent connections, backend memory.
 test-faults: install-extension

@@ -8,8 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out_dir=$1
 PG_CONFIG=${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
-PROFILE=${PROFILE:-dist}
+profile=${PROFILE:-dist}
+# Not in cargo's environment: zmq-sys's build script reruns when PROFILE changes, and `make build`
+# runs without it, so each would recompile zmq-sys and everything above it for the other.
+unset PROFILE
 rm -rf "$out_dir"
 (cd crates/pg_steadytext &&
-    cargo pgrx package --profile "$PROFILE" --pg-config "$PG_CONFIG" --out-dir "$out_dir" >/dev/null)
+    cargo pgrx package --profile "$profile" --pg-config "$PG_CONFIG" --out-dir "$out_dir" >/dev/null)
 scripts/upgrade-scripts.sh "$out_dir$("$PG_CONFIG" --sharedir)/extension"
