@@ -78,7 +78,7 @@ uninstall:
 
 ## dist/postgresql-15-steadytext_<version>-1_amd64.deb (and the pgvector package it needs).
 deb: all
-	scripts/build-deb.sh
+	PROFILE=$(PROFILE) scripts/build-deb.sh
 
 ## dist/pg_steadytext-<version>.zip, the PGXN distribution: the tracked files as they are in
 ## the working tree (`git stash create` records uncommitted changes without touching anything).

@@ -4,12 +4,15 @@
 # environment cargo filled with the test crate's CARGO_MANIFEST_DIR and CARGO_PKG_* variables.
 # ring's build script reruns when those change, so that build, and the next `make build` or
 # `cargo pgrx package`, would each recompile ring and everything above it (rustls, ureq, hf-hub,
-# steadytext). Here cargo-pgrx runs with the environment the harness was started with.
+# steadytext). Here cargo-pgrx runs without what cargo sets for a running test (and pgrx's own
+# variables for it); cargo settings from the caller's environment (CARGO_BUILD_*,
+# CARGO_PROFILE_*, CARGO_ENCODED_RUSTFLAGS, ...) stay, as the harness's build had them.
 set -euo pipefail
 for name in $(compgen -e); do
     case $name in
-        CARGO_HOME | CARGO_TARGET_DIR) ;;
-        CARGO_* | OUT_DIR) unset "$name" ;;
+        CARGO_MANIFEST_DIR | CARGO_MANIFEST_PATH | CARGO_PKG_* | CARGO_CRATE_NAME | CARGO_BIN_NAME | \
+            CARGO_PRIMARY_PACKAGE | CARGO_TARGET_TMPDIR | CARGO_RUSTC_CURRENT_DIR | CARGO_PGRX | \
+            CARGO_PGRX_TEST_* | OUT_DIR) unset "$name" ;;
     esac
 done
 exec cargo-pgrx "$@"
