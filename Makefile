@@ -27,9 +27,8 @@ RERANK_MODEL := $(STEADYTEXT_TEST_MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.ggu
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
 
-## What `make` alone does (and `pgxn install` before `make install`): build. The same build
-## as the tests' (every other selection of packages unifies dependency features differently
-## and compiles a second copy of most dependencies).
+## What `make` alone does (and `pgxn install` before `make install`): build, the same build as
+## the tests'.
 all: build
 
 ## Install system packages, pgvector, cargo-pgrx, the test models, and `st` on the PATH, with
@@ -49,10 +48,9 @@ models:
 vendor:
 	scripts/vendor-llama.sh
 
-## Build every binary in the one profile: llama.cpp is compiled once per build cache.
-## Every cargo command here covers the whole workspace (or pg_steadytext, whose dependency tree
-## includes everything llama.cpp's build depends on): a narrower selection would unify features
-## differently and rebuild llama.cpp.
+## Build every binary and test harness in the one profile: llama.cpp is compiled once per build
+## cache. crates/workspace-hack gives every selection of crates the same dependency features, so
+## cargo pgrx test and cargo pgrx package reuse what this compiled.
 build: vendor
 	cargo build --workspace --all-targets --profile $(PROFILE)
 
