@@ -2,8 +2,10 @@
 //! `st daemon`, batched (the default) against `--serial`, on SmolLM2 (Q4_1) and
 //! Qwen2.5-Coder-1.5B (Q4_K_M), both 8 sequences per decode call. Cache off, distinct prompts,
 //! greedy. Two kinds of request: short answers (at most 48 tokens, about as many as the prompt)
-//! and long ones (at most 128): every prompt is prefilled alone, so the gain grows with the share
-//! of decoding.
+//! and long ones (at most 128). The prompts differ in their last words only, as rows of one
+//! SQL query's prompts do: in the batch, a prompt that joins while another is running copies
+//! the KV cells of the prefix they share (the chat template's system prompt and the request's
+//! words) and is prefilled from there; the serial daemon prefills every prompt whole.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -193,8 +195,10 @@ pub fn run(st: &Path, repeat: usize) -> Result<(serde_json::Value, String)> {
          serial is `--serial` (one request at a time, as before); both run side by side and \
          take turns, each run of one followed by the same run of the other. Short answers (at \
          most 48 tokens) are about as long as their prompts; long ones ask for a story (at most \
-         128). Every prompt is prefilled alone, so batching gains on the decoding share. Medians \
-         of {runs} runs.\n\n\
+         128). The prompts differ in their last words only (\"Tell me about the number 5 (4.1).\"): \
+         in the batch a prompt that joins while another runs copies the KV cells of the prefix \
+         they share and is prefilled from there; the serial daemon prefills every prompt whole. \
+         Medians of {runs} runs.\n\n\
          | model | most tokens | clients | serial tokens/s | batched tokens/s | batched / serial | \
          batched / serial, 1 client |\n|---|---|---|---|---|---|---|\n{rows}"
     );

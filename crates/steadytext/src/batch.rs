@@ -9,6 +9,11 @@
 //! [`Model::batch_rows`] sequences per call, and each sequence chooses its next token right
 //! after the call that produced its logits. A sequence leaves when it ends or its execution is
 //! dropped (a cancelled request), and its stream is emptied for the next one.
+//!
+//! A prompt that begins like one already in the batch (the chat template's system prompt, a
+//! shared instruction) copies that sequence's KV cells for the part [`shareable_prefix`] allows
+//! and is prefilled from there: those cells, and the rows evaluated after them, have the bits
+//! the prompt's own prefill gives them.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -34,6 +39,16 @@ pub const MAX_SEQUENCES: u32 = 8;
 /// KV cells each batched sequence may use; a generation that needs more (prompt plus budget,
 /// padded) runs in a context of its own.
 pub const CELLS_PER_SEQUENCE: u32 = 2048;
+
+/// A repacked product (Q4_K on AVX2) runs its GEMM kernel on groups of four rows counted from
+/// the first row of the call and its GEMV kernel on the rest: a prompt fed from a shared prefix
+/// keeps every row in the kernel it gets when fed whole only if the prefix is a multiple of four.
+const ROW_GROUP: usize = 4;
+
+/// llama.cpp's tiled K-quant product (Q6_K) runs on calls of eight rows or more and the per-row
+/// dot product on fewer, and the two round differently: the rest of a prompt after a shared
+/// prefix must be evaluated in a call at least this long, as the whole prompt is.
+const TILED_ROWS: usize = 8;
 
 /// Architectures whose batched decoding has been compared with decoding alone (the test
 /// fixtures: SmolLM2 is `llama`, Qwen2.5-Coder is `qwen2`). Others have other attention layouts
@@ -105,6 +120,52 @@ pub(crate) fn tensor_types(path: &Path) -> Option<Vec<u32>> {
     }
 }
 
+/// How many of `prompt`'s first tokens may take their KV cells from a sequence whose prompt is
+/// `source`, so that the cells and the logits after the rest of the prompt are bit for bit
+/// those of feeding `prompt` whole: 0 when nothing may be shared. Prompts are fed in chunks that
+/// end at multiples of `N_BATCH` (`generate::feed_sequence`). The prefix
+/// - is common to both and a multiple of [`ROW_GROUP`], and leaves a token to evaluate;
+/// - ends a chunk, or has at least [`TILED_ROWS`] rows in the chunk where it ends, so that chunk
+///   had the tiles in the source's prefill and has them in the prompt's (a source of 5 tokens
+///   computed its first 4 without them);
+/// - leaves a first call that starts a chunk or has [`TILED_ROWS`] rows, as the whole prompt's
+///   call for those rows has.
+///
+/// The invariance tests prove it on both generation fixtures, and that the first and last
+/// conditions are needed on the repacked one.
+pub(crate) fn shareable_prefix(source: &[LlamaToken], prompt: &[LlamaToken]) -> usize {
+    let common = source
+        .iter()
+        .zip(prompt)
+        .take_while(|(a, b)| a == b)
+        .count()
+        .min(prompt.len().saturating_sub(1));
+    let chunk = N_BATCH as usize;
+    let same_calls = |prefix: usize| {
+        let in_chunk = prefix % chunk;
+        let first_call_end = (prefix - in_chunk + chunk).min(prompt.len());
+        in_chunk == 0 || (in_chunk >= TILED_ROWS && first_call_end - prefix >= TILED_ROWS)
+    };
+    let mut prefix = common - common % ROW_GROUP;
+    while prefix > 0 && !same_calls(prefix) {
+        prefix -= ROW_GROUP;
+    }
+    prefix
+}
+
+/// Of the `running` sequences (stream, prompt), the one `prompt` shares the longest prefix with,
+/// and that prefix's length; `None` when none shares any.
+pub(crate) fn prefix_source<'a>(
+    running: impl IntoIterator<Item = (i32, &'a [LlamaToken])>,
+    prompt: &[LlamaToken],
+) -> Option<(i32, usize)> {
+    running
+        .into_iter()
+        .map(|(stream, source)| (stream, shareable_prefix(source, prompt)))
+        .filter(|&(_, shared)| shared > 0)
+        .max_by_key(|&(stream, shared)| (shared, std::cmp::Reverse(stream)))
+}
+
 /// Runs generations in shared batches where the model allows it, everything else as [`Local`]
 /// does. Single-threaded: executions share their batch through `Rc`, so all of them are advanced
 /// by the thread that made them (the daemon's inference thread).
@@ -154,6 +215,16 @@ impl Batched {
             .map(|b| b.borrow().most_rows)
             .max()
             .unwrap_or(0)
+    }
+
+    /// The prompt positions whose KV cells were copied from a running sequence so far, over
+    /// every model.
+    pub fn shared_cells(&self) -> usize {
+        self.batches
+            .borrow()
+            .values()
+            .map(|b| b.borrow().shared_cells)
+            .sum()
     }
 
     /// The model's batch, made on first use; `None` when its context cannot be made.
@@ -227,7 +298,7 @@ enum Event {
 /// Where a sequence is.
 enum State {
     /// Its prompt is still to be evaluated.
-    Joining(Vec<LlamaToken>),
+    Joining,
     /// It chose a token; the token to decode next, if any.
     Chosen(Option<LlamaToken>),
     /// It ended (its events may still be waiting).
@@ -236,6 +307,7 @@ enum State {
 
 struct Seat {
     sequence: Sequence<'static>,
+    prompt: Vec<LlamaToken>,
     state: State,
     events: VecDeque<Event>,
 }
@@ -248,6 +320,8 @@ struct Shared {
     seats: BTreeMap<i32, Seat>,
     /// The most sequences one decode call has carried.
     most_rows: usize,
+    /// Prompt positions whose KV cells were copied instead of evaluated.
+    shared_cells: usize,
 }
 
 impl Shared {
@@ -259,6 +333,7 @@ impl Shared {
             rows: model.batch_rows() as usize,
             seats: BTreeMap::new(),
             most_rows: 0,
+            shared_cells: 0,
         })
     }
 
@@ -276,7 +351,8 @@ impl Shared {
             id,
             Seat {
                 sequence: prepared.sequence,
-                state: State::Joining(prepared.prompt),
+                prompt: prepared.prompt,
+                state: State::Joining,
                 events: VecDeque::new(),
             },
         );
@@ -301,7 +377,7 @@ impl Shared {
         let joining: Vec<i32> = self
             .seats
             .iter()
-            .filter(|(_, s)| matches!(s.state, State::Joining(_)))
+            .filter(|(_, s)| matches!(s.state, State::Joining))
             .map(|(&id, _)| id)
             .collect();
         for id in joining {
@@ -328,24 +404,51 @@ impl Shared {
         let Some(seat) = self.seats.get_mut(&id) else {
             return;
         };
-        let State::Joining(prompt) = std::mem::replace(&mut seat.state, State::Chosen(None)) else {
+        if !matches!(seat.state, State::Joining) {
             return;
-        };
+        }
+        // Chosen(None) already, so that the seat is not a source for itself; its cells exist
+        // once the calls below succeed, and it chooses its first token right after them.
+        seat.state = State::Chosen(None);
+        let prompt = seat.prompt.clone();
         let started = Instant::now();
-        match feed_sequence(&mut self.ctx, &mut self.batch, &prompt, 0, id) {
-            Ok(at) => {
+        let fed = self.share_prefix(id, &prompt).and_then(|shared| {
+            let at = feed_sequence(&mut self.ctx, &mut self.batch, &prompt, shared, id)?;
+            Ok((shared, at))
+        });
+        match fed {
+            Ok((shared, at)) => {
                 // With `st -vv daemon run` or STEADYTEXT_LOG=debug: where a batch's time goes.
                 tracing::debug!(
                     sequence = id,
                     tokens = prompt.len(),
+                    shared,
                     ms = millis(started),
                     "prefill"
                 );
-                seat.sequence.prefilled(at);
+                if let Some(seat) = self.seats.get_mut(&id) {
+                    seat.sequence.prefilled(at);
+                }
                 self.choose(id);
             }
             Err(e) => self.fail(&[id], e),
         }
+    }
+
+    /// Copies into `id`'s stream the KV cells of the longest prefix of `prompt` a running
+    /// sequence can give it; returns the prompt position to evaluate from (0: none shared).
+    fn share_prefix(&mut self, id: i32, prompt: &[LlamaToken]) -> Result<usize> {
+        let running = self
+            .seats
+            .iter()
+            .filter(|(&other, seat)| other != id && matches!(seat.state, State::Chosen(_)))
+            .map(|(&other, seat)| (other, seat.prompt.as_slice()));
+        let Some((source, shared)) = prefix_source(running, prompt) else {
+            return Ok(0);
+        };
+        copy_prefix(&mut self.ctx, source, id, shared)?;
+        self.shared_cells += shared;
+        Ok(shared)
     }
 
     fn decode(&mut self, group: &[(i32, LlamaToken, i32)]) {
@@ -464,6 +567,33 @@ impl Drop for Member {
     }
 }
 
+/// Gives sequence `to` (an empty stream) the KV cells of `from`'s first `cells` positions.
+/// llama.cpp copies a whole stream between streams; the cells after the prefix are then
+/// removed, which also puts the stream's head right after the prefix, where the prompt's own
+/// prefill would put the next token. The buffer is copied at the start of the next decode call,
+/// before it computes anything: `from`'s cells can only change in a decode call, so the copy
+/// is of the cells as they are now.
+pub(crate) fn copy_prefix(
+    ctx: &mut LlamaContext<'_>,
+    from: i32,
+    to: i32,
+    cells: usize,
+) -> Result<()> {
+    let failed = |e: &dyn std::fmt::Display| Error::inference(format!("sharing a prefix: {e}"));
+    ctx.copy_kv_cache_seq(from, to, None, None)
+        .map_err(|e| failed(&e))?;
+    let removed = ctx
+        .clear_kv_cache_seq(Some(to as u32), Some(cells as u32), None)
+        .map_err(|e| failed(&e))?;
+    if removed {
+        Ok(())
+    } else {
+        Err(failed(
+            &"llama.cpp could not remove the cells after the prefix",
+        ))
+    }
+}
+
 fn millis(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
@@ -474,6 +604,80 @@ mod tests {
 
     const SMOLLM2: &[u32] = &[0, 3, 8];
     const QWEN25_Q4_K_M: &[u32] = &[0, 12, 14];
+
+    fn tokens(ids: impl IntoIterator<Item = i32>) -> Vec<LlamaToken> {
+        ids.into_iter().map(LlamaToken).collect()
+    }
+
+    #[test]
+    fn a_shared_prefix_is_a_multiple_of_four_with_eight_rows_left() {
+        let source = tokens(0..100);
+        // 30 tokens in common: 28, leaving 12 rows to evaluate
+        let prompt = tokens((0..30).chain(500..510));
+        assert_eq!(shareable_prefix(&source, &prompt), 28);
+        // 30 in common and 5 more: 28 would leave 7 rows, 24 leaves 11
+        let prompt = tokens((0..30).chain(500..505));
+        assert_eq!(shareable_prefix(&source, &prompt), 24);
+        // the whole prompt in common: one token at least is evaluated, with 8 rows
+        let prompt = tokens(0..40);
+        assert_eq!(shareable_prefix(&source, &prompt), 32);
+        // nothing, or too little, in common
+        assert_eq!(shareable_prefix(&source, &tokens(500..540)), 0);
+        assert_eq!(
+            shareable_prefix(&source, &tokens((0..3).chain(500..540))),
+            0
+        );
+        // 8 in common, but 8 would leave 1 row and 4 would end 4 rows into the chunk
+        assert_eq!(shareable_prefix(&source, &tokens(0..9)), 0);
+        assert_eq!(shareable_prefix(&source, &tokens([])), 0);
+        // a source of 5 tokens evaluated its first 4 in a call too short for the tiles
+        let prompt = tokens((0..5).chain(500..520));
+        assert_eq!(shareable_prefix(&source[..5], &prompt), 0);
+        // 4 in common: too few rows in the chunk, whatever the source's length
+        let prompt = tokens((0..4).chain(500..520));
+        assert_eq!(shareable_prefix(&source, &prompt), 0);
+        let prompt = tokens((0..8).chain(500..520));
+        assert_eq!(shareable_prefix(&source[..9], &prompt), 8);
+    }
+
+    #[test]
+    fn a_shared_prefix_past_a_chunk_keeps_the_chunks_of_the_whole_prompt() {
+        let source = tokens(0..1100);
+        // the rest starts a chunk of its own at 512: any number of rows is what the whole gets
+        let prompt = tokens((0..514).chain(5000..5003));
+        assert_eq!(shareable_prefix(&source, &prompt), 512);
+        // 1040 in common, 1050 long: 1040 is 16 rows into the chunk that starts at 1024 and
+        // leaves 10 there
+        let prompt = tokens((0..1040).chain(5000..5010));
+        assert_eq!(shareable_prefix(&source, &prompt), 1040);
+        // 600 in common, 601 long: 592 leaves 9 rows in the chunk that starts at 512
+        let prompt = tokens((0..600).chain(5000..5001));
+        assert_eq!(shareable_prefix(&source, &prompt), 592);
+        // the first chunk ends at 512 however long the prompt is: 504 leaves it 8 rows
+        let prompt = tokens((0..508).chain(5000..5100));
+        assert_eq!(shareable_prefix(&source, &prompt), 504);
+        // 516 would end 4 rows into the second chunk, which a source of 519 evaluated alone
+        let prompt = tokens((0..519).chain(5000..5020));
+        assert_eq!(shareable_prefix(&source[..519], &prompt), 512);
+    }
+
+    #[test]
+    fn the_longest_shared_prefix_is_taken() {
+        let a = tokens(0..40);
+        let b = tokens((0..20).chain(600..640));
+        let prompt = tokens((0..36).chain(700..710));
+        let running = [(3, a.as_slice()), (1, b.as_slice())];
+        assert_eq!(prefix_source(running, &prompt), Some((3, 36)));
+        let running = [(1, b.as_slice())];
+        assert_eq!(prefix_source(running, &prompt), Some((1, 20)));
+        let running = [(5, a.as_slice()), (2, a.as_slice())];
+        assert_eq!(
+            prefix_source(running, &prompt),
+            Some((2, 36)),
+            "the lowest stream"
+        );
+        assert_eq!(prefix_source([], &prompt), None);
+    }
 
     #[test]
     fn the_fixtures_kinds_batch_eight() {

@@ -208,8 +208,8 @@ fn sampler(params: &GenerateParams) -> LlamaSampler {
     ])
 }
 
-/// Evaluates `tokens` from position `start` in `N_BATCH` chunks; only the last token asks for
-/// logits. Returns its index in its chunk.
+/// Evaluates the prompt `tokens` from position `start` on; only the last token asks for logits.
+/// Returns its index in its chunk.
 pub(crate) fn feed_prompt(
     ctx: &mut LlamaContext<'_>,
     batch: &mut LlamaBatch,
@@ -219,7 +219,10 @@ pub(crate) fn feed_prompt(
     feed_sequence(ctx, batch, tokens, start, 0)
 }
 
-/// [`feed_prompt`] for sequence `seq` of a context that holds several.
+/// [`feed_prompt`] for sequence `seq` of a context that holds several. The chunks end at
+/// multiples of `N_BATCH` whatever `start` is, as when the prompt is fed from its first token:
+/// a prompt fed after a shared prefix (`batch::shareable_prefix`) then has its rows in calls
+/// that end where the whole prompt's do.
 pub(crate) fn feed_sequence(
     ctx: &mut LlamaContext<'_>,
     batch: &mut LlamaBatch,
@@ -227,19 +230,22 @@ pub(crate) fn feed_sequence(
     start: usize,
     seq: i32,
 ) -> Result<i32> {
-    let chunks = tokens.chunks(N_BATCH as usize);
-    let n_chunks = chunks.len();
-    for (c, chunk) in chunks.enumerate() {
+    if start >= tokens.len() {
+        return Err(Error::inference("no prompt token left to evaluate"));
+    }
+    let chunk = N_BATCH as usize;
+    let mut from = start;
+    while from < tokens.len() {
+        let to = ((from / chunk + 1) * chunk).min(tokens.len());
         batch.clear();
-        for (i, &token) in chunk.iter().enumerate() {
-            let pos = (start + c * N_BATCH as usize + i) as i32;
-            let last = c + 1 == n_chunks && i + 1 == chunk.len();
+        for (pos, &token) in tokens.iter().enumerate().take(to).skip(from) {
             batch
-                .add(token, pos, &[seq], last)
+                .add(token, pos as i32, &[seq], pos + 1 == tokens.len())
                 .map_err(|e| Error::inference(e.to_string()))?;
         }
         ctx.decode(batch)
             .map_err(|e| Error::inference(format!("prompt evaluation failed: {e}")))?;
+        from = to;
     }
     Ok(batch.n_tokens() - 1)
 }

@@ -12,6 +12,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::token::LlamaToken;
 
+use crate::batch::{copy_prefix, prefix_source};
 use crate::embed::{embedding_tokens, pooled, EmbedMode, EmbedSetup};
 use crate::engine::{Model, N_BATCH};
 use crate::error::{Error, Result};
@@ -24,13 +25,28 @@ pub use crate::batch::MAX_SEQUENCES;
 pub struct Layout {
     /// One KV cache for all sequences (llama.cpp's `kv_unified`), or one stream each.
     pub unified_kv: bool,
-    /// All prompts in one batch, or each prompt in its own decode calls before the steps.
-    pub prefill_together: bool,
+    /// How the prompts are evaluated before the steps.
+    pub prefill: Prefill,
     /// llama.cpp threads of the batched side (decoding alone does not depend on them).
     pub threads: i32,
     /// The most sequences per decode call after the prefill (more are decoded in several calls
     /// per step, as the daemon's batch does).
     pub rows: usize,
+}
+
+/// How the prompts of sequences decoded together are evaluated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefill {
+    /// Each prompt in decode calls of its own.
+    Apart,
+    /// As the daemon's batch does: each prompt apart, from the longest prefix an earlier
+    /// sequence's prompt can give it (`batch::shareable_prefix`), whose KV cells are copied.
+    Shared,
+    /// Every sequence after the first copies the first sequence's KV cells for this many
+    /// positions, whether or not `shareable_prefix` allows it, and is prefilled from there.
+    Copied(usize),
+    /// All prompts in one batch.
+    Together,
 }
 
 /// One sequence decoded alone: the greedy tokens and the logits before each of them.
@@ -45,7 +61,7 @@ pub struct Trace {
 }
 
 /// How batched decoding compared with decoding alone.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
     /// Sequences decoded together.
     pub sequences: usize,
@@ -59,6 +75,9 @@ pub struct Comparison {
     pub max_abs_difference: f32,
     /// Steps whose greedy token differed.
     pub differing_tokens: usize,
+    /// For each sequence, the prompt positions whose KV cells were copied from another
+    /// sequence instead of evaluated.
+    pub copied: Vec<usize>,
 }
 
 impl Comparison {
@@ -70,6 +89,7 @@ impl Comparison {
             first_difference: None,
             max_abs_difference: 0.0,
             differing_tokens: 0,
+            copied: vec![0; sequences],
         }
     }
 
@@ -120,7 +140,13 @@ pub fn compare_together(model: &Model, traces: &[Trace], layout: Layout) -> Resu
     let mut ctx = model.multi_context(cells, n, layout.unified_kv, layout.threads, false)?;
     let mut batch = LlamaBatch::new(N_BATCH.max(n) as usize, n as i32);
     let mut comparison = Comparison::empty(traces.len(), steps);
-    let first = prefill(&mut ctx, &mut batch, traces, layout.prefill_together)?;
+    let first = prefill(
+        &mut ctx,
+        &mut batch,
+        traces,
+        layout.prefill,
+        &mut comparison,
+    )?;
     for (i, logits) in first.iter().enumerate() {
         record(&mut comparison, i, 0, &traces[i].logits[0], logits);
     }
@@ -183,21 +209,47 @@ fn prefill(
     ctx: &mut LlamaContext<'_>,
     batch: &mut LlamaBatch,
     traces: &[Trace],
-    together: bool,
+    how: Prefill,
+    comparison: &mut Comparison,
+) -> Result<Vec<Vec<f32>>> {
+    if how == Prefill::Together {
+        return prefill_together(ctx, batch, traces);
+    }
+    let mut out = Vec::new();
+    for (i, trace) in traces.iter().enumerate() {
+        let earlier = traces[..i]
+            .iter()
+            .enumerate()
+            .map(|(j, t)| (j as i32, t.prompt.as_slice()));
+        let copied = match how {
+            Prefill::Shared => prefix_source(earlier, &trace.prompt),
+            Prefill::Copied(cells) if i > 0 => Some((0, cells)),
+            _ => None,
+        };
+        let start = match copied {
+            Some((from, cells)) => {
+                copy_prefix(ctx, from, i as i32, cells)?;
+                comparison.copied[i] = cells;
+                cells
+            }
+            None => 0,
+        };
+        let at = feed_sequence(ctx, batch, &trace.prompt, start, i as i32)?;
+        out.push(ctx.get_logits_ith(at).to_vec());
+    }
+    Ok(out)
+}
+
+fn prefill_together(
+    ctx: &mut LlamaContext<'_>,
+    batch: &mut LlamaBatch,
+    traces: &[Trace],
 ) -> Result<Vec<Vec<f32>>> {
     let total: usize = traces.iter().map(|t| t.prompt.len()).sum();
-    if together && total > N_BATCH as usize {
+    if total > N_BATCH as usize {
         return Err(Error::invalid(format!(
             "a mixed prefill of {total} tokens does not fit one batch of {N_BATCH}"
         )));
-    }
-    if !together {
-        let mut out = Vec::new();
-        for (i, trace) in traces.iter().enumerate() {
-            let at = feed_sequence(ctx, batch, &trace.prompt, 0, i as i32)?;
-            out.push(ctx.get_logits_ith(at).to_vec());
-        }
-        return Ok(out);
     }
     batch.clear();
     let mut last = Vec::new();

@@ -1,7 +1,8 @@
 //! Continuous batching through the executor the daemon uses: generations that join a running
 //! batch at different times, leave when they end or are dropped, and reuse the streams others
-//! left, give exactly the text, summary and streamed pieces they give alone, on both generation
-//! fixtures (8 sequences per call on SmolLM2, 3 on Qwen2.5-Coder).
+//! left, and start from the KV cells of the prefix they share with a running one, give exactly
+//! the text, summary and streamed pieces they give alone, on both generation fixtures (up to 8
+//! sequences per call on both).
 
 use serde_json::json;
 use steadytext::batch::Batched;
@@ -124,6 +125,10 @@ fn batched(specs: &[GenerateSpec], dropped: usize) -> (Vec<Finished>, usize) {
         }
         running = still;
     }
+    assert!(
+        executor.shared_cells() > 0,
+        "the prompts share the chat template's system prompt, but none took a running one's cells"
+    );
     (results, executor.most_rows())
 }
 
