@@ -610,55 +610,31 @@ mod tests {
     }
 
     #[test]
-    fn a_shared_prefix_is_a_multiple_of_four_with_eight_rows_left() {
-        let source = tokens(0..100);
-        // 30 tokens in common: 28, leaving 12 rows to evaluate
-        let prompt = tokens((0..30).chain(500..510));
-        assert_eq!(shareable_prefix(&source, &prompt), 28);
-        // 30 in common and 5 more: 28 would leave 7 rows, 24 leaves 11
-        let prompt = tokens((0..30).chain(500..505));
-        assert_eq!(shareable_prefix(&source, &prompt), 24);
-        // the whole prompt in common: one token at least is evaluated, with 8 rows
-        let prompt = tokens(0..40);
-        assert_eq!(shareable_prefix(&source, &prompt), 32);
-        // nothing, or too little, in common
-        assert_eq!(shareable_prefix(&source, &tokens(500..540)), 0);
-        assert_eq!(
-            shareable_prefix(&source, &tokens((0..3).chain(500..540))),
-            0
-        );
-        // 8 in common, but 8 would leave 1 row and 4 would end 4 rows into the chunk
-        assert_eq!(shareable_prefix(&source, &tokens(0..9)), 0);
-        assert_eq!(shareable_prefix(&source, &tokens([])), 0);
-        // a source of 5 tokens evaluated its first 4 in a call too short for the tiles
-        let prompt = tokens((0..5).chain(500..520));
-        assert_eq!(shareable_prefix(&source[..5], &prompt), 0);
-        // 4 in common: too few rows in the chunk, whatever the source's length
-        let prompt = tokens((0..4).chain(500..520));
-        assert_eq!(shareable_prefix(&source, &prompt), 0);
-        let prompt = tokens((0..8).chain(500..520));
-        assert_eq!(shareable_prefix(&source[..9], &prompt), 8);
-    }
-
-    #[test]
-    fn a_shared_prefix_past_a_chunk_keeps_the_chunks_of_the_whole_prompt() {
-        let source = tokens(0..1100);
-        // the rest starts a chunk of its own at 512: any number of rows is what the whole gets
-        let prompt = tokens((0..514).chain(5000..5003));
-        assert_eq!(shareable_prefix(&source, &prompt), 512);
-        // 1040 in common, 1050 long: 1040 is 16 rows into the chunk that starts at 1024 and
-        // leaves 10 there
-        let prompt = tokens((0..1040).chain(5000..5010));
-        assert_eq!(shareable_prefix(&source, &prompt), 1040);
-        // 600 in common, 601 long: 592 leaves 9 rows in the chunk that starts at 512
-        let prompt = tokens((0..600).chain(5000..5001));
-        assert_eq!(shareable_prefix(&source, &prompt), 592);
-        // the first chunk ends at 512 however long the prompt is: 504 leaves it 8 rows
-        let prompt = tokens((0..508).chain(5000..5100));
-        assert_eq!(shareable_prefix(&source, &prompt), 504);
-        // 516 would end 4 rows into the second chunk, which a source of 519 evaluated alone
-        let prompt = tokens((0..519).chain(5000..5020));
-        assert_eq!(shareable_prefix(&source[..519], &prompt), 512);
+    fn a_shared_prefix_is_a_multiple_of_four_that_keeps_every_call_of_the_whole_prompt() {
+        // (source length, tokens in common, prompt tokens after them, the prefix shared)
+        let cases = [
+            (100, 30, 10, 28), // leaves 12 rows
+            (100, 30, 5, 24),  // 28 would leave 7 rows
+            (100, 40, 0, 32),  // the whole prompt in common: 36 would leave 4
+            (100, 0, 40, 0),
+            (100, 3, 40, 0),
+            (100, 9, 0, 0),  // 8 would leave 1 row, 4 ends 4 rows into the chunk
+            (100, 0, 0, 0),  // no prompt
+            (5, 5, 20, 0),   // a source of 5 computed its first 4 without the tiles
+            (100, 4, 20, 0), // 4 rows in the chunk, whatever the source's length
+            (9, 8, 20, 8),
+            // chunks of 512: the rest starts one of its own at 512
+            (1100, 514, 3, 512),
+            (1100, 1040, 10, 1040), // 16 rows into the chunk at 1024, 10 left there
+            (1100, 600, 1, 592),    // 9 left in the chunk at 512
+            (1100, 508, 100, 504),  // the first chunk ends at 512: 8 rows left in it
+            (519, 519, 20, 512),    // 516 ends 4 rows into the source's second chunk
+        ];
+        for (source, common, rest, shared) in cases {
+            let prompt = tokens((0..common).chain(5000..5000 + rest));
+            let got = shareable_prefix(&tokens(0..source), &prompt);
+            assert_eq!(got, shared as usize, "{source}, {common}, {rest}");
+        }
     }
 
     #[test]
