@@ -401,15 +401,13 @@ impl Shared {
     }
 
     fn prefill(&mut self, id: i32) {
-        let Some(seat) = self.seats.get_mut(&id) else {
+        // It stays Joining (so not a source of cells) until `choose` or `fail` moves it on.
+        let Some(seat) = self.seats.get(&id) else {
             return;
         };
         if !matches!(seat.state, State::Joining) {
             return;
         }
-        // Chosen(None) already, so that the seat is not a source for itself; its cells exist
-        // once the calls below succeed, and it chooses its first token right after them.
-        seat.state = State::Chosen(None);
         let prompt = seat.prompt.clone();
         let started = Instant::now();
         let fed = self.share_prefix(id, &prompt).and_then(|shared| {
@@ -441,7 +439,7 @@ impl Shared {
         let running = self
             .seats
             .iter()
-            .filter(|(&other, seat)| other != id && matches!(seat.state, State::Chosen(_)))
+            .filter(|(_, seat)| matches!(seat.state, State::Chosen(_)))
             .map(|(&other, seat)| (other, seat.prompt.as_slice()));
         let Some((source, shared)) = prefix_source(running, prompt) else {
             return Ok(0);

@@ -36,16 +36,34 @@ const PROMPTS: [&str; 8] = [
 /// The first `n` prompts decoded alone on `model`; the eight traces per model are computed once
 /// and shared by the tests (a Qwen trace takes seconds).
 fn traces(model: &Model, n: usize) -> Vec<Trace> {
-    static TRACES: Mutex<BTreeMap<PathBuf, Vec<Trace>>> = Mutex::new(BTreeMap::new());
-    let mut all = TRACES.lock().unwrap();
-    let computed = all
-        .entry(model.path().to_path_buf())
-        .or_insert_with(|| PROMPTS.iter().map(|p| trace(model, p)).collect());
-    computed[..n].to_vec()
+    static TRACES: Cache = Mutex::new(BTreeMap::new());
+    once_per_model(&TRACES, model, || decode_each(model, &PROMPTS, STEPS))[..n].to_vec()
+}
+
+/// Traces computed once per model file and shared by the tests that use them.
+type Cache = Mutex<BTreeMap<PathBuf, Vec<Trace>>>;
+
+fn once_per_model(
+    cache: &Cache,
+    model: &Model,
+    compute: impl FnOnce() -> Vec<Trace>,
+) -> Vec<Trace> {
+    let mut all = cache.lock().unwrap();
+    all.entry(model.path().to_path_buf())
+        .or_insert_with(compute)
+        .clone()
+}
+
+/// Each prompt decoded alone for `steps` greedy steps.
+fn decode_each(model: &Model, prompts: &[impl AsRef<str>], steps: usize) -> Vec<Trace> {
+    prompts
+        .iter()
+        .map(|p| decode_alone(model, &prompt_tokens(model, p.as_ref()), steps, 2).unwrap())
+        .collect()
 }
 
 fn trace(model: &Model, prompt: &str) -> Trace {
-    decode_alone(model, &prompt_tokens(model, prompt), STEPS, 2).unwrap()
+    decode_each(model, &[prompt], STEPS).remove(0)
 }
 
 /// The layout the daemon would batch with: a KV stream per sequence, each prompt fed alone from
@@ -170,11 +188,8 @@ const NOTE: &str = "the lighthouse stands on a rock two miles from the harbour; 
 /// Eight prompts that begin with the same long instruction and end differently, decoded alone
 /// (once per model: two tests use them).
 fn instructed(model: &Model) -> Vec<Trace> {
-    static TRACES: Mutex<BTreeMap<PathBuf, Vec<Trace>>> = Mutex::new(BTreeMap::new());
-    let mut all = TRACES.lock().unwrap();
-    all.entry(model.path().to_path_buf())
-        .or_insert_with(|| decode_instructed(model))
-        .clone()
+    static TRACES: Cache = Mutex::new(BTreeMap::new());
+    once_per_model(&TRACES, model, || decode_instructed(model))
 }
 
 fn decode_instructed(model: &Model) -> Vec<Trace> {
@@ -190,13 +205,11 @@ fn decode_instructed(model: &Model) -> Vec<Trace> {
         "What colour is the lamp, if the note says?",
         "Who lives there?",
     ];
-    questions
+    let prompts: Vec<String> = questions
         .iter()
-        .map(|q| {
-            let prompt = prompt_tokens(model, &format!("{instruction}{q}"));
-            decode_alone(model, &prompt, PREFIX_STEPS, 2).unwrap()
-        })
-        .collect()
+        .map(|q| format!("{instruction}{q}"))
+        .collect();
+    decode_each(model, &prompts, PREFIX_STEPS)
 }
 
 /// A prompt that begins like one already in the batch copies that sequence's KV cells for the
@@ -226,13 +239,11 @@ fn a_prompt_after_a_shared_prefix_gets_the_logits_of_the_whole_prompt() {
 fn long_prompts_share_prefixes_across_chunks_and_attention_sizes() {
     let model = Engine::global().load(&reranking_model_path()).unwrap();
     let traces = |instruction: &str, questions: &[&str]| -> Vec<Trace> {
-        questions
+        let prompts: Vec<String> = questions
             .iter()
-            .map(|q| {
-                let prompt = prompt_tokens(model, &format!("{instruction} Question: {q}"));
-                decode_alone(model, &prompt, 4, 2).unwrap()
-            })
-            .collect()
+            .map(|q| format!("{instruction} Question: {q}"))
+            .collect();
+        decode_each(model, &prompts, 4)
     };
     let long = format!("Read the notes. {}", ["Note: ", NOTE].concat().repeat(12));
     let alone = traces(&long, &["How many steps?", "When does he cook, and what?"]);
@@ -287,13 +298,11 @@ fn a_prefix_shared_against_the_rule_changes_the_bits_of_repacked_weights() {
     );
     // Two prompts that differ in their last word only: the aligned common prefix leaves fewer
     // than eight rows, and the rule shares four fewer.
-    let pair: Vec<Trace> = ["red", "blue"]
-        .iter()
-        .map(|w| {
-            let prompt = prompt_tokens(model, &format!("Name a thing that is {w}"));
-            decode_alone(model, &prompt, 2, 2).unwrap()
-        })
-        .collect();
+    let pair = decode_each(
+        model,
+        &["Name a thing that is red", "Name a thing that is blue"],
+        2,
+    );
     let common = common_prefix(&pair);
     let aligned = common - common % 4;
     assert!(
