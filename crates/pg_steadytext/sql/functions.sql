@@ -2,6 +2,9 @@
 -- the Rust functions cannot declare themselves, and the st_* aliases. Runs after the Rust
 -- functions exist.
 
+-- Names resolve in pg_catalog alone while this file runs (see schema.sql).
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
 ---------------------------------------------------------------------------------------------
 -- Configuration
 ---------------------------------------------------------------------------------------------
@@ -9,7 +12,7 @@
 -- Every configuration row is checked for its key's type and range however it is written
 -- (steadytext_config_set, or an admin's INSERT or UPDATE), with the Python extension's texts for
 -- its keys; every change is audited with the role that made it.
-CREATE FUNCTION _steadytext_config_check() RETURNS trigger
+CREATE FUNCTION @extschema@._steadytext_config_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     k text := lower(NEW.key);
@@ -17,20 +20,20 @@ DECLARE
     v text := btrim(NEW.value #>> '{}');
 BEGIN
     IF k = 'daemon_host' AND config_value !~ '^[A-Za-z0-9._-]+$' THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Invalid host format');
+        PERFORM @extschema@._steadytext_raise_p0001('Invalid host format'::text);
     END IF;
     IF k = 'daemon_port' AND (config_value !~ '^[0-9]{1,5}$'
                               OR config_value::int NOT BETWEEN 1 AND 65535) THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Invalid port format');
+        PERFORM @extschema@._steadytext_raise_p0001('Invalid port format'::text);
     END IF;
     IF k = 'model_path' AND (config_value LIKE '/%' OR config_value ~ '[;|]') THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Invalid file path');
+        PERFORM @extschema@._steadytext_raise_p0001('Invalid file path'::text);
     END IF;
     IF k = 'daemon_command' AND config_value ~ '[;&|[:space:]]' THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Invalid command format');
+        PERFORM @extschema@._steadytext_raise_p0001('Invalid command format'::text);
     END IF;
     IF k LIKE '%table_name' AND config_value !~ '^[A-Za-z_][A-Za-z0-9_]*$' THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Invalid table name');
+        PERFORM @extschema@._steadytext_raise_p0001('Invalid table name'::text);
     END IF;
     IF k IN ('default_max_tokens', 'default_seed', 'cache_max_entries', 'queue_lease_seconds')
        AND (v !~ '^[0-9]{1,9}$'
@@ -59,7 +62,7 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION _steadytext_config_audit() RETURNS trigger
+CREATE FUNCTION @extschema@._steadytext_config_audit() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF TG_OP <> 'DELETE' AND lower(NEW.key) IN ('daemon_host', 'daemon_port') THEN
@@ -75,14 +78,14 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER steadytext_config_check BEFORE INSERT OR UPDATE ON steadytext_config
-    FOR EACH ROW EXECUTE FUNCTION _steadytext_config_check();
-CREATE TRIGGER steadytext_config_audit AFTER INSERT OR UPDATE OR DELETE ON steadytext_config
-    FOR EACH ROW EXECUTE FUNCTION _steadytext_config_audit();
+CREATE TRIGGER steadytext_config_check BEFORE INSERT OR UPDATE ON @extschema@.steadytext_config
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._steadytext_config_check();
+CREATE TRIGGER steadytext_config_audit AFTER INSERT OR UPDATE OR DELETE ON @extschema@.steadytext_config
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._steadytext_config_audit();
 
 -- Stores the value as a JSON string, as the Python extension did; every reader accepts a
 -- number written as text. steadytext_admin only (EXECUTE and the table's privileges).
-CREATE FUNCTION steadytext_config_set(config_key text, config_value text) RETURNS void
+CREATE FUNCTION @extschema@.steadytext_config_set(config_key text, config_value text) RETURNS void
 LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO @extschema@.steadytext_config (key, value, updated_at, updated_by)
     VALUES (config_key, to_jsonb(config_value), now(), current_user)
@@ -90,7 +93,7 @@ LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
         SET value = EXCLUDED.value, updated_at = now(), updated_by = current_user;
 $$;
 
-CREATE FUNCTION steadytext_config_get(config_key text) RETURNS text
+CREATE FUNCTION @extschema@.steadytext_config_get(config_key text) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT value #>> '{}' FROM @extschema@.steadytext_config WHERE key = config_key
 $$;
@@ -101,7 +104,7 @@ $$;
 ---------------------------------------------------------------------------------------------
 
 -- Bytes a row takes in the cache: its key, prompt and value.
-CREATE FUNCTION _steadytext_cache_row_size(c @extschema@.steadytext_cache) RETURNS bigint
+CREATE FUNCTION @extschema@._steadytext_cache_row_size(c @extschema@.steadytext_cache) RETURNS bigint
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT (pg_column_size(c.cache_key) + pg_column_size(c.prompt)
             + COALESCE(pg_column_size(c.response), 0)
@@ -109,14 +112,14 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- Folds the lookup rows into one (counts and the earliest start kept).
-CREATE FUNCTION _steadytext_cache_lookups_fold() RETURNS void
+CREATE FUNCTION @extschema@._steadytext_cache_lookups_fold() RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     WITH gone AS (DELETE FROM @extschema@.steadytext_cache_lookups RETURNING hits, misses, since)
     INSERT INTO @extschema@.steadytext_cache_lookups (hits, misses, since)
     SELECT coalesce(sum(hits), 0), coalesce(sum(misses), 0), coalesce(min(since), now()) FROM gone
 $$;
 
-CREATE FUNCTION steadytext_cache_stats()
+CREATE FUNCTION @extschema@.steadytext_cache_stats()
 RETURNS TABLE(total_entries bigint, total_size_mb float8, cache_hit_rate float8,
               avg_access_count float8, oldest_entry timestamptz, newest_entry timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -132,7 +135,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- Removes every row and starts the hit rate again.
-CREATE FUNCTION steadytext_cache_clear() RETURNS bigint
+CREATE FUNCTION @extschema@.steadytext_cache_clear() RETURNS bigint
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     removed bigint;
@@ -151,7 +154,7 @@ $$;
 -- gives, among rows older than min_age_hours, until the entry and size targets hold or nothing
 -- more may go. Each batch leaves an audit row. When only the entry target is exceeded, a batch
 -- takes no more rows than the excess (a full batch would empty a small cache).
-CREATE FUNCTION _steadytext_cache_evict(
+CREATE FUNCTION @extschema@._steadytext_cache_evict(
     target_entries int, target_size_mb float8, batch_size int, min_age_hours int,
     min_access_count int, order_by text, eviction_type text)
 RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
@@ -159,9 +162,9 @@ RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     max_entries bigint := COALESCE(target_entries,
-        @extschema@._steadytext_config_number('cache_max_entries', 10000)::bigint);
+        @extschema@._steadytext_config_number('cache_max_entries'::text, 10000::float8)::bigint);
     max_mb float8 := COALESCE(target_size_mb,
-        @extschema@._steadytext_config_number('cache_max_size_mb', 100));
+        @extschema@._steadytext_config_number('cache_max_size_mb'::text, 100::float8));
     entries bigint;
     size_mb float8;
     batch_count int;
@@ -169,7 +172,7 @@ DECLARE
     batch_limit bigint;
 BEGIN
     IF COALESCE(batch_size, 0) < 1 THEN
-        PERFORM @extschema@._steadytext_raise_p0001('batch_size must be at least 1');
+        PERFORM @extschema@._steadytext_raise_p0001('batch_size must be at least 1'::text);
     END IF;
     evicted_count := 0;
     freed_size_mb := 0;
@@ -205,7 +208,7 @@ END;
 $$;
 
 -- Oldest first (FIFO by creation time), as the Python extension.
-CREATE FUNCTION steadytext_cache_evict_by_age(
+CREATE FUNCTION @extschema@.steadytext_cache_evict_by_age(
     target_entries int DEFAULT NULL, target_size_mb float8 DEFAULT NULL,
     batch_size int DEFAULT 100, min_age_hours int DEFAULT 1)
 RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
@@ -218,7 +221,7 @@ $$;
 
 -- Lowest frecency first (access count weighted by recency, see steadytext_cache_with_frecency).
 -- Rows used at least min_access_count times are kept; NULL protects none.
-CREATE FUNCTION steadytext_cache_evict_by_frecency(
+CREATE FUNCTION @extschema@.steadytext_cache_evict_by_frecency(
     target_entries int DEFAULT NULL, target_size_mb float8 DEFAULT NULL,
     batch_size int DEFAULT 100, min_access_count int DEFAULT 2, min_age_hours int DEFAULT 1)
 RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
@@ -231,10 +234,10 @@ $$;
 
 -- For pg_cron: evicts by frecency to the configured targets unless cache_eviction_enabled is
 -- false.
-CREATE FUNCTION steadytext_cache_scheduled_eviction() RETURNS void
+CREATE FUNCTION @extschema@.steadytext_cache_scheduled_eviction() RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    enabled text := @extschema@.steadytext_config_get('cache_eviction_enabled');
+    enabled text := @extschema@.steadytext_config_get('cache_eviction_enabled'::text);
     r record;
 BEGIN
     PERFORM @extschema@._steadytext_cache_lookups_fold();
@@ -250,7 +253,7 @@ END;
 $$;
 
 -- The rows frecency eviction would take first (older than one hour, lowest score first).
-CREATE FUNCTION steadytext_cache_preview_eviction(preview_count int DEFAULT 10)
+CREATE FUNCTION @extschema@.steadytext_cache_preview_eviction(preview_count int DEFAULT 10)
 RETURNS TABLE(cache_key text, prompt text, access_count int, last_accessed timestamptz,
               created_at timestamptz, age_days float8, size_bytes bigint)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -267,7 +270,7 @@ LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     LIMIT preview_count
 $$;
 
-CREATE FUNCTION steadytext_cache_analyze_usage()
+CREATE FUNCTION @extschema@.steadytext_cache_analyze_usage()
 RETURNS TABLE(age_bucket text, entry_count bigint, avg_access_count float8,
               total_size_mb float8, percentage_of_cache float8)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -331,14 +334,14 @@ $semantic_search$;
 
 -- steadytext_embed is not LEAKPROOF (the Python extension marked it so): it raises errors that
 -- depend on its input ("Text cannot be empty").
-ALTER FUNCTION steadytext_version() LEAKPROOF;
+ALTER FUNCTION @extschema@.steadytext_version() LEAKPROOF;
 
 ---------------------------------------------------------------------------------------------
 -- st_* aliases, with the Python extension's quirks in names and defaults. Those that write are
 -- PARALLEL UNSAFE (the Python extension marked them SAFE).
 ---------------------------------------------------------------------------------------------
 
-CREATE FUNCTION st_generate(
+CREATE FUNCTION @extschema@.st_generate(
     prompt text, max_tokens integer DEFAULT NULL, use_cache boolean DEFAULT true,
     seed integer DEFAULT 42, eos_string text DEFAULT '[EOS]', model text DEFAULT NULL,
     model_repo text DEFAULT NULL, model_filename text DEFAULT NULL, size text DEFAULT NULL,
@@ -348,65 +351,65 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, 
         model, model_repo, model_filename, size, unsafe_mode)
 $$;
 
-CREATE FUNCTION st_generate_cached(
+CREATE FUNCTION @extschema@.st_generate_cached(
     prompt text, max_tokens integer DEFAULT NULL, seed integer DEFAULT 42)
 RETURNS text LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_cached(prompt, max_tokens, seed)
 $$;
 
-CREATE FUNCTION st_embed(
+CREATE FUNCTION @extschema@.st_embed(
     text_input text, use_cache boolean DEFAULT true, seed integer DEFAULT 42,
     model text DEFAULT NULL, unsafe_mode boolean DEFAULT false)
-RETURNS vector LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+RETURNS @extschema@.vector LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_embed(text_input, use_cache, seed, model, unsafe_mode)
 $$;
 
-CREATE FUNCTION st_embed_cached(
+CREATE FUNCTION @extschema@.st_embed_cached(
     text_input text, seed integer DEFAULT 42, model text DEFAULT NULL,
     unsafe_mode boolean DEFAULT false)
-RETURNS vector LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
+RETURNS @extschema@.vector LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_embed_cached(text_input, seed, model, unsafe_mode)
 $$;
 
-CREATE FUNCTION st_embed_batch(texts text[])
-RETURNS TABLE(index integer, embedding vector)
+CREATE FUNCTION @extschema@.st_embed_batch(texts text[])
+RETURNS TABLE(index integer, embedding @extschema@.vector)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_embed_batch(texts)
 $$;
 
-CREATE FUNCTION st_version() RETURNS text
+CREATE FUNCTION @extschema@.st_version() RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_version()
 $$;
 
-CREATE FUNCTION st_info() RETURNS jsonb
+CREATE FUNCTION @extschema@.st_info() RETURNS jsonb
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_info()
 $$;
 
-CREATE FUNCTION st_config_get(key text) RETURNS text
+CREATE FUNCTION @extschema@.st_config_get(key text) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_config_get(key)
 $$;
 
-CREATE FUNCTION st_config_set(key text, value text) RETURNS void
+CREATE FUNCTION @extschema@.st_config_set(key text, value text) RETURNS void
 LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_config_set(key, value)
 $$;
 
-CREATE FUNCTION st_cache_stats()
+CREATE FUNCTION @extschema@.st_cache_stats()
 RETURNS TABLE(total_entries bigint, total_size_mb float8, cache_hit_rate float8,
               avg_access_count float8, oldest_entry timestamptz, newest_entry timestamptz)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_cache_stats()
 $$;
 
-CREATE FUNCTION st_cache_clear() RETURNS bigint
+CREATE FUNCTION @extschema@.st_cache_clear() RETURNS bigint
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_cache_clear()
 $$;
 
-CREATE FUNCTION st_cache_evict_by_age(
+CREATE FUNCTION @extschema@.st_cache_evict_by_age(
     target_entries int DEFAULT NULL, target_size_mb float8 DEFAULT NULL,
     batch_size int DEFAULT 100, min_age_hours int DEFAULT 1)
 RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
@@ -416,43 +419,43 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
         target_entries, target_size_mb, batch_size, min_age_hours)
 $$;
 
-CREATE FUNCTION st_cache_preview_eviction(preview_count int DEFAULT 10)
+CREATE FUNCTION @extschema@.st_cache_preview_eviction(preview_count int DEFAULT 10)
 RETURNS TABLE(cache_key text, prompt text, access_count int, last_accessed timestamptz,
               created_at timestamptz, age_days float8, size_bytes bigint)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_cache_preview_eviction(preview_count)
 $$;
 
-CREATE FUNCTION st_cache_analyze_usage()
+CREATE FUNCTION @extschema@.st_cache_analyze_usage()
 RETURNS TABLE(age_bucket text, entry_count bigint, avg_access_count float8,
               total_size_mb float8, percentage_of_cache float8)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_cache_analyze_usage()
 $$;
 
-CREATE FUNCTION st_cache_scheduled_eviction() RETURNS void
+CREATE FUNCTION @extschema@.st_cache_scheduled_eviction() RETURNS void
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_cache_scheduled_eviction()
 $$;
 
-CREATE FUNCTION st_daemon_start() RETURNS boolean
+CREATE FUNCTION @extschema@.st_daemon_start() RETURNS boolean
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_daemon_start()
 $$;
 
-CREATE FUNCTION st_daemon_stop() RETURNS boolean
+CREATE FUNCTION @extschema@.st_daemon_stop() RETURNS boolean
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_daemon_stop()
 $$;
 
 -- STABLE, as the Python extension's alias (it still records the status row).
-CREATE FUNCTION st_daemon_status()
+CREATE FUNCTION @extschema@.st_daemon_status()
 RETURNS TABLE(daemon_id text, status text, endpoint text, last_heartbeat timestamptz, uptime_seconds int)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_daemon_status()
 $$;
 
-CREATE FUNCTION st_semantic_search(
+CREATE FUNCTION @extschema@.st_semantic_search(
     query_text text, limit_results int DEFAULT 10, similarity_threshold float8 DEFAULT 0.7)
 RETURNS TABLE(content text, similarity float8, generated_text text)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -465,19 +468,19 @@ $$;
 ---------------------------------------------------------------------------------------------
 
 -- Every event: the audit table's rows and the refusals kept in the audit file.
-CREATE VIEW steadytext_audit_events WITH (security_invoker = true) AS
+CREATE VIEW @extschema@.steadytext_audit_events WITH (security_invoker = true) AS
 SELECT a.created_at, a.event_type, a.user_id, a.details, a.success
-FROM steadytext_audit_log a
+FROM @extschema@.steadytext_audit_log a
 UNION ALL
 SELECT f.created_at, f.event_type, f.user_id, f.details, false
-FROM _steadytext_audit_file() f;
+FROM @extschema@._steadytext_audit_file() f;
 
-ALTER VIEW steadytext_cache_with_frecency SET (security_invoker = true);
+ALTER VIEW @extschema@.steadytext_cache_with_frecency SET (security_invoker = true);
 
 -- Database-side counters for monitoring, one row per value, named like the daemon's Prometheus
 -- metrics (the daemon's /metrics covers inference; these the queue, the cache table and the
 -- rate limits). Counts over every role's rows, never their texts: steadytext_admin only.
-CREATE FUNCTION steadytext_metrics()
+CREATE FUNCTION @extschema@.steadytext_metrics()
 RETURNS TABLE(metric text, labels jsonb, value float8)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'steadytext_queue_requests', jsonb_build_object('status', s.status), count(q.id)::float8
@@ -514,19 +517,19 @@ $$;
 -- claim protocol. See the README's "Security".
 ---------------------------------------------------------------------------------------------
 
-GRANT SELECT ON steadytext_cache TO steadytext_user;
-GRANT SELECT, UPDATE, DELETE ON steadytext_cache TO steadytext_admin;
-GRANT SELECT, INSERT, UPDATE, DELETE ON steadytext_cache_lookups TO steadytext_admin;
-GRANT USAGE ON SEQUENCE steadytext_cache_lookups_id_seq TO steadytext_admin;
-GRANT SELECT ON steadytext_cache_with_frecency TO steadytext_admin;
-GRANT SELECT ON steadytext_queue TO steadytext_user, steadytext_worker;
-GRANT SELECT, DELETE ON steadytext_queue TO steadytext_admin;
-GRANT SELECT ON steadytext_config TO steadytext_user;
-GRANT INSERT, UPDATE, DELETE ON steadytext_config TO steadytext_admin;
-GRANT SELECT ON steadytext_daemon_health TO steadytext_user;
-GRANT SELECT, INSERT, UPDATE, DELETE ON steadytext_rate_limits TO steadytext_admin;
-GRANT SELECT ON steadytext_audit_log, steadytext_audit_events TO steadytext_admin;
-GRANT SELECT ON steadytext_prompts, steadytext_prompt_versions TO steadytext_user;
+GRANT SELECT ON @extschema@.steadytext_cache TO steadytext_user;
+GRANT SELECT, UPDATE, DELETE ON @extschema@.steadytext_cache TO steadytext_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.steadytext_cache_lookups TO steadytext_admin;
+GRANT USAGE ON SEQUENCE @extschema@.steadytext_cache_lookups_id_seq TO steadytext_admin;
+GRANT SELECT ON @extschema@.steadytext_cache_with_frecency TO steadytext_admin;
+GRANT SELECT ON @extschema@.steadytext_queue TO steadytext_user, steadytext_worker;
+GRANT SELECT, DELETE ON @extschema@.steadytext_queue TO steadytext_admin;
+GRANT SELECT ON @extschema@.steadytext_config TO steadytext_user;
+GRANT INSERT, UPDATE, DELETE ON @extschema@.steadytext_config TO steadytext_admin;
+GRANT SELECT ON @extschema@.steadytext_daemon_health TO steadytext_user;
+GRANT SELECT, INSERT, UPDATE, DELETE ON @extschema@.steadytext_rate_limits TO steadytext_admin;
+GRANT SELECT ON @extschema@.steadytext_audit_log, @extschema@.steadytext_audit_events TO steadytext_admin;
+GRANT SELECT ON @extschema@.steadytext_prompts, @extschema@.steadytext_prompt_versions TO steadytext_user;
 
 DO $privileges$
 DECLARE
@@ -623,10 +626,12 @@ $privileges$;
 -- re-apply changed settings with steadytext_config_set), the lookup counters.
 ---------------------------------------------------------------------------------------------
 
-SELECT pg_catalog.pg_extension_config_dump('steadytext_queue', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_queue_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_rate_limits', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_audit_log', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_audit_log_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_prompts', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_prompt_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_queue_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_rate_limits', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_prompts', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_prompt_versions', '');
+
+SELECT pg_catalog.set_config('search_path', '@extschema@', true);

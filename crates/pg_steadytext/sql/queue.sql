@@ -15,12 +15,15 @@
 -- steadytext_set_async_priority (Rust: the calling role's rows only), and the claim protocol
 -- (SECURITY DEFINER, for steadytext_worker). Every function pins its search_path.
 
+-- Names resolve in pg_catalog alone while this file runs (see schema.sql).
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
 ---------------------------------------------------------------------------------------------
 -- Enqueueing (the Python extension's texts, then _steadytext_enqueue's checks)
 ---------------------------------------------------------------------------------------------
 
 -- The remote-model gate of the synchronous functions.
-CREATE FUNCTION _steadytext_check_remote_model(model text, unsafe_mode boolean) RETURNS void
+CREATE FUNCTION @extschema@._steadytext_check_remote_model(model text, unsafe_mode boolean) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF model LIKE '%:%' THEN
@@ -39,7 +42,7 @@ $$;
 -- time so that a worker, which has the server's settings, uses the model the caller would have
 -- used synchronously. The server's own setting is left to the worker: `st worker` on another
 -- host has its own model paths.
-CREATE FUNCTION _steadytext_session_model(setting_name text) RETURNS jsonb
+CREATE FUNCTION @extschema@._steadytext_session_model(setting_name text) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN nullif(trim(s.value), '') IS NULL
                   OR s.source IN ('default', 'configuration file', 'override')
@@ -49,7 +52,7 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
                  (SELECT p.source FROM pg_settings p WHERE p.name = $1) AS source) s
 $$;
 
-CREATE FUNCTION steadytext_generate_async(prompt text, max_tokens int DEFAULT 512)
+CREATE FUNCTION @extschema@.steadytext_generate_async(prompt text, max_tokens int DEFAULT 512)
 RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF prompt IS NULL OR trim(prompt) = '' THEN
@@ -68,11 +71,11 @@ BEGIN
             -- steadytext_generate(prompt, max_tokens)'s seed, its signature's default: the
             -- queued result equals the synchronous one.
             'seed', 42)
-        || @extschema@._steadytext_session_model('steadytext.generation_model'::text), 5);
+        || @extschema@._steadytext_session_model('steadytext.generation_model'::text), 5::int);
 END;
 $$;
 
-CREATE FUNCTION steadytext_generate_batch_async(prompts text[], max_tokens int DEFAULT 512)
+CREATE FUNCTION @extschema@.steadytext_generate_batch_async(prompts text[], max_tokens int DEFAULT 512)
 RETURNS uuid[] LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     p text;
@@ -100,7 +103,7 @@ $$;
 
 -- Unlike the Python extension (which queued NULL and stored a zero vector), the text is
 -- validated as steadytext_embed validates it and is what the worker embeds.
-CREATE FUNCTION steadytext_embed_async(text_input text, use_cache boolean DEFAULT true,
+CREATE FUNCTION @extschema@.steadytext_embed_async(text_input text, use_cache boolean DEFAULT true,
                                        seed int DEFAULT 42, model text DEFAULT NULL,
                                        unsafe_mode boolean DEFAULT false)
 RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -108,7 +111,7 @@ BEGIN
     IF text_input IS NULL THEN
         PERFORM @extschema@._steadytext_raise_p0001('Text cannot be null'::text);
     END IF;
-    PERFORM @extschema@._steadytext_check_lengths('text'::text, ARRAY[text_input]);
+    PERFORM @extschema@._steadytext_check_lengths('text'::text, ARRAY[text_input]::text[]);
     IF trim(text_input) = '' THEN
         PERFORM @extschema@._steadytext_raise_p0001('Text cannot be empty'::text);
     END IF;
@@ -124,14 +127,14 @@ BEGIN
                              'query'))
         || CASE WHEN model IS NULL
                 THEN @extschema@._steadytext_session_model('steadytext.embedding_model'::text)
-                ELSE jsonb_build_object('model', model) END, 5);
+                ELSE jsonb_build_object('model', model) END, 5::int);
 END;
 $$;
 
 -- One row per element, in order. A NULL or blank element gets a request that has already
 -- completed with the zero vector (what steadytext_embed_batch gives it, and what the Python
 -- extension stored).
-CREATE FUNCTION steadytext_embed_batch_async(texts text[])
+CREATE FUNCTION @extschema@.steadytext_embed_batch_async(texts text[])
 RETURNS uuid[] LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t text;
@@ -157,8 +160,8 @@ $$;
 -- Reading results (the calling role's rows: row-level security)
 ---------------------------------------------------------------------------------------------
 
-CREATE FUNCTION steadytext_check_async(request_id uuid)
-RETURNS TABLE(status text, result text, results text[], embedding vector, embeddings vector[],
+CREATE FUNCTION @extschema@.steadytext_check_async(request_id uuid)
+RETURNS TABLE(status text, result text, results text[], embedding @extschema@.vector, embeddings @extschema@.vector[],
               error text, created_at timestamptz, completed_at timestamptz,
               processing_time_ms int, request_type text)
 LANGUAGE sql STABLE PARALLEL SAFE LEAKPROOF SET search_path = pg_catalog, pg_temp AS $$
@@ -169,7 +172,7 @@ $$;
 
 -- VOLATILE (the Python extension's was STABLE) so that it sees requests queued earlier in the
 -- same statement.
-CREATE FUNCTION steadytext_check_async_batch(request_ids uuid[])
+CREATE FUNCTION @extschema@.steadytext_check_async_batch(request_ids uuid[])
 RETURNS TABLE(request_id uuid, status text, result text, error text, completed_at timestamptz)
 LANGUAGE sql VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT q.request_id, q.status, q.result, q.error, q.completed_at
@@ -182,7 +185,7 @@ $$;
 -- fails at once, and so does waiting in the transaction that queued it (the workers only see
 -- the row once it commits). A timeout on a request no worker has claimed says so, and how to
 -- get a worker.
-CREATE FUNCTION steadytext_get_async_result(request_id uuid, timeout_seconds int DEFAULT 30)
+CREATE FUNCTION @extschema@.steadytext_get_async_result(request_id uuid, timeout_seconds int DEFAULT 30)
 RETURNS text LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     wait int := coalesce(timeout_seconds, 30);
@@ -204,7 +207,7 @@ BEGIN
         CASE r.status
             WHEN 'completed' THEN RETURN coalesce(r.result, r.embedding::text);
             WHEN 'failed' THEN
-                PERFORM @extschema@._steadytext_raise_p0001('Async request failed: ' || r.error);
+                PERFORM @extschema@._steadytext_raise_p0001(('Async request failed: ' || r.error)::text);
             WHEN 'cancelled' THEN
                 PERFORM @extschema@._steadytext_raise_p0001(
                     format('Async request %s was cancelled', $1));
@@ -240,7 +243,7 @@ $$;
 ---------------------------------------------------------------------------------------------
 
 -- Returns rows whose worker is gone to the queue, counting the attempt as a retry.
-CREATE FUNCTION _steadytext_queue_recover() RETURNS int
+CREATE FUNCTION @extschema@._steadytext_queue_recover() RETURNS int
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     recovered int;
@@ -271,7 +274,7 @@ END;
 $$;
 
 -- The lease a non-background worker gets.
-CREATE FUNCTION _steadytext_queue_lease(worker text, lease_seconds int) RETURNS interval
+CREATE FUNCTION @extschema@._steadytext_queue_lease(worker text, lease_seconds int) RETURNS interval
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT CASE WHEN worker LIKE 'pg_steadytext:%' THEN NULL
                 ELSE make_interval(secs => coalesce(lease_seconds,
@@ -281,9 +284,9 @@ $$;
 
 -- Claims up to max_rows runnable rows: highest priority first, then oldest. Rows locked by
 -- another claim are skipped, so concurrent workers never get the same row.
-CREATE FUNCTION steadytext_queue_claim(worker text, max_rows int DEFAULT 1,
+CREATE FUNCTION @extschema@.steadytext_queue_claim(worker text, max_rows int DEFAULT 1,
                                        lease_seconds int DEFAULT NULL)
-RETURNS SETOF steadytext_queue LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+RETURNS SETOF @extschema@.steadytext_queue LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lease interval := @extschema@._steadytext_queue_lease(worker, lease_seconds);
@@ -316,7 +319,7 @@ $$;
 
 -- Renews the lease; false when the row is no longer this worker's (cancelled, or taken over
 -- after the lease expired), in which case the worker must stop working on it.
-CREATE FUNCTION steadytext_queue_heartbeat(job_id int, worker text,
+CREATE FUNCTION @extschema@.steadytext_queue_heartbeat(job_id int, worker text,
                                            lease_seconds int DEFAULT NULL)
 RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -334,9 +337,9 @@ $$;
 -- The cache row is written only for a background worker of this server (whose own code computed
 -- the key and the result): a worker elsewhere could send any key, and other roles would be
 -- served what it sent.
-CREATE FUNCTION steadytext_queue_complete(job_id int, worker text,
+CREATE FUNCTION @extschema@.steadytext_queue_complete(job_id int, worker text,
                                           result_text text DEFAULT NULL,
-                                          result_embedding vector DEFAULT NULL,
+                                          result_embedding @extschema@.vector DEFAULT NULL,
                                           cache_key text DEFAULT NULL,
                                           model_name text DEFAULT NULL)
 RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -372,7 +375,7 @@ $$;
 -- Records a failed attempt: back to the queue after 2^retry_count times the base backoff
 -- while retries remain and the error is retryable, otherwise 'failed'. Returns the new status
 -- (NULL when the row is no longer this worker's).
-CREATE FUNCTION steadytext_queue_fail(job_id int, worker text, error_message text,
+CREATE FUNCTION @extschema@.steadytext_queue_fail(job_id int, worker text, error_message text,
                                       retryable boolean DEFAULT true)
 RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -402,7 +405,7 @@ END;
 $$;
 
 -- Gives a claimed row back untouched (a worker shutting down); not counted as a retry.
-CREATE FUNCTION steadytext_queue_release(job_id int, worker text)
+CREATE FUNCTION @extschema@.steadytext_queue_release(job_id int, worker text)
 RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -419,7 +422,7 @@ $$;
 -- Observability (a role sees its own requests; steadytext_admin all)
 ---------------------------------------------------------------------------------------------
 
-CREATE VIEW steadytext_queue_status WITH (security_invoker = true) AS
+CREATE VIEW @extschema@.steadytext_queue_status WITH (security_invoker = true) AS
 SELECT q.request_type,
        q.status,
        count(*) AS requests,
@@ -431,59 +434,61 @@ SELECT q.request_type,
            AS mean_processing_ms,
        round(avg(q.wait_time_ms), 1) AS mean_wait_ms,
        sum(q.retry_count) AS retries
-FROM steadytext_queue q
+FROM @extschema@.steadytext_queue q
 GROUP BY q.request_type, q.status;
 
-GRANT SELECT ON steadytext_queue_status TO steadytext_user;
+GRANT SELECT ON @extschema@.steadytext_queue_status TO steadytext_user;
 
 ---------------------------------------------------------------------------------------------
 -- st_* aliases
 ---------------------------------------------------------------------------------------------
 
 -- As in the Python extension, the alias's max_tokens defaults to NULL (the configured default).
-CREATE FUNCTION st_generate_async(prompt text, max_tokens int DEFAULT NULL)
+CREATE FUNCTION @extschema@.st_generate_async(prompt text, max_tokens int DEFAULT NULL)
 RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_async(prompt, max_tokens)
 $$;
 
-CREATE FUNCTION st_generate_batch_async(prompts text[], max_tokens int DEFAULT 512)
+CREATE FUNCTION @extschema@.st_generate_batch_async(prompts text[], max_tokens int DEFAULT 512)
 RETURNS uuid[] LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_batch_async(prompts, max_tokens)
 $$;
 
 -- PARALLEL UNSAFE: it writes (the Python extension's alias was marked SAFE).
-CREATE FUNCTION st_embed_async(text_input text, use_cache boolean DEFAULT true,
+CREATE FUNCTION @extschema@.st_embed_async(text_input text, use_cache boolean DEFAULT true,
                                seed int DEFAULT 42, model text DEFAULT NULL,
                                unsafe_mode boolean DEFAULT false)
 RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_embed_async(text_input, use_cache, seed, model, unsafe_mode)
 $$;
 
-CREATE FUNCTION st_embed_batch_async(texts text[])
+CREATE FUNCTION @extschema@.st_embed_batch_async(texts text[])
 RETURNS uuid[] LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_embed_batch_async(texts)
 $$;
 
-CREATE FUNCTION st_check_async(request_id uuid)
-RETURNS TABLE(status text, result text, results text[], embedding vector, embeddings vector[],
+CREATE FUNCTION @extschema@.st_check_async(request_id uuid)
+RETURNS TABLE(status text, result text, results text[], embedding @extschema@.vector, embeddings @extschema@.vector[],
               error text, created_at timestamptz, completed_at timestamptz,
               processing_time_ms int, request_type text)
 LANGUAGE sql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_check_async(request_id)
 $$;
 
-CREATE FUNCTION st_check_async_batch(request_ids uuid[])
+CREATE FUNCTION @extschema@.st_check_async_batch(request_ids uuid[])
 RETURNS TABLE(request_id uuid, status text, result text, error text, completed_at timestamptz)
 LANGUAGE sql VOLATILE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_check_async_batch(request_ids)
 $$;
 
-CREATE FUNCTION st_get_async_result(request_id uuid, timeout_seconds int DEFAULT 30)
+CREATE FUNCTION @extschema@.st_get_async_result(request_id uuid, timeout_seconds int DEFAULT 30)
 RETURNS text LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_get_async_result(request_id, timeout_seconds)
 $$;
 
-CREATE FUNCTION st_cancel_async(request_id uuid)
+CREATE FUNCTION @extschema@.st_cancel_async(request_id uuid)
 RETURNS boolean LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_cancel_async(request_id)
 $$;
+
+SELECT pg_catalog.set_config('search_path', '@extschema@', true);

@@ -3,6 +3,26 @@
 -- marked "new". Privileges are granted at the end of functions.sql; no table has any PUBLIC
 -- privilege.
 
+-- While this file runs, names resolve in pg_catalog alone (docs/security.md, "Install and
+-- upgrade scripts"): the extension's own objects are written @extschema@.name, so no object a
+-- role created in a schema it may write to can be bound into a view, default or policy, or run
+-- by this script as the installing superuser. The path is set back at the end of the file for the
+-- function declarations pgrx writes between the files.
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
+-- pgvector's types and operators are named @extschema@.vector in these files, so pgvector must be
+-- installed in this extension's schema (PostgreSQL 15 has no @extschema:vector@).
+DO $vector$
+BEGIN
+    IF (SELECT e.extnamespace FROM pg_catalog.pg_extension e WHERE e.extname = 'vector')
+       OPERATOR(pg_catalog.<>) '@extschema@'::pg_catalog.regnamespace THEN
+        RAISE EXCEPTION USING ERRCODE = '55000',
+            MESSAGE = 'pg_steadytext needs pgvector in schema @extschema@',
+            HINT = 'ALTER EXTENSION vector SET SCHEMA @extschema@';
+    END IF;
+END
+$vector$;
+
 -- The roles of the privilege model (cluster-wide, created once, kept when the extension is
 -- dropped). steadytext_worker has LOGIN because PostgreSQL 15 lets background workers connect
 -- only as login roles; it has no password, so password authentication never admits it.
@@ -24,12 +44,12 @@ $roles$;
 -- The cache (L2). Generation and structured rows fill `response`, embedding rows `embedding`.
 -- `cache_key` is a digest of everything that changes the output (see src/cache_key.rs); the
 -- other columns keep their meaning and describe the row.
-CREATE TABLE steadytext_cache (
+CREATE TABLE @extschema@.steadytext_cache (
     id SERIAL PRIMARY KEY,
     cache_key TEXT UNIQUE NOT NULL,
     prompt TEXT NOT NULL,
     response TEXT,
-    embedding vector(1024),
+    embedding @extschema@.vector(1024),
     access_count INT DEFAULT 1,
     last_accessed TIMESTAMPTZ DEFAULT now(),
     created_at TIMESTAMPTZ DEFAULT now(),
@@ -44,47 +64,47 @@ CREATE TABLE steadytext_cache (
     -- new: the role that caused the row (row-level security shows a role its own rows)
     created_by TEXT NOT NULL DEFAULT current_user
 );
-CREATE INDEX idx_steadytext_cache_key ON steadytext_cache (cache_key);
-CREATE INDEX idx_steadytext_cache_last_accessed ON steadytext_cache (last_accessed);
-CREATE INDEX idx_steadytext_cache_access_count ON steadytext_cache (access_count);
-CREATE INDEX idx_steadytext_cache_created_at ON steadytext_cache (created_at);
+CREATE INDEX idx_steadytext_cache_key ON @extschema@.steadytext_cache (cache_key);
+CREATE INDEX idx_steadytext_cache_last_accessed ON @extschema@.steadytext_cache (last_accessed);
+CREATE INDEX idx_steadytext_cache_access_count ON @extschema@.steadytext_cache (access_count);
+CREATE INDEX idx_steadytext_cache_created_at ON @extschema@.steadytext_cache (created_at);
 -- new: serves steadytext_semantic_search
-CREATE INDEX idx_steadytext_cache_embedding_hnsw ON steadytext_cache
-    USING hnsw (embedding vector_cosine_ops);
-COMMENT ON TABLE steadytext_cache IS
+CREATE INDEX idx_steadytext_cache_embedding_hnsw ON @extschema@.steadytext_cache
+    USING hnsw (embedding @extschema@.vector_cosine_ops);
+COMMENT ON TABLE @extschema@.steadytext_cache IS
     'pg_steadytext cache: written by the _cached functions and the queue workers, read by every function called with use_cache; keys cover everything that changes the output';
 -- A role sees the rows it caused; steadytext_admin sees all. Exact-key hits go through the
 -- extension's functions and are shared.
-ALTER TABLE steadytext_cache ENABLE ROW LEVEL SECURITY;
-CREATE POLICY steadytext_cache_own ON steadytext_cache FOR SELECT
+ALTER TABLE @extschema@.steadytext_cache ENABLE ROW LEVEL SECURITY;
+CREATE POLICY steadytext_cache_own ON @extschema@.steadytext_cache FOR SELECT
     USING (created_by = current_user OR pg_catalog.pg_has_role('steadytext_admin', 'USAGE'));
-CREATE POLICY steadytext_cache_admin ON steadytext_cache FOR DELETE
+CREATE POLICY steadytext_cache_admin ON @extschema@.steadytext_cache FOR DELETE
     USING (pg_catalog.pg_has_role('steadytext_admin', 'USAGE'));
 
 -- new: lookups counted for a real hit rate in steadytext_cache_stats(). One row per lookup of a
 -- VOLATILE `_cached` function (no row is updated, so concurrent callers never wait on each
 -- other); steadytext_cache_scheduled_eviction and steadytext_cache_clear fold them into one.
-CREATE TABLE steadytext_cache_lookups (
+CREATE TABLE @extschema@.steadytext_cache_lookups (
     id BIGSERIAL PRIMARY KEY,
     hits BIGINT NOT NULL DEFAULT 0,
     misses BIGINT NOT NULL DEFAULT 0,
     since TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-INSERT INTO steadytext_cache_lookups DEFAULT VALUES;
+INSERT INTO @extschema@.steadytext_cache_lookups DEFAULT VALUES;
 
 -- Frecency: access count weighted by recency, the same score the daemon's cache evicts by:
 -- access_count / (1 + seconds since the last access). Higher is more worth keeping.
-CREATE VIEW steadytext_cache_with_frecency AS
+CREATE VIEW @extschema@.steadytext_cache_with_frecency AS
 SELECT c.*,
        c.access_count::float8
-           / (1.0 + EXTRACT(EPOCH FROM (now() - COALESCE(c.last_accessed, c.created_at))))
+           / (1::float8 + EXTRACT(EPOCH FROM (now() - COALESCE(c.last_accessed, c.created_at)))::float8)
            AS frecency_score
-FROM steadytext_cache c;
-COMMENT ON VIEW steadytext_cache_with_frecency IS
+FROM @extschema@.steadytext_cache c;
+COMMENT ON VIEW @extschema@.steadytext_cache_with_frecency IS
     'steadytext_cache with frecency_score = access_count / (1 + seconds since last access); eviction removes the lowest scores first';
 
 -- The async queue (served by the queue workers).
-CREATE TABLE steadytext_queue (
+CREATE TABLE @extschema@.steadytext_queue (
     id SERIAL PRIMARY KEY,
     request_id UUID DEFAULT gen_random_uuid(),
     request_type TEXT CHECK (request_type IN (
@@ -100,8 +120,8 @@ CREATE TABLE steadytext_queue (
         'pending', 'processing', 'completed', 'failed', 'cancelled')),
     result TEXT,
     results TEXT[],
-    embedding vector(1024),
-    embeddings vector(1024)[],
+    embedding @extschema@.vector(1024),
+    embeddings @extschema@.vector(1024)[],
     error TEXT,
     created_at TIMESTAMPTZ DEFAULT now(),
     started_at TIMESTAMPTZ,
@@ -120,33 +140,33 @@ CREATE TABLE steadytext_queue (
     claimed_by_pid INT
 );
 CREATE INDEX idx_steadytext_queue_status_priority_created
-    ON steadytext_queue (status, priority DESC, created_at);
-CREATE INDEX idx_steadytext_queue_request_id ON steadytext_queue (request_id);
-CREATE INDEX idx_steadytext_queue_user_created ON steadytext_queue (user_id, created_at DESC);
-CREATE INDEX idx_steadytext_queue_session ON steadytext_queue (session_id);
+    ON @extschema@.steadytext_queue (status, priority DESC, created_at);
+CREATE INDEX idx_steadytext_queue_request_id ON @extschema@.steadytext_queue (request_id);
+CREATE INDEX idx_steadytext_queue_user_created ON @extschema@.steadytext_queue (user_id, created_at DESC);
+CREATE INDEX idx_steadytext_queue_session ON @extschema@.steadytext_queue (session_id);
 CREATE INDEX idx_steadytext_queue_runnable
-    ON steadytext_queue (priority DESC, created_at, id) WHERE status = 'pending';
+    ON @extschema@.steadytext_queue (priority DESC, created_at, id) WHERE status = 'pending';
 CREATE INDEX idx_steadytext_queue_processing
-    ON steadytext_queue (lease_until) WHERE status = 'processing';
+    ON @extschema@.steadytext_queue (lease_until) WHERE status = 'processing';
 -- A role sees its own requests; steadytext_admin and the workers see all. Rows are written only
 -- by the extension's functions.
-ALTER TABLE steadytext_queue ENABLE ROW LEVEL SECURITY;
-CREATE POLICY steadytext_queue_own ON steadytext_queue FOR SELECT
+ALTER TABLE @extschema@.steadytext_queue ENABLE ROW LEVEL SECURITY;
+CREATE POLICY steadytext_queue_own ON @extschema@.steadytext_queue FOR SELECT
     USING (user_id = current_user
            OR pg_catalog.pg_has_role('steadytext_admin', 'USAGE')
            OR pg_catalog.pg_has_role('steadytext_worker', 'USAGE'));
-CREATE POLICY steadytext_queue_admin ON steadytext_queue FOR DELETE
+CREATE POLICY steadytext_queue_admin ON @extschema@.steadytext_queue FOR DELETE
     USING (pg_catalog.pg_has_role('steadytext_admin', 'USAGE'));
 
 -- Configuration: JSONB values.
-CREATE TABLE steadytext_config (
+CREATE TABLE @extschema@.steadytext_config (
     key TEXT PRIMARY KEY,
     value JSONB NOT NULL,
     description TEXT,
     updated_at TIMESTAMPTZ DEFAULT now(),
     updated_by TEXT DEFAULT current_user
 );
-INSERT INTO steadytext_config (key, value, description) VALUES
+INSERT INTO @extschema@.steadytext_config (key, value, description) VALUES
     ('daemon_host', '"localhost"', 'Informational: the endpoint is the setting steadytext.daemon_endpoint'),
     ('daemon_port', '5555', 'Informational: the endpoint is the setting steadytext.daemon_endpoint'),
     ('daemon_auto_start', 'true', 'Start the daemon on demand when it is not running'),
@@ -159,7 +179,7 @@ INSERT INTO steadytext_config (key, value, description) VALUES
     ('queue_lease_seconds', '60', 'How long a queue worker owns a claimed row without a heartbeat'),
     ('queue_retry_base_seconds', '1', 'Backoff before retry n is this times 2^(n-1) seconds');
 
-CREATE TABLE steadytext_daemon_health (
+CREATE TABLE @extschema@.steadytext_daemon_health (
     daemon_id TEXT PRIMARY KEY DEFAULT 'default',
     endpoint TEXT NOT NULL,
     last_heartbeat TIMESTAMPTZ DEFAULT now(),
@@ -174,10 +194,10 @@ CREATE TABLE steadytext_daemon_health (
     error_count INT DEFAULT 0,
     avg_response_time_ms INT
 );
-INSERT INTO steadytext_daemon_health (daemon_id, endpoint, status, uptime_seconds)
+INSERT INTO @extschema@.steadytext_daemon_health (daemon_id, endpoint, status, uptime_seconds)
 VALUES ('default', 'tcp://localhost:5555', 'unknown', 0);
 
-CREATE TABLE steadytext_rate_limits (
+CREATE TABLE @extschema@.steadytext_rate_limits (
     user_id TEXT PRIMARY KEY,
     requests_per_minute INT DEFAULT 60,
     requests_per_hour INT DEFAULT 1000,
@@ -192,7 +212,7 @@ CREATE TABLE steadytext_rate_limits (
     created_at TIMESTAMPTZ DEFAULT now()
 );
 
-CREATE TABLE steadytext_audit_log (
+CREATE TABLE @extschema@.steadytext_audit_log (
     id SERIAL PRIMARY KEY,
     event_id UUID DEFAULT gen_random_uuid(),
     event_type TEXT NOT NULL,
@@ -204,11 +224,11 @@ CREATE TABLE steadytext_audit_log (
     success BOOLEAN DEFAULT true,
     error_message TEXT
 );
-CREATE INDEX idx_steadytext_audit_log_created ON steadytext_audit_log (created_at DESC);
-CREATE INDEX idx_steadytext_audit_log_user ON steadytext_audit_log (user_id, created_at DESC);
+CREATE INDEX idx_steadytext_audit_log_created ON @extschema@.steadytext_audit_log (created_at DESC);
+CREATE INDEX idx_steadytext_audit_log_user ON @extschema@.steadytext_audit_log (user_id, created_at DESC);
 
 -- The Python extension raised its validation errors through this helper; kept for callers.
-CREATE FUNCTION _steadytext_raise_p0001(message text) RETURNS void
+CREATE FUNCTION @extschema@._steadytext_raise_p0001(message text) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = message;
@@ -216,7 +236,7 @@ END;
 $$;
 
 -- A numeric setting, whether stored as a JSON number or as text.
-CREATE FUNCTION _steadytext_config_number(config_key text, fallback float8) RETURNS float8
+CREATE FUNCTION @extschema@._steadytext_config_number(config_key text, fallback float8) RETURNS float8
 LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
     SELECT COALESCE(
         (SELECT CASE WHEN value #>> '{}' ~ '^\s*-?[0-9]+(\.[0-9]+)?\s*$'
@@ -224,3 +244,5 @@ LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog,
          FROM @extschema@.steadytext_config WHERE key = config_key),
         fallback)
 $$;
+
+SELECT pg_catalog.set_config('search_path', '@extschema@', true);

@@ -1,20 +1,23 @@
 -- pg_steadytext structured generation and reranking: the SQL forms over the Rust functions,
 -- their *_async forms (handled by the queue workers) and st_* aliases.
 
+-- Names resolve in pg_catalog alone while this file runs (see schema.sql).
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
 ---------------------------------------------------------------------------------------------
 -- Reranking
 ---------------------------------------------------------------------------------------------
 
-CREATE FUNCTION steadytext_rerank_docs_only(
+CREATE FUNCTION @extschema@.steadytext_rerank_docs_only(
     query text, documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     seed int DEFAULT 42)
 RETURNS TABLE(document text)
 LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT r.document FROM @extschema@.steadytext_rerank(query, documents, task, true, seed) r
+    SELECT r.document FROM @extschema@.steadytext_rerank(query, documents, task, true::boolean, seed) r
 $$;
 
-CREATE FUNCTION steadytext_rerank_top_k(
+CREATE FUNCTION @extschema@.steadytext_rerank_top_k(
     query text, documents text[], top_k int,
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
@@ -26,7 +29,7 @@ BEGIN
     END IF;
     RETURN QUERY
         SELECT r.document, CASE WHEN return_scores THEN r.score END
-        FROM @extschema@.steadytext_rerank($1, $2, $4, true, $6) r
+        FROM @extschema@.steadytext_rerank($1, $2, $4, true::boolean, $6) r
         ORDER BY r.score DESC LIMIT top_k;
 END;
 $$;
@@ -37,7 +40,7 @@ $$;
 
 -- The checks every *_async structured function makes before queueing (the library checks the
 -- constraint again in _steadytext_enqueue).
-CREATE FUNCTION _steadytext_structured_async(request_type text, prompt text, kind text,
+CREATE FUNCTION @extschema@._steadytext_structured_async(request_type text, prompt text, kind text,
                                              constraint_value jsonb, max_tokens int,
                                              use_cache boolean, seed int)
 RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
@@ -61,11 +64,11 @@ BEGIN
             CASE kind WHEN 'json' THEN 'schema' WHEN 'regex' THEN 'pattern'
                       WHEN 'grammar' THEN 'grammar' ELSE 'choices' END,
             constraint_value)
-        || @extschema@._steadytext_session_model('steadytext.generation_model'::text), 5);
+        || @extschema@._steadytext_session_model('steadytext.generation_model'::text), 5::int);
 END;
 $$;
 
-CREATE FUNCTION steadytext_generate_json_async(prompt text, schema jsonb,
+CREATE FUNCTION @extschema@.steadytext_generate_json_async(prompt text, schema jsonb,
                                                max_tokens int DEFAULT 512,
                                                use_cache boolean DEFAULT true,
                                                seed int DEFAULT 42)
@@ -79,7 +82,7 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION steadytext_generate_regex_async(prompt text, pattern text,
+CREATE FUNCTION @extschema@.steadytext_generate_regex_async(prompt text, pattern text,
                                                 max_tokens int DEFAULT 512,
                                                 use_cache boolean DEFAULT true,
                                                 seed int DEFAULT 42)
@@ -93,7 +96,7 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION steadytext_generate_choice_async(prompt text, choices text[],
+CREATE FUNCTION @extschema@.steadytext_generate_choice_async(prompt text, choices text[],
                                                  max_tokens int DEFAULT 512,
                                                  use_cache boolean DEFAULT true,
                                                  seed int DEFAULT 42)
@@ -111,7 +114,7 @@ END;
 $$;
 
 -- New: a Lark grammar (see steadytext_generate_grammar).
-CREATE FUNCTION steadytext_generate_grammar_async(prompt text, grammar text,
+CREATE FUNCTION @extschema@.steadytext_generate_grammar_async(prompt text, grammar text,
                                                   max_tokens int DEFAULT 512,
                                                   use_cache boolean DEFAULT true,
                                                   seed int DEFAULT 42)
@@ -127,24 +130,24 @@ END;
 $$;
 
 -- The synchronous function's checks (the Python extension queued anything).
-CREATE FUNCTION _steadytext_rerank_params(query text, documents text[], task text,
+CREATE FUNCTION @extschema@._steadytext_rerank_params(query text, documents text[], task text,
                                           return_scores boolean, seed int)
 RETURNS jsonb LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF query IS NULL THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Query cannot be null');
+        PERFORM @extschema@._steadytext_raise_p0001('Query cannot be null'::text);
     END IF;
     IF trim(query) = '' THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Query cannot be empty');
+        PERFORM @extschema@._steadytext_raise_p0001('Query cannot be empty'::text);
     END IF;
     IF documents IS NULL THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Documents cannot be null');
+        PERFORM @extschema@._steadytext_raise_p0001('Documents cannot be null'::text);
     END IF;
     IF cardinality(documents) = 0 THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Documents array cannot be empty');
+        PERFORM @extschema@._steadytext_raise_p0001('Documents array cannot be empty'::text);
     END IF;
     IF array_position(documents, NULL) IS NOT NULL THEN
-        PERFORM @extschema@._steadytext_raise_p0001('Documents cannot contain null elements');
+        PERFORM @extschema@._steadytext_raise_p0001('Documents cannot contain null elements'::text);
     END IF;
     -- Loads the library first, which defines the steadytext.* settings read below.
     PERFORM @extschema@.steadytext_version();
@@ -155,19 +158,19 @@ BEGIN
 END;
 $$;
 
-CREATE FUNCTION steadytext_rerank_async(
+CREATE FUNCTION @extschema@.steadytext_rerank_async(
     query text, documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
 RETURNS uuid LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN @extschema@._steadytext_enqueue('rerank'::text, query,
-        @extschema@._steadytext_rerank_params(query, documents, task, return_scores, seed), 5);
+        @extschema@._steadytext_rerank_params(query, documents, task, return_scores, seed), 5::int);
 END;
 $$;
 
 -- One 'batch_rerank' row per query, each with that query's parameters.
-CREATE FUNCTION steadytext_rerank_batch_async(
+CREATE FUNCTION @extschema@.steadytext_rerank_batch_async(
     queries text[], documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
@@ -182,7 +185,7 @@ BEGIN
     -- Each query is checked as it is queued; an error rolls back the rows queued before it.
     FOREACH q IN ARRAY queries LOOP
         ids := ids || @extschema@._steadytext_enqueue('batch_rerank'::text, q,
-            @extschema@._steadytext_rerank_params(q, documents, task, return_scores, seed), 5);
+            @extschema@._steadytext_rerank_params(q, documents, task, return_scores, seed), 5::int);
     END LOOP;
     RETURN ids;
 END;
@@ -192,7 +195,7 @@ $$;
 -- st_* aliases (the structured ones take no model, as in the Python extension)
 ---------------------------------------------------------------------------------------------
 
-CREATE FUNCTION st_generate_json(prompt text, schema jsonb, max_tokens int DEFAULT NULL,
+CREATE FUNCTION @extschema@.st_generate_json(prompt text, schema jsonb, max_tokens int DEFAULT NULL,
                                  use_cache boolean DEFAULT true, seed int DEFAULT 42,
                                  unsafe_mode boolean DEFAULT false)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -200,7 +203,7 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, 
                                                 unsafe_mode)
 $$;
 
-CREATE FUNCTION st_generate_regex(prompt text, pattern text, max_tokens int DEFAULT NULL,
+CREATE FUNCTION @extschema@.st_generate_regex(prompt text, pattern text, max_tokens int DEFAULT NULL,
                                   use_cache boolean DEFAULT true, seed int DEFAULT 42,
                                   unsafe_mode boolean DEFAULT false)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -208,7 +211,7 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, 
                                                  unsafe_mode)
 $$;
 
-CREATE FUNCTION st_generate_choice(prompt text, choices text[], max_tokens int DEFAULT NULL,
+CREATE FUNCTION @extschema@.st_generate_choice(prompt text, choices text[], max_tokens int DEFAULT NULL,
                                    use_cache boolean DEFAULT true, seed int DEFAULT 42,
                                    unsafe_mode boolean DEFAULT false)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -216,7 +219,7 @@ RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, 
                                                   unsafe_mode)
 $$;
 
-CREATE FUNCTION st_rerank(
+CREATE FUNCTION @extschema@.st_rerank(
     query text, documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
@@ -225,7 +228,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_rerank(query, documents, task, return_scores, seed)
 $$;
 
-CREATE FUNCTION st_rerank_docs_only(
+CREATE FUNCTION @extschema@.st_rerank_docs_only(
     query text, documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     seed int DEFAULT 42)
@@ -235,7 +238,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 -- As in the Python extension: the parameter is named k and defaults to 5.
-CREATE FUNCTION st_rerank_top_k(
+CREATE FUNCTION @extschema@.st_rerank_top_k(
     query text, documents text[], k int DEFAULT 5,
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
@@ -244,7 +247,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_rerank_top_k(query, documents, k, task, return_scores, seed)
 $$;
 
-CREATE FUNCTION st_rerank_batch(
+CREATE FUNCTION @extschema@.st_rerank_batch(
     queries text[], documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
@@ -253,7 +256,7 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM @extschema@.steadytext_rerank_batch(queries, documents, task, return_scores, seed)
 $$;
 
-CREATE FUNCTION st_rerank_async(
+CREATE FUNCTION @extschema@.st_rerank_async(
     query text, documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
@@ -261,7 +264,7 @@ RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_rerank_async(query, documents, task, return_scores, seed)
 $$;
 
-CREATE FUNCTION st_rerank_batch_async(
+CREATE FUNCTION @extschema@.st_rerank_batch_async(
     queries text[], documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
     return_scores boolean DEFAULT true, seed int DEFAULT 42)
@@ -269,7 +272,7 @@ RETURNS uuid[] LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_rerank_batch_async(queries, documents, task, return_scores, seed)
 $$;
 
-CREATE FUNCTION st_generate_grammar(prompt text, grammar text, max_tokens int DEFAULT NULL,
+CREATE FUNCTION @extschema@.st_generate_grammar(prompt text, grammar text, max_tokens int DEFAULT NULL,
                                     use_cache boolean DEFAULT true, seed int DEFAULT 42,
                                     unsafe_mode boolean DEFAULT false)
 RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
@@ -279,34 +282,36 @@ $$;
 
 -- The structured *_async forms' aliases (the Python extension had none; the README promised
 -- an st_* alias for every function).
-CREATE FUNCTION st_generate_json_async(prompt text, schema jsonb, max_tokens int DEFAULT 512,
+CREATE FUNCTION @extschema@.st_generate_json_async(prompt text, schema jsonb, max_tokens int DEFAULT 512,
                                        use_cache boolean DEFAULT true, seed int DEFAULT 42)
 RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_json_async(prompt, schema, max_tokens, use_cache, seed)
 $$;
 
-CREATE FUNCTION st_generate_regex_async(prompt text, pattern text, max_tokens int DEFAULT 512,
+CREATE FUNCTION @extschema@.st_generate_regex_async(prompt text, pattern text, max_tokens int DEFAULT 512,
                                         use_cache boolean DEFAULT true, seed int DEFAULT 42)
 RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_regex_async(prompt, pattern, max_tokens, use_cache,
                                                        seed)
 $$;
 
-CREATE FUNCTION st_generate_choice_async(prompt text, choices text[], max_tokens int DEFAULT 512,
+CREATE FUNCTION @extschema@.st_generate_choice_async(prompt text, choices text[], max_tokens int DEFAULT 512,
                                          use_cache boolean DEFAULT true, seed int DEFAULT 42)
 RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_choice_async(prompt, choices, max_tokens, use_cache,
                                                         seed)
 $$;
 
-CREATE FUNCTION st_generate_grammar_async(prompt text, grammar text, max_tokens int DEFAULT 512,
+CREATE FUNCTION @extschema@.st_generate_grammar_async(prompt text, grammar text, max_tokens int DEFAULT 512,
                                           use_cache boolean DEFAULT true, seed int DEFAULT 42)
 RETURNS uuid LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate_grammar_async(prompt, grammar, max_tokens, use_cache,
                                                          seed)
 $$;
 
-CREATE FUNCTION st_set_async_priority(request_id uuid, priority int)
+CREATE FUNCTION @extschema@.st_set_async_priority(request_id uuid, priority int)
 RETURNS boolean LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_set_async_priority(request_id, priority)
 $$;
+
+SELECT pg_catalog.set_config('search_path', '@extschema@', true);

@@ -24,9 +24,11 @@
 -- counts. The messages are WARNINGs: PostgreSQL raises client_min_messages to WARNING while an
 -- extension script runs, so a NOTICE would never be shown.
 
+-- Names resolve in pg_catalog alone while this script runs (see schema.sql).
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
 DO $epilogue$
 DECLARE
-    saved_path text := pg_catalog.current_setting('search_path');
     r record;
     numeric_keys text[] := ARRAY['daemon_port', 'default_max_tokens', 'default_seed',
                                  'cache_max_entries', 'cache_max_size_mb'];
@@ -46,8 +48,6 @@ DECLARE
     limits_kept int;
     audit_kept int;
 BEGIN
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
-
     -- Configuration: written through the checks of this version (not its audit trigger: the
     -- upgrade is one audit event, below), then the rows' own update times and roles restored.
     ALTER TABLE @extschema@.steadytext_config DISABLE TRIGGER steadytext_config_audit;
@@ -230,7 +230,6 @@ BEGIN
             'extension never read them, and every role could write them): review them with '
             'SELECT * FROM steadytext_rate_limits', limits_kept);
     END IF;
-    PERFORM pg_catalog.set_config('search_path', saved_path, true);
 END
 $epilogue$;
 

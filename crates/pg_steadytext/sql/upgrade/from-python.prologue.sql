@@ -5,25 +5,26 @@
 -- from-python.epilogue.sql (the rows copied back, converted). docs/upgrading.md describes the
 -- result for users.
 --
--- The script runs as a superuser with search_path = public, a schema other roles may have
--- created objects in (the Python extension granted PUBLIC its tables and functions): the DO
--- blocks resolve names in pg_catalog only, and name the extension's objects by schema.
+-- The script runs as a superuser, and public is a schema other roles may have created objects in
+-- (the Python extension granted PUBLIC its tables and functions): every part of it resolves names
+-- in pg_catalog only, and names the extension's objects by schema.
 --
 -- Here the Python extension's tables are moved aside into the schema _steadytext_python (with
 -- their rows, indexes and sequences) and its views, aggregates and functions are dropped.
 -- Nothing is dropped with CASCADE: if one of the user's objects depends on one of the
 -- extension's, the upgrade stops with PostgreSQL's error naming it, and nothing has changed.
 
+-- Names resolve in pg_catalog alone while this script runs (see schema.sql).
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
 CREATE SCHEMA _steadytext_python;
 
 DO $prologue$
 DECLARE
-    saved_path text := pg_catalog.current_setting('search_path');
     ext oid;
     obj record;
     left_over text;
 BEGIN
-    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     ext := (SELECT e.oid FROM pg_extension e WHERE e.extname = 'pg_steadytext');
     -- Views depend on tables and aggregates on their functions: those go first.
     FOR obj IN
@@ -92,7 +93,6 @@ BEGIN
             MESSAGE = 'pg_steadytext: cannot upgrade: the installed extension has objects this '
                       'upgrade does not know how to replace: ' || left_over;
     END IF;
-    PERFORM pg_catalog.set_config('search_path', saved_path, true);
 END
 $prologue$;
 

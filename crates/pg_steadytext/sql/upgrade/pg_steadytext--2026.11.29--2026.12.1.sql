@@ -1,20 +1,23 @@
 -- pg_steadytext 2026.11.29 -> 2026.12.1 (tests/upgrade/run.sh compares the result with a fresh
 -- install of 2026.12.1).
 
+-- Names resolve in pg_catalog alone while this script runs (see schema.sql).
+SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+
 -- The tables that hold users' rows are dumped with the database (see the end of functions.sql).
-SELECT pg_catalog.pg_extension_config_dump('steadytext_queue', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_queue_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_rate_limits', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_audit_log', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_audit_log_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_prompts', '');
-SELECT pg_catalog.pg_extension_config_dump('steadytext_prompt_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_queue_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_rate_limits', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_prompts', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_prompt_versions', '');
 
 -- Queue rows waiting or running for more than 24.8 days overflowed the int columns wait_time_ms
 -- and processing_time_ms and stopped every claim; retry backoff is at most a day.
-CREATE OR REPLACE FUNCTION steadytext_queue_claim(worker text, max_rows int DEFAULT 1,
+CREATE OR REPLACE FUNCTION @extschema@.steadytext_queue_claim(worker text, max_rows int DEFAULT 1,
                                        lease_seconds int DEFAULT NULL)
-RETURNS SETOF steadytext_queue LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+RETURNS SETOF @extschema@.steadytext_queue LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     lease interval := @extschema@._steadytext_queue_lease(worker, lease_seconds);
@@ -45,9 +48,9 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION steadytext_queue_complete(job_id int, worker text,
+CREATE OR REPLACE FUNCTION @extschema@.steadytext_queue_complete(job_id int, worker text,
                                           result_text text DEFAULT NULL,
-                                          result_embedding vector DEFAULT NULL,
+                                          result_embedding @extschema@.vector DEFAULT NULL,
                                           cache_key text DEFAULT NULL,
                                           model_name text DEFAULT NULL)
 RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -80,7 +83,7 @@ BEGIN
 END;
 $$;
 
-CREATE OR REPLACE FUNCTION steadytext_queue_fail(job_id int, worker text, error_message text,
+CREATE OR REPLACE FUNCTION @extschema@.steadytext_queue_fail(job_id int, worker text, error_message text,
                                       retryable boolean DEFAULT true)
 RETURNS text LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
@@ -112,7 +115,7 @@ $$;
 -- Database-side counters for monitoring, one row per value, named like the daemon's Prometheus
 -- metrics (the daemon's /metrics covers inference; these the queue, the cache table and the
 -- rate limits). Counts over every role's rows, never their texts: steadytext_admin only.
-CREATE FUNCTION steadytext_metrics()
+CREATE FUNCTION @extschema@.steadytext_metrics()
 RETURNS TABLE(metric text, labels jsonb, value float8)
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'steadytext_queue_requests', jsonb_build_object('status', s.status), count(q.id)::float8
@@ -139,12 +142,12 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT 'steadytext_rate_limit_refusals_total', '{}', count(*)::float8
     FROM @extschema@._steadytext_audit_file() f WHERE f.event_type = 'rate_limit_refused'
 $$;
-REVOKE ALL ON FUNCTION steadytext_metrics() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION steadytext_metrics() TO steadytext_admin;
+REVOKE ALL ON FUNCTION @extschema@.steadytext_metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.steadytext_metrics() TO steadytext_admin;
 
 -- Eviction to an entry target took whole batches, emptying a small cache: a batch now takes no
 -- more rows than the excess.
-CREATE OR REPLACE FUNCTION _steadytext_cache_evict(
+CREATE OR REPLACE FUNCTION @extschema@._steadytext_cache_evict(
     target_entries int, target_size_mb float8, batch_size int, min_age_hours int,
     min_access_count int, order_by text, eviction_type text)
 RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
@@ -152,9 +155,9 @@ RETURNS TABLE(evicted_count int, freed_size_mb float8, remaining_entries bigint,
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     max_entries bigint := COALESCE(target_entries,
-        @extschema@._steadytext_config_number('cache_max_entries', 10000)::bigint);
+        @extschema@._steadytext_config_number('cache_max_entries'::text, 10000::float8)::bigint);
     max_mb float8 := COALESCE(target_size_mb,
-        @extschema@._steadytext_config_number('cache_max_size_mb', 100));
+        @extschema@._steadytext_config_number('cache_max_size_mb'::text, 100::float8));
     entries bigint;
     size_mb float8;
     batch_count int;
@@ -162,7 +165,7 @@ DECLARE
     batch_limit bigint;
 BEGIN
     IF COALESCE(batch_size, 0) < 1 THEN
-        PERFORM @extschema@._steadytext_raise_p0001('batch_size must be at least 1');
+        PERFORM @extschema@._steadytext_raise_p0001('batch_size must be at least 1'::text);
     END IF;
     evicted_count := 0;
     freed_size_mb := 0;
@@ -198,14 +201,14 @@ END;
 $$;
 
 -- st cache sync: the table's side (src/cache_sync.rs says who may call them).
-CREATE FUNCTION steadytext_cache_export(after_key text DEFAULT '', max_rows int DEFAULT 1000)
+CREATE FUNCTION @extschema@.steadytext_cache_export(after_key text DEFAULT '', max_rows int DEFAULT 1000)
 RETURNS TABLE(cache_key text, kind text, response text, embedding real[], access_count int,
               last_access_us bigint)
 STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c
 AS 'MODULE_PATHNAME', 'steadytext_cache_export_wrapper';
-CREATE FUNCTION steadytext_cache_import(entries jsonb) RETURNS bigint
+CREATE FUNCTION @extschema@.steadytext_cache_import(entries jsonb) RETURNS bigint
 STRICT VOLATILE PARALLEL UNSAFE LANGUAGE c
 AS 'MODULE_PATHNAME', 'steadytext_cache_import_wrapper';
-REVOKE ALL ON FUNCTION steadytext_cache_export(text, int), steadytext_cache_import(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION steadytext_cache_export(text, int), steadytext_cache_import(jsonb)
+REVOKE ALL ON FUNCTION @extschema@.steadytext_cache_export(text, int), @extschema@.steadytext_cache_import(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.steadytext_cache_export(text, int), @extschema@.steadytext_cache_import(jsonb)
     TO steadytext_worker, steadytext_admin;
