@@ -19,3 +19,16 @@ check() {
 same() {
     if [ "$2" = "$3" ]; then check "$1" 0; else check "$1" 1 "got: $2 | expected: $3"; fi
 }
+
+# Files copied into PostgreSQL's extension directory for a suite (earlier install scripts,
+# stand-ins) and removed again: `place FILE` copies, `unplace` removes what was placed. A suite
+# calls unplace from its cleanup too. Never replaces a file that is there already.
+placed=()
+EXT_DIR=${EXT_DIR:-$("${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}" --sharedir)/extension}
+place() {
+    local target
+    target=$EXT_DIR/$(basename "$1")
+    if [ -e "$target" ]; then echo "# $target exists already: not replaced" >&2; return 1; fi
+    install -m 644 "$1" "$target" && placed+=("$target")
+}
+unplace() { for f in "${placed[@]}"; do rm -f "$f"; done; placed=(); }

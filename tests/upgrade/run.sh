@@ -22,21 +22,15 @@ EXT_DIR=$("$PG_CONFIG" --sharedir)/extension
 MODELS=${STEADYTEXT_TEST_MODELS:-/var/cache/steadytext/test-models}
 ST=$(command -v st || echo /usr/local/bin/st)
 VERSION=$(sed -n "s/^default_version = '\(.*\)'$/\1/p" "$EXT_DIR/pg_steadytext.control")
-placed=() worker=
+worker=
 source tests/tap.sh
 cleanup() {
     [ -n "$worker" ] && kill -KILL "$worker" 2>/dev/null
-    for f in "${placed[@]}"; do rm -f "$f"; done
+    unplace
     scripts/pg-cluster.sh stop "$DIR" >/dev/null 2>&1
     [ $failed -eq 0 ] && rm -rf "$DIR" || echo "# kept $DIR"
 }
 trap cleanup EXIT
-place() { # file: copies it into the extension directory until the test ends
-    local target=$EXT_DIR/$(basename "$1")
-    if [ -e "$target" ]; then echo "# $target exists already: not replaced" >&2; return 1; fi
-    install -m 644 "$1" "$target" && placed+=("$target")
-}
-unplace() { for f in "${placed[@]}"; do rm -f "$f"; done; placed=(); }
 
 scripts/pg-cluster.sh start "$DIR" "$PORT" >/dev/null
 export PGHOST=$DIR PGPORT=$PORT PGUSER=postgres PGDATABASE=postgres
