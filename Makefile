@@ -135,7 +135,7 @@ test-http: install-st install-extension
 ## Every attack on the privilege model, as unprivileged roles and as another OS user; st worker
 ## over TLS.
 test-security: install-extension
-	prove tests/security/run.sh tests/security/shadows.sh
+	prove tests/security/run.sh tests/security/shadows.sh tests/security/templates.sh
 
 ## From the Python extension (2025.11.25) and from each earlier release of ours, keeping data;
 ## an upgraded schema equals a fresh install's.

@@ -36,6 +36,8 @@ pub static MAX_TOKENS_LIMIT: GucSetting<i32> =
 pub static MAX_BATCH_SIZE: GucSetting<i32> =
     GucSetting::<i32>::new(Limits::DEFAULT.max_batch_size as i32);
 pub static SUMMARY_MAX_FACTS: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static MAX_TEMPLATE_MEMORY_MB: GucSetting<i32> =
+    GucSetting::<i32>::new((steadytext::template::DEFAULT_MEMORY_BYTES >> 20) as i32);
 pub static PROMPT_DENY_PATTERN: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 pub static REMOTE_BASE_URL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
@@ -146,6 +148,17 @@ fn register_limits() {
         1_000_000,
         GucContext::Suset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"steadytext.max_template_memory",
+        c"Most memory one prompt template rendering may use.",
+        c"Templates render in a child process with this much address space beyond the backend's; \
+          more is SQLSTATE 54000, whatever the template does.",
+        &MAX_TEMPLATE_MEMORY_MB,
+        1,
+        4096,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
     );
     GucRegistry::define_int_guc(
         c"steadytext.summary_max_facts",

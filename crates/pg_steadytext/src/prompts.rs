@@ -66,11 +66,26 @@ fn _validate_jinja2_template(
     TableIterator::once(row)
 }
 
-/// Renders a template with `variables` (see `steadytext::template::render`).
+/// Renders a template with `variables` (see `steadytext::template::render`), in a child process
+/// held to `steadytext.max_template_memory`.
 #[pg_extern(immutable, parallel_safe)]
 fn _steadytext_render_template(template: &str, variables: Option<JsonB>, strict: bool) -> String {
     let variables = variables.map_or_else(|| Value::Object(Default::default()), |v| v.0);
-    template::render(template, &variables, strict).or_raise()
+    let memory = crate::guc::MAX_TEMPLATE_MEMORY_MB.get().max(1) as usize * (1 << 20);
+    // SAFETY: reads flags PostgreSQL's signal handlers set. A cancel or a termination kills the
+    // child, and check_for_interrupts below then raises the query's own error.
+    let interrupted =
+        || unsafe { pgrx::pg_sys::QueryCancelPending != 0 || pgrx::pg_sys::ProcDiePending != 0 };
+    let rendered = template::render(
+        template,
+        &variables,
+        strict,
+        memory,
+        "steadytext.max_template_memory",
+        &interrupted,
+    );
+    pgrx::check_for_interrupts!();
+    rendered.or_raise()
 }
 
 /// Creates a prompt with its first (active) version; returns the prompt's id.

@@ -36,6 +36,7 @@ pub mod error;
 pub mod execute;
 pub mod generate;
 pub mod invariance;
+pub mod isolate;
 pub mod jobs;
 mod json_schema;
 pub mod local;
