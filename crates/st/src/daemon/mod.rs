@@ -3,6 +3,7 @@
 mod http;
 mod inference;
 mod metrics;
+mod pid_file;
 mod process;
 mod server;
 
@@ -34,6 +35,10 @@ pub struct Endpoint {
     /// and name model files by path (STEADYTEXT_DAEMON_TOKEN_FILE).
     #[arg(long, env = "STEADYTEXT_DAEMON_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// Where the daemon records its pid (the only pid `stop` signals); by default beside an
+    /// ipc socket, or in the cache directory.
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
 }
 
 impl Endpoint {
@@ -51,18 +56,12 @@ impl Endpoint {
             .replacen("tcp://localhost:", "tcp://127.0.0.1:", 1)
     }
 
-    /// Whether the daemon runs on this machine (so its pid can be signalled).
-    fn is_local(&self) -> bool {
-        let e = self.connect();
-        e.starts_with("ipc://")
-            || e.starts_with("tcp://127.")
-            || e.starts_with("tcp://localhost:")
-            || e.starts_with("tcp://[::1]:")
-    }
-
-    /// Beside an ipc socket, `<socket>.pid`; for TCP, `<cache root>/daemon.pid` on the default
-    /// port and `daemon-<port>.pid` on others.
+    /// --pid-file; else beside an ipc socket, `<socket>.pid`; for TCP, `<cache root>/daemon.pid`
+    /// on the default port and `daemon-<port>.pid` on others.
     fn pid_file(&self) -> PathBuf {
+        if let Some(path) = &self.pid_file {
+            return path.clone();
+        }
         let e = self.connect();
         if let Some(path) = e.strip_prefix("ipc://") {
             return PathBuf::from(format!("{path}.pid"));
@@ -92,6 +91,12 @@ impl Endpoint {
             bail!("the token file {} is empty", path.display());
         }
         Ok(Some(token))
+    }
+
+    /// Whether an answer at this endpoint comes from the daemon: its socket is `ipc://` (a
+    /// directory's permissions say who may bind it).
+    fn authenticated(&self) -> bool {
+        self.connect().starts_with("ipc://")
     }
 
     /// A client of this endpoint, with the token when there is one.
@@ -250,6 +255,7 @@ fn serve(options: &ServeOptions) -> Result<()> {
         stream_timeout: Duration::from_millis(options.stream_timeout_ms),
         preload: !options.no_preload,
         token: options.endpoint.token()?,
+        pid_file: options.endpoint.pid_file(),
         trusted,
         untrusted,
         max_message_bytes: options.max_message_bytes,

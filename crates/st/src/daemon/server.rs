@@ -17,6 +17,7 @@
 //! daemon's own defaults.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct Config {
     pub preload: bool,
     /// The token that authorises a client on a TCP endpoint.
     pub token: Option<String>,
+    /// Where the daemon records its pid once it holds its endpoint.
+    pub pid_file: PathBuf,
     /// How requests from authorised clients are built.
     pub trusted: Builder,
     /// How requests from other clients are built.
@@ -96,6 +99,8 @@ pub fn run(config: Config) -> Result<()> {
     socket
         .bind(&config.bind)
         .with_context(|| format!("cannot bind {}", config.bind))?;
+    // Only now that the endpoint is ours: `st daemon stop` signals the pid it finds here.
+    super::pid_file::write(&config.pid_file)?;
     let stop_signal = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop_signal.clone())?;
@@ -181,6 +186,7 @@ pub fn run(config: Config) -> Result<()> {
     };
     server.serve();
     let bind = server.config.bind.clone();
+    let pid_file = server.config.pid_file.clone();
     server.close();
     // The HTTP side holds task senders too: it must end before the inference thread can.
     if let Some(thread) = http_thread {
@@ -194,6 +200,7 @@ pub fn run(config: Config) -> Result<()> {
     if let Some(path) = bind.strip_prefix("ipc://") {
         let _ = std::fs::remove_file(path);
     }
+    super::pid_file::remove_if_mine(&pid_file);
     Ok(())
 }
 
