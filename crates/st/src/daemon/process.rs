@@ -2,7 +2,7 @@
 //! holds its endpoint (see `pid_file`): `stop` signals only that process, never a pid that an
 //! answer over the wire names, and `start` believes a new daemon is up only when the process it
 //! spawned recorded itself and the endpoint answers. A daemon without a pid file (an older
-//! one) is stopped by asking it, when it can prove who it is (an `ipc://` socket).
+//! one) is stopped by asking it, when it can prove who it is (an `ipc://` socket, a pinned key).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ pub fn start(options: &ServeOptions, force: bool) -> Result<()> {
             bail!("the daemon is already running (pid {pid}); use --force to start another");
         }
         if endpoint
-            .client(Duration::from_secs(2))?
+            .probe(Duration::from_secs(2))?
             .ping(Duration::from_millis(500))
         {
             bail!(
@@ -114,7 +114,7 @@ fn spawn_and_wait(options: &ServeOptions, log: &std::path::Path) -> Result<Start
     }
     let mut child = cmd.spawn().context("cannot start the daemon")?;
     let pid = child.id();
-    let client = options.endpoint.client(Duration::from_secs(5))?;
+    let client = options.endpoint.probe(Duration::from_secs(5))?;
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
         // The process we spawned holds the endpoint (it records itself only then) and answers.
@@ -145,6 +145,9 @@ fn serve_args(options: &ServeOptions) -> Vec<String> {
     ];
     if let Some(file) = &e.token_file {
         args.extend(["--token-file".into(), file.display().to_string()]);
+    }
+    if let Some(file) = &e.secret_key_file {
+        args.extend(["--secret-key-file".into(), file.display().to_string()]);
     }
     args.extend([
         "--stream-timeout-ms".into(),
@@ -232,7 +235,7 @@ fn ask_to_shut_down(endpoint: &Endpoint, timeout: Duration) -> Result<bool> {
 
 /// Prints whether a daemon answers at `endpoint`, and what it reports.
 pub fn status(endpoint: &Endpoint, as_json: bool) -> Result<()> {
-    let client = endpoint.client(Duration::from_secs(2))?;
+    let client = endpoint.probe(Duration::from_secs(2))?;
     let stats = client
         .ping(Duration::from_millis(500))
         .then(|| client.call("stats", json!({}), &mut || true).ok())

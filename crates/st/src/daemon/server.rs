@@ -10,11 +10,17 @@
 //! wrong gets an error reply. Messages are bounded in size (ZMQ_MAXMSGSIZE), the queue in length
 //! (a full queue answers "busy"), and the engine in loaded models.
 //!
-//! Who may do what: a client on the daemon's `ipc://` socket (reachable only by users who can
-//! enter its directory) or one that sends the daemon's token is authorised: it may name model
-//! files by path, shut the daemon down, and send resolved models. Other clients (SteadyText's
-//! Python client on a TCP port) may use registry models, files in the models directory and the
-//! daemon's own defaults.
+//! Who the daemon is: given a secret key (`--secret-key-file`), the socket is a CURVE server and
+//! only clients that pin its public key can talk to it; the handshake proves the key before a
+//! client sends anything, and all traffic is encrypted. Without one it speaks plain ZeroMQ, as
+//! SteadyText's daemon does (its Python client has no keys).
+//!
+//! Who may do what: a client on the daemon's `ipc://` socket without CURVE (reachable only by
+//! users who can enter its directory) or one that sends the daemon's token over CURVE is
+//! authorised: it may name model files by path, shut the daemon down, and send resolved
+//! models. A token over plain TCP authorises nothing (anyone on the way could have read it).
+//! Other clients (SteadyText's Python client on a TCP port) may use registry models, files in
+//! the models directory and the daemon's own defaults.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -25,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
+use steadytext::daemon_keys::KeyPair;
 use steadytext::protocol::{self, Message, Response};
 use steadytext::request::Builder;
 use steadytext::{Error, ErrorKind};
@@ -47,8 +54,10 @@ pub struct Config {
     pub stream_timeout: Duration,
     /// Load the default models before serving.
     pub preload: bool,
-    /// The token that authorises a client on a TCP endpoint.
+    /// The token that authorises a client over CURVE (and on the HTTP listener).
     pub token: Option<String>,
+    /// The daemon's CURVE key pair: serve only clients that pin its public key.
+    pub curve: Option<KeyPair>,
     /// Where the daemon records its pid once it holds its endpoint.
     pub pid_file: PathBuf,
     /// How requests from authorised clients are built.
@@ -80,7 +89,10 @@ struct Server {
     streams: HashMap<Vec<u8>, Stream>,
     inference: Arc<Inference>,
     config: Config,
-    ipc: bool,
+    /// Every client is authorised (a plain ipc socket).
+    ipc_trusted: bool,
+    /// A client that sends the token is authorised (CURVE).
+    token_trusted: bool,
     started: Instant,
     running: bool,
     stop_signal: Arc<AtomicBool>,
@@ -95,6 +107,13 @@ pub fn run(config: Config) -> Result<()> {
     let ipc = config.bind.starts_with("ipc://");
     if ipc {
         prepare_ipc(&config.bind)?;
+    }
+    if let Some(pair) = &config.curve {
+        if !steadytext::daemon_keys::curve_available() {
+            anyhow::bail!("--secret-key-file needs a libzmq with CURVE (built with libsodium)");
+        }
+        socket.set_curve_server(true)?;
+        socket.set_curve_secretkey(&pair.secret)?;
     }
     socket
         .bind(&config.bind)
@@ -157,6 +176,12 @@ pub fn run(config: Config) -> Result<()> {
         }
         _ => None,
     };
+    if let Some(pair) = &config.curve {
+        eprintln!(
+            "st daemon: CURVE on, public key {}",
+            steadytext::daemon_keys::z85_encode(&pair.public)
+        );
+    }
     match &config.http {
         Some(http) => eprintln!(
             "st daemon ready on {} and http://{} (pid {})",
@@ -178,8 +203,11 @@ pub fn run(config: Config) -> Result<()> {
         cancels: HashMap::new(),
         streams: HashMap::new(),
         inference,
+        // Over CURVE the token decides; on a plain ipc socket the directory did; on plain TCP
+        // nothing can.
+        ipc_trusted: ipc && config.curve.is_none(),
+        token_trusted: config.curve.is_some(),
         config,
-        ipc,
         started: Instant::now(),
         running: true,
         stop_signal,
@@ -294,7 +322,9 @@ impl Server {
                 return self.reply(&identity, Response::err("", &error), false);
             }
         };
-        let trusted = self.ipc || same_token(message.auth.as_deref(), self.config.token.as_deref());
+        let trusted = self.ipc_trusted
+            || (self.token_trusted
+                && same_token(message.auth.as_deref(), self.config.token.as_deref()));
         let id = message.id.clone();
         let extended = message.extended;
         match message.method.as_str() {
@@ -327,8 +357,8 @@ impl Server {
                 Response::err(
                     &id,
                     &Error::forbidden(
-                        "shutdown needs an authorised client (the daemon's ipc socket or its \
-                         token); stop the daemon with `st daemon stop` as its user",
+                        "shutdown needs an authorised client (the daemon's ipc socket, or its \
+                         token over CURVE); stop the daemon with `st daemon stop` as its user",
                     ),
                 ),
                 extended,
