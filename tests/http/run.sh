@@ -39,13 +39,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The daemon, with a token: HTTP clients send it as a bearer token.
+# The daemon, with a token: HTTP clients send it as a bearer token, ZeroMQ clients over CURVE
+# (they pin the daemon's public key).
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$WORK/token"
 chmod 644 "$WORK/token"
 TOKEN=$(cat "$WORK/token")
+"$ST" daemon keygen --secret-key-file "$WORK/daemon.key" >/dev/null
 XDG_CACHE_HOME=$WORK STEADYTEXT_GENERATION_MODEL=$GEN STEADYTEXT_EMBEDDING_MODEL=$EMB \
     "$ST" daemon run --port "$ZMQ_PORT" --http "$HTTP" --token-file "$WORK/token" \
-    >"$DIR/daemon.log" 2>&1 &
+    --secret-key-file "$WORK/daemon.key" >"$DIR/daemon.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q ready "$DIR/daemon.log" && break; sleep 0.1; done
 grep -q "ready on tcp://127.0.0.1:$ZMQ_PORT and http://$HTTP" "$DIR/daemon.log"
@@ -79,7 +81,7 @@ hits() { curl -s -H "Authorization: Bearer $TOKEN" "http://$HTTP/metrics" |
     sed -n "s/^steadytext_cache_hits_total{kind=\"generation\"} //p"; }
 before=$(hits)
 zmq=$(XDG_CACHE_HOME=$WORK STEADYTEXT_DAEMON_PORT=$ZMQ_PORT STEADYTEXT_DAEMON_TOKEN_FILE=$WORK/token \
-    "$ST" generate --daemon --wait --max-new-tokens 24 "$PROMPT" 2>&1)
+    STEADYTEXT_DAEMON_PUBLIC_KEY_FILE=$WORK/daemon.key.pub "$ST" generate --daemon --wait --max-new-tokens 24 "$PROMPT" 2>&1)
 same "a ZeroMQ client gets the same bytes" "$zmq" "$SQL_TEXT"
 same "from the cache the HTTP requests filled (one more generation hit)" "$(hits)" "$((before + 1))"
 
@@ -289,7 +291,7 @@ out=$(sync --pull-only)
 check "st cache sync fills an empty cache from the table ($out)" $? "$out"
 XDG_CACHE_HOME=$WORK STEADYTEXT_GENERATION_MODEL=$GEN STEADYTEXT_EMBEDDING_MODEL=$EMB \
     "$ST" daemon run --port "$ZMQ_PORT" --http "$HTTP" --token-file "$WORK/token" \
-    >"$DIR/daemon2.log" 2>&1 &
+    --secret-key-file "$WORK/daemon.key" >"$DIR/daemon2.log" 2>&1 &
 pids[0]=$!
 for _ in $(seq 100); do grep -q ready "$DIR/daemon2.log" && break; sleep 0.1; done
 text=$(curl -s -H "Authorization: Bearer $TOKEN" "http://$HTTP/v1/completions" \

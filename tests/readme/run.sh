@@ -32,7 +32,7 @@ export PGHOST=$DATA PGPORT=$PORT PGUSER=postgres PGDATABASE=readme STEADYTEXT_TE
 # Every flag of every st command, and every steadytext.* setting (the preloaded cluster has them all).
 for cmd in generate embed rerank worker "models list" "models path" "models download" "models default" \
            "models fingerprint" "daemon run" "daemon start" "daemon stop" "daemon status" \
-           "daemon restart" "cache stats" "cache clear" "cache sync"; do
+           "daemon restart" "daemon keygen" "cache stats" "cache clear" "cache sync"; do
     st $cmd --help
 done | grep -oE -- '--[a-z][a-z-]+' | grep -vxE -- '--help|--version|--verbose' | sort -u >"$WORK/options.txt"
 psql -X -At -h "$DATA" -p "$PORT" -U postgres -d readme \

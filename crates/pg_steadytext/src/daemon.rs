@@ -100,7 +100,8 @@ fn steadytext_daemon_start() -> bool {
     stats.is_some()
 }
 
-/// Stops the daemon (through `st daemon stop`, which finds it however it was started and waits
+/// Stops the daemon (through `st daemon stop`, which signals the process the daemon recorded in
+/// its pid file in the private directory, never a pid an answer over the wire names, and waits
 /// until it is gone); true when one was running and is gone. A supervised daemon stopped this
 /// way stays stopped until something starts it again.
 #[pg_extern(volatile)]

@@ -67,8 +67,7 @@ pub fn client() -> &'static DaemonClient {
         .get_or_insert_with(HashMap::new)
         .entry(endpoint.clone())
         .or_insert_with(|| {
-            let client = DaemonClient::new(&endpoint, Duration::from_secs(24 * 3600))
-                .with_auth(daemon_process::token(&endpoint));
+            let client = daemon_process::client(&endpoint, Duration::from_secs(24 * 3600));
             Box::leak(Box::new(client))
         })
 }
@@ -194,6 +193,8 @@ pub fn location() -> Value {
     json!({
         "location": location,
         "daemon_endpoint": client.endpoint(),
+        // The CURVE key every connection pins (null on the private socket).
+        "daemon_public_key": client.server_key().map(steadytext::daemon_keys::z85_encode),
         "use_daemon": guc::USE_DAEMON.get(),
         "inprocess_fallback": guc::INPROCESS_FALLBACK.get(),
         "inprocess_threads": THREADS,

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
-use steadytext::client::DaemonClient;
 
 use crate::daemon_process;
 
@@ -38,8 +37,7 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 pub extern "C-unwind" fn steadytext_supervisor_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let endpoint = daemon_process::endpoint();
-    let client = DaemonClient::new(&endpoint, Duration::from_secs(5))
-        .with_auth(daemon_process::token(&endpoint));
+    let client = daemon_process::client(&endpoint, Duration::from_secs(5));
     let mut state = Supervised {
         child: None,
         started: Instant::now(),

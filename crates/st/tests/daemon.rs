@@ -35,6 +35,7 @@ struct Daemon {
     endpoint: String,
     home: PathBuf,
     token: Option<String>,
+    public_key: Option<steadytext::daemon_keys::Key>,
 }
 
 /// How a test daemon runs: by default on an `ipc://` socket (its user is authorised, as the
@@ -44,6 +45,8 @@ struct Options<'a> {
     cache: bool,
     tcp: bool,
     token: bool,
+    /// With a CURVE key pair (its clients pin the public key).
+    curve: bool,
     extra: &'a [&'a str],
 }
 
@@ -81,14 +84,21 @@ impl Daemon {
             cmd.args(["--token-file", file.to_str().unwrap()]);
             "sesame".to_string()
         });
+        let public_key = options.curve.then(|| {
+            let file = home.join("daemon.key");
+            let pair = steadytext::daemon_keys::ensure_secret_key_file(&file).unwrap();
+            cmd.args(["--secret-key-file", file.to_str().unwrap()]);
+            pair.public
+        });
         let child = cmd.spawn().expect("st daemon run starts");
         let daemon = Daemon {
             child,
             endpoint,
             home,
             token,
+            public_key,
         };
-        let client = daemon.client();
+        let client = daemon.stranger();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !client.ping(Duration::from_millis(200)) {
             assert!(Instant::now() < deadline, "the daemon did not come up");
@@ -96,14 +106,14 @@ impl Daemon {
         daemon
     }
 
-    /// A client with the daemon's token, when it has one.
+    /// A client with the daemon's token and key, when it has them.
     fn client(&self) -> DaemonClient {
-        DaemonClient::new(&self.endpoint, Duration::from_secs(120)).with_auth(self.token.clone())
+        self.stranger().with_auth(self.token.clone())
     }
 
-    /// A client without the token.
+    /// A client without the token (with the key: it knows which daemon it talks to).
     fn stranger(&self) -> DaemonClient {
-        DaemonClient::new(&self.endpoint, Duration::from_secs(120))
+        DaemonClient::new(&self.endpoint, Duration::from_secs(120)).with_server_key(self.public_key)
     }
 }
 
@@ -651,14 +661,45 @@ fn structured_generation_and_reranking_match_the_library() {
 }
 
 /// On TCP a client without the token may use models by name, but may not name files, send a
-/// resolved model or shut the daemon down; the token opens all three.
+/// resolved model or shut the daemon down; the token (over CURVE) opens all three. Over plain
+/// TCP the token opens nothing: anyone on the way could have read it.
 #[test]
 fn a_tcp_client_without_the_token_is_held_to_model_names() {
+    let plain = Daemon::start(
+        5637,
+        Options {
+            tcp: true,
+            token: true,
+            extra: &["--no-preload"],
+            ..Options::default()
+        },
+    );
+    let refused = plain.client().check().unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidArgument, "{refused}");
+    // What an older client did: the token in clear.
+    let ctx = zmq::Context::new();
+    let socket = ctx.socket(zmq::REQ).unwrap();
+    socket.connect(&plain.endpoint).unwrap();
+    let request = json!({ "method": "shutdown", "params": {}, "id": "1", "auth": "sesame" });
+    socket.send(request.to_string().as_bytes(), 0).unwrap();
+    assert!(matches!(socket.poll(zmq::POLLIN, 5000), Ok(1)));
+    let answer: Value = serde_json::from_slice(&socket.recv_bytes(0).unwrap()).unwrap();
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("authorised"),
+        "a token in clear shut the daemon down: {answer}"
+    );
+    assert!(plain.stranger().ping(Duration::from_secs(2)));
+    drop(plain);
+
     let daemon = Daemon::start(
         5631,
         Options {
             tcp: true,
             token: true,
+            curve: true,
             ..Options::default()
         },
     );

@@ -3,12 +3,19 @@
 //! Every call opens its own REQ socket (so a client is safe to share between threads and a
 //! timed-out call never leaves a socket in a bad state), waits in short slices so the caller can
 //! be interrupted, and asks the daemon to stop work it abandons.
+//!
+//! Given the daemon's public key ([`DaemonClient::with_server_key`]), every socket is a CURVE
+//! client with a fresh key pair: nothing is sent before the daemon proved it holds the secret
+//! key, and everything is encrypted. Without it, the client speaks plain ZeroMQ (SteadyText's
+//! daemons, the private `ipc://` socket) and refuses to send a token over anything but `ipc://`,
+//! where a listener would read it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+use crate::daemon_keys::{self, Key};
 use crate::error::{Error, ErrorKind, Result};
 use crate::execute::{Execution, Executor, Output, Progress};
 use crate::protocol::{self, Message, Response};
@@ -57,13 +64,19 @@ pub struct DaemonClient {
     endpoint: String,
     timeout: Duration,
     auth: Option<String>,
+    server_key: Option<Key>,
+    refusal: Option<String>,
 }
 
 impl std::fmt::Debug for DaemonClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DaemonClient")
             .field("endpoint", &self.endpoint)
-            .finish()
+            .field(
+                "server_key",
+                &self.server_key.as_ref().map(daemon_keys::z85_encode),
+            )
+            .finish_non_exhaustive()
     }
 }
 
@@ -82,13 +95,52 @@ impl DaemonClient {
             endpoint: endpoint.to_string(),
             timeout,
             auth: None,
+            server_key: None,
+            refusal: None,
         }
     }
 
-    /// The same client, sending `token` with every request (see `st daemon --auth-token-file`).
+    /// The same client, sending `token` with every request (see `st daemon --token-file`);
+    /// only to an `ipc://` socket or a daemon whose public key is pinned.
     pub fn with_auth(mut self, token: Option<String>) -> Self {
         self.auth = token;
         self
+    }
+
+    /// The same client, talking only to the daemon that holds the secret key of `key` (its
+    /// CURVE public key): see `st daemon run --secret-key-file`.
+    pub fn with_server_key(mut self, key: Option<Key>) -> Self {
+        self.server_key = key;
+        self
+    }
+
+    /// A client that sends nothing: every call fails with `why` (a daemon that cannot be
+    /// authenticated is not used at all).
+    pub fn refusing(mut self, why: impl Into<String>) -> Self {
+        self.refusal = Some(why.into());
+        self
+    }
+
+    /// Whether a listener could read what this client sends: no pinned key and not `ipc://`.
+    fn in_clear(&self) -> bool {
+        self.server_key.is_none() && !self.endpoint.starts_with("ipc://")
+    }
+
+    /// Why this client would send nothing, if it would not: it was made refusing, or it holds
+    /// a token it would have to send in clear.
+    pub fn check(&self) -> Result<()> {
+        if let Some(why) = &self.refusal {
+            return Err(Error::new(ErrorKind::Unavailable, why.clone()));
+        }
+        if self.auth.is_some() && self.in_clear() {
+            return Err(Error::invalid(format!(
+                "the daemon's token would cross {} in clear: pin the daemon's public key \
+                 (--public-key-file or STEADYTEXT_DAEMON_PUBLIC_KEY_FILE; the daemon runs with \
+                 --secret-key-file)",
+                self.endpoint
+            )));
+        }
+        Ok(())
     }
 
     /// A client configured from `STEADYTEXT_DAEMON_HOST`, `_PORT` and `_TIMEOUT_MS`.
@@ -100,14 +152,31 @@ impl DaemonClient {
         Self::new(&endpoint_from_env(), timeout)
     }
 
+    /// The daemon's public key, when pinned.
+    pub fn server_key(&self) -> Option<&Key> {
+        self.server_key.as_ref()
+    }
+
     /// The endpoint.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
     fn socket(&self) -> Result<zmq::Socket> {
+        self.check()?;
         let socket = self.ctx.socket(zmq::REQ).map_err(zmq_error)?;
         socket.set_linger(0).map_err(zmq_error)?;
+        if let Some(server_key) = &self.server_key {
+            // ZeroMQ holds every message until the handshake proved the server's key.
+            let mine = daemon_keys::KeyPair::generate()?;
+            socket.set_curve_serverkey(server_key).map_err(zmq_error)?;
+            socket
+                .set_curve_publickey(&mine.public)
+                .map_err(zmq_error)?;
+            socket
+                .set_curve_secretkey(&mine.secret)
+                .map_err(zmq_error)?;
+        }
         socket.connect(&self.endpoint).map_err(zmq_error)?;
         Ok(socket)
     }
@@ -117,7 +186,11 @@ impl DaemonClient {
             method: method.to_string(),
             params,
             id: id.to_string(),
-            auth: self.auth.clone(),
+            // The token goes only where it authorises something: `ping` and `cancel` need none.
+            auth: self
+                .auth
+                .clone()
+                .filter(|_| !matches!(method, "ping" | "cancel")),
             extended: true,
         };
         let bytes = serde_json::to_vec(&message).map_err(|e| Error::protocol(e.to_string()))?;

@@ -29,6 +29,7 @@ pub mod cache_key;
 pub mod cached;
 pub mod chat;
 pub mod client;
+pub mod daemon_keys;
 pub mod defaults;
 pub mod embed;
 pub mod engine;

@@ -3,6 +3,7 @@
 mod http;
 mod inference;
 mod metrics;
+mod pid_file;
 mod process;
 mod server;
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 use steadytext::client::{self, DaemonClient};
+use steadytext::daemon_keys::{self, Key, KeyPair};
 use steadytext::defaults::Limits;
 use steadytext::protocol;
 use steadytext::request::Builder;
@@ -30,10 +32,24 @@ pub struct Endpoint {
     /// Port (STEADYTEXT_DAEMON_PORT).
     #[arg(long, env = "STEADYTEXT_DAEMON_PORT", default_value_t = protocol::DEFAULT_PORT)]
     port: u16,
-    /// A file holding the daemon's token: a TCP client that sends it may shut the daemon down
-    /// and name model files by path (STEADYTEXT_DAEMON_TOKEN_FILE).
+    /// A file holding the daemon's token: a client that sends it may shut the daemon down and
+    /// name model files by path (STEADYTEXT_DAEMON_TOKEN_FILE). Off `ipc://` it is sent only to
+    /// a daemon whose public key is pinned, and accepted only by a daemon with a secret key.
     #[arg(long, env = "STEADYTEXT_DAEMON_TOKEN_FILE")]
     token_file: Option<PathBuf>,
+    /// The daemon's CURVE secret key file (STEADYTEXT_DAEMON_SECRET_KEY_FILE; `st daemon
+    /// keygen` makes one): the daemon serves only CURVE clients that pin its public key, and
+    /// the commands that talk to it pin that key.
+    #[arg(long, env = "STEADYTEXT_DAEMON_SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
+    /// The daemon's CURVE public key file (STEADYTEXT_DAEMON_PUBLIC_KEY_FILE): talk only to the
+    /// daemon that holds its secret key.
+    #[arg(long, env = "STEADYTEXT_DAEMON_PUBLIC_KEY_FILE")]
+    public_key_file: Option<PathBuf>,
+    /// Where the daemon records its pid (the only pid `stop` signals); by default beside an
+    /// ipc socket, or in the cache directory.
+    #[arg(long)]
+    pid_file: Option<PathBuf>,
 }
 
 impl Endpoint {
@@ -51,18 +67,12 @@ impl Endpoint {
             .replacen("tcp://localhost:", "tcp://127.0.0.1:", 1)
     }
 
-    /// Whether the daemon runs on this machine (so its pid can be signalled).
-    fn is_local(&self) -> bool {
-        let e = self.connect();
-        e.starts_with("ipc://")
-            || e.starts_with("tcp://127.")
-            || e.starts_with("tcp://localhost:")
-            || e.starts_with("tcp://[::1]:")
-    }
-
-    /// Beside an ipc socket, `<socket>.pid`; for TCP, `<cache root>/daemon.pid` on the default
-    /// port and `daemon-<port>.pid` on others.
+    /// --pid-file; else beside an ipc socket, `<socket>.pid`; for TCP, `<cache root>/daemon.pid`
+    /// on the default port and `daemon-<port>.pid` on others.
     fn pid_file(&self) -> PathBuf {
+        if let Some(path) = &self.pid_file {
+            return path.clone();
+        }
         let e = self.connect();
         if let Some(path) = e.strip_prefix("ipc://") {
             return PathBuf::from(format!("{path}.pid"));
@@ -94,9 +104,42 @@ impl Endpoint {
         Ok(Some(token))
     }
 
-    /// A client of this endpoint, with the token when there is one.
+    /// The daemon's key pair, when it is given its secret key.
+    fn key_pair(&self) -> Result<Option<KeyPair>> {
+        self.secret_key_file
+            .as_deref()
+            .map(daemon_keys::read_secret_key_file)
+            .transpose()
+            .map_err(anyhow::Error::from)
+    }
+
+    /// The public key a client pins: --public-key-file, else the secret key file's.
+    fn server_key(&self) -> Result<Option<Key>> {
+        if let Some(path) = &self.public_key_file {
+            return Ok(Some(daemon_keys::read_public_key_file(path)?));
+        }
+        Ok(self.key_pair()?.map(|pair| pair.public))
+    }
+
+    /// Whether an answer at this endpoint comes from the daemon: its socket is `ipc://` (a
+    /// directory's permissions say who may bind it) or its public key is pinned.
+    fn authenticated(&self) -> bool {
+        self.connect().starts_with("ipc://")
+            || self.public_key_file.is_some()
+            || self.secret_key_file.is_some()
+    }
+
+    /// A client of this endpoint, with the token and the daemon's public key when given.
     pub fn client(&self, timeout: Duration) -> Result<DaemonClient> {
-        Ok(DaemonClient::new(&self.connect(), timeout).with_auth(self.token()?))
+        let client = self.probe(timeout)?.with_auth(self.token()?);
+        client.check()?;
+        Ok(client)
+    }
+
+    /// A client for what needs no token (`ping`, `stats`): with the daemon's public key when
+    /// given, never the token.
+    fn probe(&self, timeout: Duration) -> Result<DaemonClient> {
+        Ok(DaemonClient::new(&self.connect(), timeout).with_server_key(self.server_key()?))
     }
 }
 
@@ -201,6 +244,16 @@ pub enum DaemonCommand {
     },
     /// Stop, then start (waits for the endpoint to be free).
     Restart(ServeOptions),
+    /// Make a CURVE key pair for `--secret-key-file` (kept when the file exists) and write its
+    /// public key for clients; prints the public key.
+    Keygen {
+        /// The secret key file (made 0600).
+        #[arg(long)]
+        secret_key_file: PathBuf,
+        /// The public key file [default: the secret key file's name with `.pub` added].
+        #[arg(long)]
+        public_key_file: Option<PathBuf>,
+    },
 }
 
 /// Runs a `st daemon` subcommand.
@@ -217,6 +270,20 @@ pub fn run(command: DaemonCommand) -> Result<()> {
         DaemonCommand::Restart(options) => {
             process::stop(&options.endpoint, false, Duration::from_secs(5))?;
             process::start(&options, false)
+        }
+        DaemonCommand::Keygen {
+            secret_key_file,
+            public_key_file,
+        } => {
+            let pair = daemon_keys::ensure_secret_key_file(&secret_key_file)?;
+            let public_key_file = public_key_file.unwrap_or_else(|| {
+                let mut name = secret_key_file.clone().into_os_string();
+                name.push(".pub");
+                PathBuf::from(name)
+            });
+            daemon_keys::write_public_key_file(&public_key_file, &pair.public)?;
+            println!("{}", daemon_keys::z85_encode(&pair.public));
+            Ok(())
         }
     }
 }
@@ -241,15 +308,28 @@ fn serve(options: &ServeOptions) -> Result<()> {
         ..trusted.clone()
     };
     steadytext::Engine::global().set_max_models(options.max_models);
+    let bind = options.endpoint.bind();
+    let token = options.endpoint.token()?;
+    let curve = options.endpoint.key_pair()?;
+    if curve.is_none() && token.is_some() && !bind.starts_with("ipc://") {
+        // A plain TCP client's token would have crossed the wire in clear: anyone who saw it
+        // could replay it.
+        eprintln!(
+            "st daemon: the token authorises HTTP clients only; ZeroMQ clients on {bind} need \
+             the daemon to have a secret key (--secret-key-file)"
+        );
+    }
     server::run(server::Config {
-        bind: options.endpoint.bind(),
+        bind,
         threads: options
             .threads
             .unwrap_or_else(steadytext::engine::default_threads),
         batching: !options.serial,
         stream_timeout: Duration::from_millis(options.stream_timeout_ms),
         preload: !options.no_preload,
-        token: options.endpoint.token()?,
+        token,
+        curve,
+        pid_file: options.endpoint.pid_file(),
         trusted,
         untrusted,
         max_message_bytes: options.max_message_bytes,
@@ -263,7 +343,7 @@ fn serve(options: &ServeOptions) -> Result<()> {
 
 /// `st cache stats`: from the running daemon when there is one, else from the file.
 pub fn cache_stats(endpoint: &str) -> Result<serde_json::Value> {
-    let client = DaemonClient::new(endpoint, Duration::from_secs(2));
+    let client = client_from_env(endpoint, Duration::from_secs(2), false)?;
     if client.ping(Duration::from_millis(300)) {
         if let Ok((stats, _)) = client.call("stats", json!({}), &mut || true) {
             return Ok(stats["cache"].clone());
@@ -278,30 +358,51 @@ pub fn cache_stats(endpoint: &str) -> Result<serde_json::Value> {
     Ok(json!({ "path": cache.path(), "kinds": kinds }))
 }
 
-/// A client of the daemon at STEADYTEXT_DAEMON_ENDPOINT (or _HOST/_PORT), with the token of
-/// STEADYTEXT_DAEMON_TOKEN_FILE, or a clear error when none answers.
+/// A client of `endpoint` with what the environment gives: the token of
+/// STEADYTEXT_DAEMON_TOKEN_FILE and the public key of STEADYTEXT_DAEMON_PUBLIC_KEY_FILE (or of
+/// STEADYTEXT_DAEMON_SECRET_KEY_FILE, for the daemon's own user).
+fn client_from_env(endpoint: &str, timeout: Duration, token: bool) -> Result<DaemonClient> {
+    let path = |name: &str| {
+        std::env::var_os(name)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+    };
+    let endpoint = Endpoint {
+        endpoint: Some(endpoint.to_string()),
+        host: protocol::DEFAULT_HOST.to_string(),
+        port: protocol::DEFAULT_PORT,
+        token_file: path("STEADYTEXT_DAEMON_TOKEN_FILE"),
+        secret_key_file: path("STEADYTEXT_DAEMON_SECRET_KEY_FILE"),
+        public_key_file: path("STEADYTEXT_DAEMON_PUBLIC_KEY_FILE"),
+        pid_file: None,
+    };
+    if token {
+        endpoint.client(timeout)
+    } else {
+        endpoint.probe(timeout)
+    }
+}
+
+/// A client of the daemon at STEADYTEXT_DAEMON_ENDPOINT (or _HOST/_PORT), with the token and
+/// key of the environment (see `client_from_env`), or a clear error when none answers.
 pub fn connect() -> Result<DaemonClient> {
     let endpoint = std::env::var("STEADYTEXT_DAEMON_ENDPOINT")
         .ok()
         .filter(|e| !e.is_empty())
         .unwrap_or_else(client::endpoint_from_env);
-    let token = match std::env::var_os("STEADYTEXT_DAEMON_TOKEN_FILE") {
-        Some(path) => Some(
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", PathBuf::from(&path).display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => None,
-    };
     let timeout = std::env::var("STEADYTEXT_DAEMON_TIMEOUT_MS")
         .ok()
         .and_then(|t| t.parse().ok())
         .map_or(Duration::from_secs(600), Duration::from_millis);
-    let client = DaemonClient::new(&endpoint, timeout).with_auth(token);
+    let client = client_from_env(&endpoint, timeout, true)?;
     if !client.ping(Duration::from_millis(500)) {
+        let pinned = if client.server_key().is_some() {
+            " (none that holds the secret key of the pinned public key)"
+        } else {
+            ""
+        };
         bail!(
-            "no st daemon answers at {}: start one with `st daemon start`",
+            "no st daemon answers at {}{pinned}: start one with `st daemon start`",
             client.endpoint()
         );
     }

@@ -1,6 +1,8 @@
-//! Starting, stopping and inspecting a daemon process. The daemon is found by asking it (its
-//! `stats` give its pid), so `stop` and `status` work for a daemon started with `run` as well as
-//! with `start`; the pid file only helps find one that does not answer.
+//! Starting, stopping and inspecting a daemon process. The daemon records its own pid once it
+//! holds its endpoint (see `pid_file`): `stop` signals only that process, never a pid that an
+//! answer over the wire names, and `start` believes a new daemon is up only when the process it
+//! spawned recorded itself and the endpoint answers. A daemon without a pid file (an older
+//! one) is stopped by asking it, when it can prove who it is (an `ipc://` socket, a pinned key).
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -8,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
+use super::pid_file::{self, alive};
 use super::{Endpoint, ServeOptions};
 
 /// How long `start` waits for a new daemon to answer.
@@ -15,34 +18,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often `start` retries while the endpoint is still held by a daemon that is exiting.
 const BIND_RETRIES: u32 = 20;
 
-fn read_pid(endpoint: &Endpoint) -> Option<u32> {
-    std::fs::read_to_string(endpoint.pid_file())
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie has /proc/<pid> but no longer runs.
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-        stat.rsplit(')')
-            .next()
-            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-    })
-}
-
-/// The pid the daemon at `endpoint` reports, when it answers and runs on this machine.
-fn answering_pid(endpoint: &Endpoint) -> Option<u32> {
-    if !endpoint.is_local() {
-        return None;
-    }
-    let client = endpoint.client(Duration::from_secs(2)).ok()?;
-    if !client.ping(Duration::from_millis(500)) {
-        return None;
-    }
-    let (stats, _) = client.call("stats", json!({}), &mut || true).ok()?;
-    stats["pid"].as_u64().map(|p| p as u32)
+/// The daemon this user started at `endpoint`, by its pid file.
+fn recorded_pid(endpoint: &Endpoint) -> Option<u32> {
+    pid_file::read(&endpoint.pid_file())
 }
 
 fn signal(pid: u32, signal: libc::c_int) -> Result<()> {
@@ -60,8 +38,18 @@ fn signal(pid: u32, signal: libc::c_int) -> Result<()> {
 pub fn start(options: &ServeOptions, force: bool) -> Result<()> {
     let endpoint = &options.endpoint;
     if !force {
-        if let Some(pid) = answering_pid(endpoint) {
+        if let Some(pid) = recorded_pid(endpoint) {
             bail!("the daemon is already running (pid {pid}); use --force to start another");
+        }
+        if endpoint
+            .probe(Duration::from_secs(2))?
+            .ping(Duration::from_millis(500))
+        {
+            bail!(
+                "a daemon is already running at {} (it answers; this user has no pid file for \
+                 it); use --force to start another",
+                endpoint.connect()
+            );
         }
     }
     let pid_file = endpoint.pid_file();
@@ -72,7 +60,6 @@ pub fn start(options: &ServeOptions, force: bool) -> Result<()> {
     for attempt in 0..=BIND_RETRIES {
         match spawn_and_wait(options, &log)? {
             Started::Answering(pid) => {
-                std::fs::write(&pid_file, format!("{pid}\n"))?;
                 println!("daemon started (pid {pid}) on {}", endpoint.connect());
                 return Ok(());
             }
@@ -127,11 +114,11 @@ fn spawn_and_wait(options: &ServeOptions, log: &std::path::Path) -> Result<Start
     }
     let mut child = cmd.spawn().context("cannot start the daemon")?;
     let pid = child.id();
-    let client = options.endpoint.client(Duration::from_secs(5))?;
+    let client = options.endpoint.probe(Duration::from_secs(5))?;
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
-        if client.ping(Duration::from_millis(200)) && answering_pid(&options.endpoint) == Some(pid)
-        {
+        // The process we spawned holds the endpoint (it records itself only then) and answers.
+        if recorded_pid(&options.endpoint) == Some(pid) && client.ping(Duration::from_millis(200)) {
             return Ok(Started::Answering(pid));
         }
         if let Ok(Some(_)) = child.try_wait() {
@@ -150,9 +137,17 @@ fn spawn_and_wait(options: &ServeOptions, log: &std::path::Path) -> Result<Start
 /// The arguments that make `st daemon run` serve as `options` say.
 fn serve_args(options: &ServeOptions) -> Vec<String> {
     let e = &options.endpoint;
-    let mut args = vec!["--endpoint".to_string(), e.connect()];
+    let mut args = vec![
+        "--endpoint".to_string(),
+        e.connect(),
+        "--pid-file".into(),
+        e.pid_file().display().to_string(),
+    ];
     if let Some(file) = &e.token_file {
         args.extend(["--token-file".into(), file.display().to_string()]);
+    }
+    if let Some(file) = &e.secret_key_file {
+        args.extend(["--secret-key-file".into(), file.display().to_string()]);
     }
     args.extend([
         "--stream-timeout-ms".into(),
@@ -185,13 +180,18 @@ fn serve_args(options: &ServeOptions) -> Vec<String> {
     args
 }
 
-/// Stops the daemon at `endpoint`, however it was started, and waits until it is gone.
+/// Stops the daemon at `endpoint`, however it was started, and waits until it is gone: the
+/// process its pid file names, else (no such file) a daemon that proves who it is is asked to
+/// shut down.
 pub fn stop(endpoint: &Endpoint, force: bool, timeout: Duration) -> Result<()> {
     let pid_file = endpoint.pid_file();
-    let pid = answering_pid(endpoint).or_else(|| read_pid(endpoint).filter(|&p| alive(p)));
-    let Some(pid) = pid else {
+    let Some(pid) = recorded_pid(endpoint) else {
         let _ = std::fs::remove_file(&pid_file);
-        println!("daemon is not running ({})", endpoint.connect());
+        if endpoint.authenticated() && ask_to_shut_down(endpoint, timeout)? {
+            println!("daemon stopped (it had no pid file; it shut down when asked)");
+        } else {
+            println!("daemon is not running ({})", endpoint.connect());
+        }
         return Ok(());
     };
     if !force {
@@ -213,9 +213,29 @@ pub fn stop(endpoint: &Endpoint, force: bool, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
+/// Sends `shutdown` to an authenticated daemon and waits until it stops answering; false when
+/// none answers.
+fn ask_to_shut_down(endpoint: &Endpoint, timeout: Duration) -> Result<bool> {
+    let client = endpoint.client(Duration::from_secs(5))?;
+    if !client.ping(Duration::from_millis(500)) {
+        return Ok(false);
+    }
+    client
+        .call("shutdown", json!({}), &mut || true)
+        .context("the daemon refused to shut down")?;
+    let deadline = Instant::now() + timeout;
+    while client.ping(Duration::from_millis(200)) {
+        if Instant::now() >= deadline {
+            bail!("the daemon at {} still answers", endpoint.connect());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(true)
+}
+
 /// Prints whether a daemon answers at `endpoint`, and what it reports.
 pub fn status(endpoint: &Endpoint, as_json: bool) -> Result<()> {
-    let client = endpoint.client(Duration::from_secs(2))?;
+    let client = endpoint.probe(Duration::from_secs(2))?;
     let stats = client
         .ping(Duration::from_millis(500))
         .then(|| client.call("stats", json!({}), &mut || true).ok())
@@ -225,7 +245,7 @@ pub fn status(endpoint: &Endpoint, as_json: bool) -> Result<()> {
     let field = |name: &str| stats.as_ref().and_then(|s| s.get(name).cloned());
     let report = json!({
         "running": running,
-        "pid": field("pid").or_else(|| read_pid(endpoint).filter(|&p| alive(p)).map(|p| json!(p))),
+        "pid": recorded_pid(endpoint).map(|p| json!(p)).or_else(|| field("pid")),
         "endpoint": endpoint.connect(),
         "uptime_seconds": field("uptime_seconds"),
         "models": field("models").unwrap_or(json!([])),

@@ -10,13 +10,20 @@
 //! wrong gets an error reply. Messages are bounded in size (ZMQ_MAXMSGSIZE), the queue in length
 //! (a full queue answers "busy"), and the engine in loaded models.
 //!
-//! Who may do what: a client on the daemon's `ipc://` socket (reachable only by users who can
-//! enter its directory) or one that sends the daemon's token is authorised: it may name model
-//! files by path, shut the daemon down, and send resolved models. Other clients (SteadyText's
-//! Python client on a TCP port) may use registry models, files in the models directory and the
-//! daemon's own defaults.
+//! Who the daemon is: given a secret key (`--secret-key-file`), the socket is a CURVE server and
+//! only clients that pin its public key can talk to it; the handshake proves the key before a
+//! client sends anything, and all traffic is encrypted. Without one it speaks plain ZeroMQ, as
+//! SteadyText's daemon does (its Python client has no keys).
+//!
+//! Who may do what: a client on the daemon's `ipc://` socket without CURVE (reachable only by
+//! users who can enter its directory) or one that sends the daemon's token over CURVE is
+//! authorised: it may name model files by path, shut the daemon down, and send resolved
+//! models. A token over plain TCP authorises nothing (anyone on the way could have read it).
+//! Other clients (SteadyText's Python client on a TCP port) may use registry models, files in
+//! the models directory and the daemon's own defaults.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
@@ -24,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
+use steadytext::daemon_keys::KeyPair;
 use steadytext::protocol::{self, Message, Response};
 use steadytext::request::Builder;
 use steadytext::{Error, ErrorKind};
@@ -46,8 +54,12 @@ pub struct Config {
     pub stream_timeout: Duration,
     /// Load the default models before serving.
     pub preload: bool,
-    /// The token that authorises a client on a TCP endpoint.
+    /// The token that authorises a client over CURVE (and on the HTTP listener).
     pub token: Option<String>,
+    /// The daemon's CURVE key pair: serve only clients that pin its public key.
+    pub curve: Option<KeyPair>,
+    /// Where the daemon records its pid once it holds its endpoint.
+    pub pid_file: PathBuf,
     /// How requests from authorised clients are built.
     pub trusted: Builder,
     /// How requests from other clients are built.
@@ -77,7 +89,10 @@ struct Server {
     streams: HashMap<Vec<u8>, Stream>,
     inference: Arc<Inference>,
     config: Config,
-    ipc: bool,
+    /// Every client is authorised (a plain ipc socket).
+    ipc_trusted: bool,
+    /// A client that sends the token is authorised (CURVE).
+    token_trusted: bool,
     started: Instant,
     running: bool,
     stop_signal: Arc<AtomicBool>,
@@ -93,9 +108,18 @@ pub fn run(config: Config) -> Result<()> {
     if ipc {
         prepare_ipc(&config.bind)?;
     }
+    if let Some(pair) = &config.curve {
+        if !steadytext::daemon_keys::curve_available() {
+            anyhow::bail!("--secret-key-file needs a libzmq with CURVE (built with libsodium)");
+        }
+        socket.set_curve_server(true)?;
+        socket.set_curve_secretkey(&pair.secret)?;
+    }
     socket
         .bind(&config.bind)
         .with_context(|| format!("cannot bind {}", config.bind))?;
+    // Only now that the endpoint is ours: `st daemon stop` signals the pid it finds here.
+    super::pid_file::write(&config.pid_file)?;
     let stop_signal = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop_signal.clone())?;
@@ -152,6 +176,12 @@ pub fn run(config: Config) -> Result<()> {
         }
         _ => None,
     };
+    if let Some(pair) = &config.curve {
+        eprintln!(
+            "st daemon: CURVE on, public key {}",
+            steadytext::daemon_keys::z85_encode(&pair.public)
+        );
+    }
     match &config.http {
         Some(http) => eprintln!(
             "st daemon ready on {} and http://{} (pid {})",
@@ -173,14 +203,18 @@ pub fn run(config: Config) -> Result<()> {
         cancels: HashMap::new(),
         streams: HashMap::new(),
         inference,
+        // Over CURVE the token decides; on a plain ipc socket the directory did; on plain TCP
+        // nothing can.
+        ipc_trusted: ipc && config.curve.is_none(),
+        token_trusted: config.curve.is_some(),
         config,
-        ipc,
         started: Instant::now(),
         running: true,
         stop_signal,
     };
     server.serve();
     let bind = server.config.bind.clone();
+    let pid_file = server.config.pid_file.clone();
     server.close();
     // The HTTP side holds task senders too: it must end before the inference thread can.
     if let Some(thread) = http_thread {
@@ -194,6 +228,7 @@ pub fn run(config: Config) -> Result<()> {
     if let Some(path) = bind.strip_prefix("ipc://") {
         let _ = std::fs::remove_file(path);
     }
+    super::pid_file::remove_if_mine(&pid_file);
     Ok(())
 }
 
@@ -287,7 +322,9 @@ impl Server {
                 return self.reply(&identity, Response::err("", &error), false);
             }
         };
-        let trusted = self.ipc || same_token(message.auth.as_deref(), self.config.token.as_deref());
+        let trusted = self.ipc_trusted
+            || (self.token_trusted
+                && same_token(message.auth.as_deref(), self.config.token.as_deref()));
         let id = message.id.clone();
         let extended = message.extended;
         match message.method.as_str() {
@@ -320,8 +357,8 @@ impl Server {
                 Response::err(
                     &id,
                     &Error::forbidden(
-                        "shutdown needs an authorised client (the daemon's ipc socket or its \
-                         token); stop the daemon with `st daemon stop` as its user",
+                        "shutdown needs an authorised client (the daemon's ipc socket, or its \
+                         token over CURVE); stop the daemon with `st daemon stop` as its user",
                     ),
                 ),
                 extended,

@@ -1,0 +1,155 @@
+//! The daemon's pid file: written by the daemon itself once it holds its endpoint, read by
+//! `st daemon stop|start|status`. It is the only way `stop` finds a process to signal: never a
+//! pid that an answer over the wire names (whoever binds a free port can answer anything).
+//!
+//! The file holds the pid and the process's start time (clock ticks since boot, from
+//! /proc/<pid>/stat). A pid is believed only when the file is this user's and nobody else may
+//! write it, the process is alive, is this user's, started at the recorded time (so a pid reused
+//! after the daemon died is not it) and runs `st daemon run`.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+/// Field 22 of /proc/<pid>/stat (the start time), and whether the process is a zombie.
+fn stat(pid: u32) -> Option<(u64, bool)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let zombie = fields.first()? == &"Z";
+    let start = fields.get(19)?.parse().ok()?;
+    Some((start, zombie))
+}
+
+/// Whether `pid` runs (a zombie no longer does).
+pub fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|(_, zombie)| !zombie)
+}
+
+/// Records this process in `path` (whole: written beside it, then renamed).
+pub fn write(path: &Path) -> Result<()> {
+    let pid = std::process::id();
+    let (start, _) = stat(pid).context("cannot read /proc/self/stat")?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let tmp = path.with_extension(format!("pid.{pid}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(&tmp)
+        .and_then(|mut f| writeln!(f, "{pid} {start}"))
+        .and_then(|()| fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write the pid file {}", path.display()))
+}
+
+/// Removes `path` if it still names this process.
+pub fn remove_if_mine(path: &Path) {
+    if read(path) == Some(std::process::id()) {
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// The daemon process `path` names, when it is believable (see the module).
+pub fn read(path: &Path) -> Option<u32> {
+    // SAFETY: geteuid(2) cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let meta = fs::metadata(path).ok()?;
+    if meta.uid() != me || meta.mode() & 0o022 != 0 {
+        return None;
+    }
+    let text = fs::read_to_string(path).ok()?;
+    let mut fields = text.split_whitespace();
+    let pid: u32 = fields.next()?.parse().ok()?;
+    let recorded_start: u64 = fields.next()?.parse().ok()?;
+    let (start, zombie) = stat(pid)?;
+    if zombie || start != recorded_start {
+        return None;
+    }
+    if fs::metadata(format!("/proc/{pid}")).ok()?.uid() != me {
+        return None;
+    }
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let runs_daemon = args.windows(2).any(|w| w == [&b"daemon"[..], &b"run"[..]]);
+    runs_daemon.then_some(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("st-pid-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A live process of this user that is not `st daemon run` is never named, whatever the
+    /// file says; nor a reused pid (another start time); nor a file others may write.
+    #[test]
+    fn only_a_daemon_that_wrote_it_is_believed() {
+        let dir = dir("read");
+        let path = dir.join("daemon.pid");
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = sleeper.id();
+        let (start, _) = stat(pid).unwrap();
+        fs::write(&path, format!("{pid} {start}\n")).unwrap();
+        assert_eq!(read(&path), None, "sleep is not st daemon run");
+        // This test process, recorded by write(): alive and ours, but not `daemon run` either.
+        write(&path).unwrap();
+        assert_eq!(read(&path), None);
+        let text = fs::read_to_string(&path).unwrap();
+        let (p, s) = text.trim().split_once(' ').unwrap();
+        assert_eq!(p, std::process::id().to_string());
+        assert_eq!(
+            s.parse::<u64>().unwrap(),
+            stat(std::process::id()).unwrap().0
+        );
+        // A process that does run `daemon run` (by its arguments), under a wrong start time,
+        // under the right one, in a file others may write, in a file without the start time.
+        let mut daemonish = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; :", "daemon", "run"])
+            .spawn()
+            .unwrap();
+        let dpid = daemonish.id();
+        let (dstart, _) = stat(dpid).unwrap();
+        fs::write(&path, format!("{dpid} {}\n", dstart + 1)).unwrap();
+        assert_eq!(read(&path), None, "another start time: a reused pid");
+        fs::write(&path, format!("{dpid} {dstart}\n")).unwrap();
+        assert_eq!(read(&path), Some(dpid));
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(read(&path), None, "a file others may write");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::write(&path, format!("{dpid}\n")).unwrap();
+        assert_eq!(read(&path), None, "no start time");
+        for child in [&mut sleeper, &mut daemonish] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        fs::write(&path, format!("{dpid} {dstart}\n")).unwrap();
+        assert_eq!(read(&path), None, "a process that exited");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn remove_if_mine_leaves_another_s_file() {
+        let dir = dir("remove");
+        let path = dir.join("daemon.pid");
+        fs::write(&path, "1 1\n").unwrap();
+        remove_if_mine(&path);
+        assert!(path.exists());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
