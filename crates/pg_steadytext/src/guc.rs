@@ -35,6 +35,8 @@ pub static MAX_TOKENS_LIMIT: GucSetting<i32> =
     GucSetting::<i32>::new(Limits::DEFAULT.max_tokens as i32);
 pub static MAX_BATCH_SIZE: GucSetting<i32> =
     GucSetting::<i32>::new(Limits::DEFAULT.max_batch_size as i32);
+pub static MAX_REQUEST_LENGTH: GucSetting<i32> =
+    GucSetting::<i32>::new(Limits::DEFAULT.max_request_length as i32);
 pub static SUMMARY_MAX_FACTS: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static MAX_TEMPLATE_MEMORY_MB: GucSetting<i32> =
     GucSetting::<i32>::new((steadytext::template::DEFAULT_MEMORY_BYTES >> 20) as i32);
@@ -146,6 +148,17 @@ fn register_limits() {
         &MAX_BATCH_SIZE,
         1,
         1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"steadytext.max_request_length",
+        c"Most characters in all the texts of one call together.",
+        c"A rerank's documents with its query and task, a batch's texts, a prompt with its \
+          constraint: checked before anything is tokenized; SQLSTATE 54000.",
+        &MAX_REQUEST_LENGTH,
+        1,
+        i32::MAX,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -41,6 +41,7 @@ fn steadytext_info() -> JsonB {
             "max_prompt_length": limits.max_prompt_length,
             "max_tokens_limit": limits.max_tokens,
             "max_batch_size": limits.max_batch_size,
+            "max_request_length": limits.max_request_length,
         },
     }))
 }

@@ -18,6 +18,7 @@ pub fn limits() -> Limits {
         max_prompt_length: guc::MAX_PROMPT_LENGTH.get().max(1) as usize,
         max_tokens: guc::MAX_TOKENS_LIMIT.get().max(1) as usize,
         max_batch_size: guc::MAX_BATCH_SIZE.get().max(1) as usize,
+        max_request_length: guc::MAX_REQUEST_LENGTH.get().max(1) as usize,
     }
 }
 

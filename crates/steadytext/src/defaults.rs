@@ -39,15 +39,21 @@ pub struct Limits {
     pub max_tokens: usize,
     /// Texts in one embedding batch, documents in one rerank.
     pub max_batch_size: usize,
+    /// Characters in all the texts of one request together (the documents of a rerank with its
+    /// query and task, the texts of a batch, a prompt with its constraint and stop string): the
+    /// per-text and per-batch limits alone let one request ask for their product.
+    pub max_request_length: usize,
 }
 
 impl Limits {
-    /// The defaults: `steadytext.max_prompt_length`, `steadytext.max_tokens_limit` and
-    /// `steadytext.max_batch_size` start here, and so do the `st` flags.
+    /// The defaults: `steadytext.max_prompt_length`, `steadytext.max_tokens_limit`,
+    /// `steadytext.max_batch_size` and `steadytext.max_request_length` start here, and so do the
+    /// `st` flags.
     pub const DEFAULT: Limits = Limits {
         max_prompt_length: 10_000,
         max_tokens: 4096,
         max_batch_size: 1000,
+        max_request_length: 200_000,
     };
 
     /// Limits with no practical bound (for the library called directly).
@@ -56,6 +62,7 @@ impl Limits {
             max_prompt_length: usize::MAX,
             max_tokens: usize::MAX,
             max_batch_size: usize::MAX,
+            max_request_length: usize::MAX,
         }
     }
 }

@@ -257,6 +257,7 @@ impl Spec {
             }
             Spec::Rerank(s) => {
                 let mut texts = vec![s.query.as_str()];
+                texts.extend(s.task.as_deref());
                 texts.extend(strings(&s.documents));
                 texts
             }
@@ -339,6 +340,8 @@ pub const MAX_PROMPT_LENGTH: &str = "steadytext.max_prompt_length";
 pub const MAX_TOKENS_LIMIT: &str = "steadytext.max_tokens_limit";
 /// See [`MAX_PROMPT_LENGTH`].
 pub const MAX_BATCH_SIZE: &str = "steadytext.max_batch_size";
+/// See [`MAX_PROMPT_LENGTH`].
+pub const MAX_REQUEST_LENGTH: &str = "steadytext.max_request_length";
 
 impl Builder {
     /// Checks a text's length against the limit, without counting a huge text's characters.
@@ -359,6 +362,41 @@ impl Builder {
                 limit,
                 MAX_PROMPT_LENGTH,
             ));
+        }
+        Ok(())
+    }
+
+    /// Checks the characters of all of a request's texts together (each already checked on its
+    /// own, so the bytes bound the count as in [`Builder::check_length`]).
+    pub fn check_total<'a>(&self, texts: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let limit = self.limits.max_request_length;
+        let texts: Vec<&str> = texts.into_iter().collect();
+        let bytes: usize = texts.iter().map(|t| t.len()).sum();
+        if bytes <= limit {
+            return Ok(());
+        }
+        let chars: usize = texts.iter().map(|t| t.chars().count()).sum();
+        if chars > limit {
+            return Err(Error::limit(
+                &format!("the request has {chars} characters in all"),
+                limit,
+                MAX_REQUEST_LENGTH,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the names a caller gives for a model (each a text like any other).
+    fn check_choice(&self, choice: &ModelChoice) -> Result<()> {
+        for (what, value) in [
+            ("model", &choice.model),
+            ("model_repo", &choice.repo),
+            ("model_filename", &choice.filename),
+            ("size", &choice.size),
+        ] {
+            if let Some(value) = value {
+                self.check_length(what, value)?;
+            }
         }
         Ok(())
     }
@@ -497,14 +535,25 @@ impl Builder {
             )));
         }
         self.check_length("prompt", &spec.prompt)?;
+        if let Some(eos) = &spec.eos_string {
+            self.check_length("eos_string", eos)?;
+        }
+        let choice = generate_choice(spec);
+        self.check_choice(&choice)?;
         if let Some(c) = &constraint {
             c.check()?;
         }
-        self.check_model_name(
-            spec.model_ref.as_ref(),
-            &generate_choice(spec),
-            Role::Generation,
+        let constraint_text = constraint.as_ref().map(Constraint::key);
+        self.check_total(
+            [
+                Some(spec.prompt.as_str()),
+                spec.eos_string.as_deref(),
+                constraint_text.as_deref(),
+            ]
+            .into_iter()
+            .flatten(),
         )?;
+        self.check_model_name(spec.model_ref.as_ref(), &choice, Role::Generation)?;
         let params = GenerateParams {
             max_new_tokens,
             seed,
@@ -560,6 +609,8 @@ impl Builder {
         for text in &texts {
             self.check_length("text", text)?;
         }
+        self.check_total(texts.iter().map(String::as_str))?;
+        self.check_choice(&ModelChoice::named(spec.model.as_deref()))?;
         let mode = match spec.mode.as_deref() {
             Some(m) => m.parse()?,
             None => EmbedMode::from_env(),
@@ -617,6 +668,12 @@ impl Builder {
             .clone()
             .unwrap_or_else(|| defaults::RERANK_TASK.to_string());
         self.check_length("task", &task)?;
+        self.check_total(
+            [spec.query.as_str(), task.as_str()]
+                .into_iter()
+                .chain(documents.iter().map(String::as_str)),
+        )?;
+        self.check_choice(&ModelChoice::named(spec.model.as_deref()))?;
         self.check_model_name(
             spec.model_ref.as_ref(),
             &ModelChoice::named(spec.model.as_deref()),
@@ -885,6 +942,7 @@ mod tests {
                 max_prompt_length: 10,
                 max_tokens: 1000,
                 max_batch_size: 3,
+                max_request_length: 25,
             },
             ..Builder::default()
         }
@@ -947,6 +1005,53 @@ mod tests {
             })
             .unwrap_err();
         assert!(batch.to_string().contains(MAX_BATCH_SIZE), "{batch}");
+    }
+
+    #[test]
+    fn every_text_of_a_request_is_bounded_and_so_is_their_sum() {
+        let b = builder();
+        let ten = "x".repeat(10);
+        let eos = b
+            .generate(GenerateSpec {
+                eos_string: Some("y".repeat(11)),
+                ..prompt("hi")
+            })
+            .unwrap_err();
+        assert!(eos.to_string().contains("the eos_string has 11"), "{eos}");
+        let name = b
+            .generate(GenerateSpec {
+                model_filename: Some("m".repeat(11)),
+                ..prompt("hi")
+            })
+            .unwrap_err();
+        assert!(name.to_string().contains("model_filename"), "{name}");
+        // Three documents of 10 with a query and task each within their own limit: 30 + more
+        // than the 25 of the whole request.
+        let rerank = b
+            .rerank(RerankSpec {
+                query: "q".into(),
+                documents: serde_json::json!([ten, ten, ten]),
+                task: Some("t".into()),
+                ..RerankSpec::default()
+            })
+            .unwrap_err();
+        assert_eq!(rerank.kind(), ErrorKind::LimitExceeded);
+        assert!(rerank.to_string().contains(MAX_REQUEST_LENGTH), "{rerank}");
+        let batch = b
+            .embed(EmbedSpec {
+                texts: Some(vec![ten.clone(), ten.clone(), ten.clone()]),
+                ..EmbedSpec::default()
+            })
+            .unwrap_err();
+        assert!(
+            batch.to_string().contains("30 characters in all"),
+            "{batch}"
+        );
+        let within = b.check(&Spec::Embed(EmbedSpec {
+            texts: Some(vec![ten.clone(), ten]),
+            ..EmbedSpec::default()
+        }));
+        assert!(within.is_ok(), "{within:?}");
     }
 
     #[test]

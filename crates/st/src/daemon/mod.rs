@@ -196,6 +196,9 @@ pub struct LimitArgs {
     /// Most texts or documents in one request.
     #[arg(long, default_value_t = Limits::default().max_batch_size)]
     pub max_batch_size: usize,
+    /// Most characters in all the texts of one request together.
+    #[arg(long, default_value_t = Limits::default().max_request_length)]
+    pub max_request_length: usize,
 }
 
 impl LimitArgs {
@@ -205,6 +208,7 @@ impl LimitArgs {
             max_prompt_length: self.max_prompt_length,
             max_tokens: self.max_tokens_limit,
             max_batch_size: self.max_batch_size,
+            max_request_length: self.max_request_length,
         }
     }
 }

@@ -164,6 +164,8 @@ fn serve_args(options: &ServeOptions) -> Vec<String> {
         options.limits.max_tokens_limit.to_string(),
         "--max-batch-size".into(),
         options.limits.max_batch_size.to_string(),
+        "--max-request-length".into(),
+        options.limits.max_request_length.to_string(),
     ]);
     if let Some(threads) = options.threads {
         args.extend(["--threads".into(), threads.to_string()]);
