@@ -149,6 +149,9 @@ BEGIN
     IF array_position(documents, NULL) IS NOT NULL THEN
         PERFORM @extschema@._steadytext_raise_p0001('Documents cannot contain null elements'::text);
     END IF;
+    PERFORM @extschema@._steadytext_check_lengths('query'::text, ARRAY[query]::text[]);
+    PERFORM @extschema@._steadytext_check_lengths('task'::text, ARRAY[task]::text[]);
+    PERFORM @extschema@._steadytext_check_lengths('document'::text, documents);
     -- Loads the library first, which defines the steadytext.* settings read below.
     PERFORM @extschema@.steadytext_version();
     RETURN jsonb_build_object('query', query, 'documents', to_jsonb(documents),

@@ -9,7 +9,7 @@ use steadytext::Request;
 
 use crate::errors::{raise, raise_error, OrRaise};
 use crate::vector::Vector;
-use crate::{cache, model, rate_limit, remote, route};
+use crate::{admission, cache, model, remote, route};
 
 fn check_text(text_input: Option<&str>) -> &str {
     let Some(text) = text_input else {
@@ -21,8 +21,8 @@ fn check_text(text_input: Option<&str>) -> &str {
     text
 }
 
-/// Builds an embedding request for `texts`; `None` (with a WARNING) when no model can be used,
-/// so the caller gives zero vectors as the Python extension did.
+/// Admits and builds an embedding request for `texts`; `None` (with a WARNING) when no model can
+/// be used, so the caller gives zero vectors as the Python extension did.
 fn build(
     function: &str,
     texts: Vec<String>,
@@ -38,6 +38,7 @@ fn build(
         unsafe_mode: Some(unsafe_mode),
         ..EmbedSpec::default()
     };
+    admission::admit(&Spec::Embed(spec.clone()));
     match model::builder().embed(spec) {
         Ok(request) => Some(request),
         Err(e) if route::is_model_problem(&e) => {
@@ -64,10 +65,7 @@ fn remote_request(
         unsafe_mode,
         ..EmbedSpec::default()
     };
-    let request = remote::request(&Spec::Embed(spec))?;
-    model::check_deny(text);
-    rate_limit::admit();
-    Some(request)
+    remote::request(&Spec::Embed(spec))
 }
 
 fn remote_vector(request: RemoteRequest) -> Vec<f32> {
@@ -117,9 +115,7 @@ fn compute(function: &str, request: EmbedRequest) -> Option<Vec<Vec<f32>>> {
 /// Embeddings of `texts` with the default embedding model, for the extension's own use
 /// (deduplicating facts); `None` (with a WARNING) when no model can be used.
 pub(crate) fn vectors(function: &str, texts: Vec<String>) -> Option<Vec<Vec<f32>>> {
-    texts.iter().for_each(|t| model::check_deny(t));
     let request = build(function, texts, None, true, false)?;
-    rate_limit::admit();
     compute(function, request)
 }
 
@@ -153,8 +149,6 @@ fn steadytext_embed(
     ) else {
         return Vector(steadytext::embed::zero());
     };
-    model::check_deny(text);
-    rate_limit::admit();
     if let Some(hit) = request.cache_key(text).and_then(|k| cache::embedding(&k)) {
         return Vector(hit);
     }
@@ -184,8 +178,6 @@ fn steadytext_embed_cached(
     ) else {
         return Vector(steadytext::embed::zero());
     };
-    model::check_deny(text);
-    rate_limit::admit();
     let key = request.cache_key(text).expect("use_cache is on");
     if let Some(hit) = cache::embedding(&key) {
         cache::record_lookup(&key, true);
@@ -243,12 +235,8 @@ fn steadytext_embed_batch(
         .collect();
     let mut vectors = vec![steadytext::embed::zero(); texts.len()];
     if !present.is_empty() {
-        for (_, t) in &present {
-            model::check_deny(t);
-        }
         let wanted = present.iter().map(|(_, t)| t.clone()).collect();
         if let Some(request) = build("steadytext_embed_batch", wanted, None, true, false) {
-            rate_limit::admit();
             if let Some(computed) = compute("steadytext_embed_batch", request) {
                 for ((i, _), v) in present.iter().zip(computed) {
                     vectors[*i] = v;

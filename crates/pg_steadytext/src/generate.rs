@@ -4,13 +4,12 @@ use std::time::Instant;
 
 use pgrx::prelude::*;
 use steadytext::execute::{Execution, Output, Progress};
-use steadytext::remote::RemoteTask;
 use steadytext::request::{GenerateRequest, GenerateSpec, Spec};
 use steadytext::Request;
 
 use crate::errors::{raise, raise_error, OrRaise};
 use crate::route::{self, Interrupts};
-use crate::{cache, config, model, rate_limit, remote};
+use crate::{admission, cache, config, model, remote};
 
 /// The prompt, refused when NULL (the Python extension's text); the library refuses blank ones.
 pub(crate) fn check_prompt(prompt: Option<&str>) -> &str {
@@ -43,9 +42,10 @@ pub(crate) struct ModelArgs<'a> {
     pub size: Option<&'a str>,
 }
 
-/// Builds the request; `None` (with a WARNING that says how to fix it) when no model can be
-/// used, as the Python extension returned NULL.
+/// Admits and builds the request; `None` (with a WARNING that says how to fix it) when no model
+/// can be used, as the Python extension returned NULL.
 pub(crate) fn build(function: &str, spec: GenerateSpec) -> Option<GenerateRequest> {
+    admission::admit(&Spec::Generate(spec.clone()));
     match model::builder().generate(spec) {
         Ok(request) => Some(request),
         Err(e) if route::is_model_problem(&e) => {
@@ -76,14 +76,7 @@ pub(crate) fn generate_for(
     };
     let spec = spec(prompt, None, Some(true), None, None, &models, unsafe_mode);
     let request = build(function, spec)?;
-    admit(&request.prompt);
     Some(text(request))
-}
-
-/// The checks every generation makes after building: the deny pattern and the rate limit.
-pub(crate) fn admit(prompt: &str) {
-    model::check_deny(prompt);
-    rate_limit::admit();
 }
 
 /// Runs a generation (cache first when allowed); NOTICE when max_tokens did not fit the window.
@@ -154,13 +147,10 @@ fn request(
         &model,
         unsafe_mode,
     );
-    let request = build(function, spec);
     if unsafe_mode && model.model.is_none() {
         raise("unsafe_mode=TRUE requires a model parameter");
     }
-    let request = request?;
-    admit(&request.prompt);
-    Some(request)
+    build(function, spec)
 }
 
 /// Generates text; NULL (with a WARNING) when no model can be loaded.
@@ -234,9 +224,6 @@ fn remote_text(
     );
     let use_cache = spec.use_cache.unwrap_or(true);
     let request = remote::request(&Spec::Generate(spec))?;
-    if let RemoteTask::Generate { prompt, .. } = &request.task {
-        admit(prompt);
-    }
     let key = remote::generation_key(&request).filter(|_| use_cache);
     if let Some(hit) = key.as_deref().and_then(cache::response) {
         return Some(hit);
@@ -329,7 +316,6 @@ fn steadytext_generate_cached(
         false,
     );
     let request = build("steadytext_generate_cached", spec)?;
-    admit(&request.prompt);
     let key = request.cache_key().expect("use_cache is on");
     if let Some(text) = cache::response(&key) {
         cache::record_lookup(&key, true);

@@ -9,6 +9,7 @@
 
 use pgrx::prelude::*;
 
+mod admission;
 mod audit;
 mod cache;
 mod cache_sync;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use steadytext::template;
 
 use crate::errors::{raise, raise_with, OrRaise};
-use crate::privilege::{as_owner, current_user_name, has_role};
+use crate::privilege::{as_owner, has_role, identity_name};
 
 const SLUG_RULE: &str =
     "Invalid slug format. Use lowercase letters, numbers, and hyphens only (3-100 chars)";
@@ -59,6 +59,7 @@ fn _validate_jinja2_template(
         name!(error_message, Option<String>),
     ),
 > {
+    template::check_size(template).or_raise();
     let row = match template::required_variables(template) {
         Ok(names) => (true, Some(names), None),
         Err(e) => (false, None, Some(e.to_string())),
@@ -71,6 +72,9 @@ fn _validate_jinja2_template(
 #[pg_extern(immutable, parallel_safe)]
 fn _steadytext_render_template(template: &str, variables: Option<JsonB>, strict: bool) -> String {
     let variables = variables.map_or_else(|| Value::Object(Default::default()), |v| v.0);
+    crate::model::builder()
+        .check_total([variables.to_string().as_str()])
+        .or_raise();
     let memory = crate::guc::MAX_TEMPLATE_MEMORY_MB.get().max(1) as usize * (1 << 20);
     // SAFETY: reads flags PostgreSQL's signal handlers set. A cancel or a termination kills the
     // child, and check_for_interrupts below then raises the query's own error.
@@ -103,8 +107,9 @@ fn steadytext_prompt_create(
             SLUG_RULE,
         );
     }
-    let me = current_user_name();
+    let me = identity_name();
     let metadata = metadata.unwrap_or(JsonB(Value::Object(Default::default())));
+    crate::admission::bound_json("metadata", &metadata.0);
     let id = as_owner(|| {
         let id = Spi::get_one_with_args::<Uuid>(
             "INSERT INTO public.steadytext_prompts (slug, description, created_by, updated_by) \
@@ -176,12 +181,13 @@ fn steadytext_prompt_update(
     template: &str,
     metadata: default!(Option<JsonB>, "'{}'"),
 ) -> Uuid {
-    let me = current_user_name();
+    let me = identity_name();
     let Some(prompt) = lock_own(slug, &me) else {
         not_found(slug)
     };
     let required = checked(template);
     let metadata = metadata.unwrap_or(JsonB(Value::Object(Default::default())));
+    crate::admission::bound_json("metadata", &metadata.0);
     as_owner(|| {
         Spi::run_with_args(
             "UPDATE public.steadytext_prompt_versions SET is_active = false \
@@ -220,7 +226,7 @@ fn steadytext_prompt_update(
 /// Deletes a prompt and its versions; false when there is no such prompt.
 #[pg_extern(volatile, parallel_unsafe)]
 fn steadytext_prompt_delete(slug: &str) -> bool {
-    let me = current_user_name();
+    let me = identity_name();
     let Some(prompt) = lock_own(slug, &me) else {
         return false;
     };

@@ -39,7 +39,9 @@ pub fn request(spec: &Spec) -> Option<RemoteRequest> {
     }
     guc::string(&guc::REMOTE_BASE_URL)?;
     privilege::require_role("steadytext_user", "a remote model");
-    model::builder().remote(spec).or_raise()
+    let request = model::builder().remote(spec).or_raise();
+    crate::admission::admit(spec);
+    request
 }
 
 /// The endpoint, as the superuser configured it.

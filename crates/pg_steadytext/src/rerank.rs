@@ -4,12 +4,12 @@
 use pgrx::prelude::*;
 use serde_json::Value;
 use steadytext::defaults::RERANK_TASK as DEFAULT_TASK;
-use steadytext::request::RerankSpec;
+use steadytext::request::{RerankSpec, Spec};
 use steadytext::rerank;
 use steadytext::Request;
 
 use crate::errors::{raise, raise_error};
-use crate::{model, rate_limit, route};
+use crate::{admission, model, route};
 
 type Ranked = Vec<(String, Option<f64>)>;
 
@@ -22,12 +22,10 @@ fn ranked(function: &str, query: &str, documents: &[String], task: &str) -> Vec<
         task: Some(task.to_string()),
         ..RerankSpec::default()
     };
-    let scored = model::builder().rerank(spec).and_then(|request| {
-        model::check_deny(query);
-        documents.iter().for_each(|d| model::check_deny(d));
-        rate_limit::admit();
-        route::run(Request::Rerank(request))?.into_ranked()
-    });
+    admission::admit(&Spec::Rerank(spec.clone()));
+    let scored = model::builder()
+        .rerank(spec)
+        .and_then(|request| route::run(Request::Rerank(request))?.into_ranked());
     match scored {
         Ok(scored) => scored
             .into_iter()
@@ -122,6 +120,10 @@ fn steadytext_rerank_batch(
         Some(q) if !q.is_empty() => q,
         _ => raise("Queries cannot be empty"),
     };
+    // Each query is a rerank of its own (admitted as one), and the queries are a batch.
+    model::builder()
+        .check_batch("queries", queries.len())
+        .unwrap_or_else(|e| raise_error(&e));
     let documents = match documents {
         Some(d) if d.is_empty() => return TableIterator::new(Vec::new()),
         other => check_documents(other),

@@ -52,7 +52,6 @@ impl Call<'_> {
             Constraint::Grammar(grammar) => spec.grammar = Some(grammar),
         }
         let request = generate::build(self.function, spec)?;
-        generate::admit(&request.prompt);
         Some(generate::text(request))
     }
 }

@@ -7,6 +7,7 @@ use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 use steadytext::summary::{self, State};
 
+use crate::admission::{bound_json, bound_text};
 use crate::errors::{raise, OrRaise};
 use crate::{embed, generate, guc};
 
@@ -14,7 +15,12 @@ fn state_facts() -> usize {
     guc::SUMMARY_MAX_FACTS.get().max(1) as usize
 }
 
+/// A state as the aggregate passes it; a caller's own is bounded like a request's texts (the
+/// aggregate's states stay far below: at most summary_max_facts facts of 500 characters).
 fn parse(state: JsonB) -> State {
+    crate::model::builder()
+        .check_total([state.0.to_string().as_str()])
+        .or_raise();
     State::from_json(state.0).or_raise()
 }
 
@@ -32,6 +38,7 @@ fn steadytext_extract_facts(
     max_facts: default!(Option<i32>, 10),
 ) -> JsonB {
     let max = summary::check_max_facts(max_facts.unwrap_or(10)).or_raise();
+    input_text.inspect(|t| bound_text("text", t));
     let facts = input_text
         .filter(|t| !t.trim().is_empty())
         .map(|t| summary::extract_facts(t, max))
@@ -51,7 +58,19 @@ fn steadytext_deduplicate_facts(
     if !(0.0..=1.0).contains(&threshold) {
         raise("similarity_threshold must be between 0 and 1");
     }
-    let items = match facts_array.map(|f| f.0) {
+    let facts_array = facts_array.map(|f| f.0);
+    if let Some(value) = &facts_array {
+        // Every fact a model would embed, and the array as a whole, within a request's bounds.
+        if let Value::Array(items) = value {
+            crate::model::builder()
+                .check_batch("facts", items.len())
+                .or_raise();
+        }
+        crate::model::builder()
+            .check_total([value.to_string().as_str()])
+            .or_raise();
+    }
+    let items = match facts_array {
         Some(Value::Array(items)) => items,
         None => return JsonB(json!([])),
         Some(other) => {
@@ -111,6 +130,10 @@ fn steadytext_summarize_accumulate(
     metadata: default!(Option<JsonB>, "'{}'"),
 ) -> Option<JsonB> {
     let mut state = state.map(parse).unwrap_or_default();
+    value.inspect(|t| bound_text("text", t));
+    if let Some(m) = &metadata {
+        bound_json("metadata", &m.0);
+    }
     if let Some(text) = value.filter(|t| !t.is_empty()) {
         state.add_row(text, &object(metadata), state_facts());
     }
@@ -136,6 +159,9 @@ fn steadytext_summarize_finalize(state: Option<JsonB>) -> String {
     let Some(state) = state else {
         return "No data to summarize".into();
     };
+    crate::model::builder()
+        .check_total([state.0.to_string().as_str()])
+        .or_raise();
     let Ok(state) = State::from_json(state.0) else {
         return "Unable to parse aggregation state".into();
     };
@@ -173,7 +199,10 @@ fn steadytext_summarize_text(
     model: default!(Option<&str>, "NULL"),
     unsafe_mode: default!(Option<bool>, false),
 ) -> String {
-    let _ = metadata;
+    if let Some(m) = &metadata {
+        bound_json("metadata", &m.0);
+    }
+    input_text.inspect(|t| bound_text("text", t));
     let unsafe_mode = unsafe_mode.unwrap_or(false);
     steadytext::request::check_remote(model, unsafe_mode).or_raise();
     let Some(text) = input_text.filter(|t| !t.trim().is_empty()) else {
