@@ -47,20 +47,16 @@ SELECT throws_ok($$UPDATE steadytext_prompt_versions SET template = 'changed'$$,
 SELECT isnt(steadytext_generate_from_prompt('welcome-email', '{"name": "Cy"}', 8), NULL, 'generate from a prompt');
 SELECT is(st_prompt_render('welcome-email', '{"name": "Bo"}'), 'Hi Bo!', 'the st_ alias renders too');
 
--- Only its creator or an admin may change a prompt; every user may read and render it.
-CREATE ROLE pt_alice IN ROLE steadytext_user;
-CREATE ROLE pt_bob IN ROLE steadytext_user;
+-- Only its creator or an admin may change a prompt; every user may read and render it. Each role
+-- in a session of its own (run.sh makes the login roles): a prompt belongs to the login role.
 CREATE TEMP TABLE as_roles(label text, outcome text);
-GRANT ALL ON as_roles TO PUBLIC;
-SET LOCAL ROLE pt_alice;
-INSERT INTO as_roles VALUES ('create', test_helpers.error_of($$SELECT steadytext_prompt_create('alice-prompt', 'Dear {{ who }}')$$));
-SET LOCAL ROLE pt_bob;
+INSERT INTO as_roles VALUES ('create', test_helpers.error_as('pt_alice', $$SELECT steadytext_prompt_create('alice-prompt', 'Dear {{ who }}')$$));
 INSERT INTO as_roles VALUES
-    ('update', test_helpers.error_of($$SELECT steadytext_prompt_update('alice-prompt', 'Hacked')$$)),
-    ('delete', test_helpers.error_of($$SELECT steadytext_prompt_delete('alice-prompt')$$)),
-    ('insert', test_helpers.error_of($$INSERT INTO steadytext_prompt_versions (prompt_id, version, template) SELECT id, 9, 'x' FROM steadytext_prompts$$)),
-    ('render', steadytext_prompt_render('alice-prompt', '{"who": "Bob"}'));
-RESET ROLE;
+    ('update', test_helpers.error_as('pt_bob', $$SELECT steadytext_prompt_update('alice-prompt', 'Hacked')$$)),
+    ('delete', test_helpers.error_as('pt_bob', $$SELECT steadytext_prompt_delete('alice-prompt')$$)),
+    ('insert', test_helpers.error_as('pt_bob', $$INSERT INTO steadytext_prompt_versions (prompt_id, version, template) SELECT id, 9, 'x' FROM steadytext_prompts$$)),
+    ('render', (SELECT r FROM dblink(test_helpers.conn('pt_bob'),
+                                     $$SELECT steadytext_prompt_render('alice-prompt', '{"who": "Bob"}')$$) AS d(r text)));
 SELECT is((SELECT outcome FROM as_roles WHERE label = 'create'), 'ok', 'a user creates a prompt');
 SELECT is((SELECT outcome FROM as_roles WHERE label = 'update'),
           '42501: prompt "alice-prompt" belongs to pt_alice: only its creator or steadytext_admin may change it',

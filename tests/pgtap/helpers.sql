@@ -37,10 +37,16 @@ EXCEPTION WHEN OTHERS THEN
     RETURN SQLSTATE || ': ' || SQLERRM;
 END $$;
 
--- A libpq connection string to this database as postgres (for dblink: a session of its own).
-CREATE FUNCTION test_helpers.conn() RETURNS text LANGUAGE sql AS $$
-    SELECT format('host=%s port=%s dbname=%s user=postgres',
-                  current_setting('unix_socket_directories'), current_setting('port'), current_database())
+-- A libpq connection string to this database as a role (for dblink: a session of its own).
+CREATE FUNCTION test_helpers.conn(role text DEFAULT 'postgres') RETURNS text LANGUAGE sql AS $$
+    SELECT format('host=%s port=%s dbname=%s user=%s',
+                  current_setting('unix_socket_directories'), current_setting('port'), current_database(), role)
+$$;
+
+-- error_of in a session of the login role `role` (its statement commits there).
+CREATE FUNCTION test_helpers.error_as(role text, q text) RETURNS text LANGUAGE sql AS $$
+    SELECT outcome FROM dblink(test_helpers.conn(role), format('SELECT test_helpers.error_of(%L)', q))
+        AS d(outcome text)
 $$;
 
 GRANT USAGE ON SCHEMA test_helpers TO PUBLIC;

@@ -24,6 +24,9 @@ CREATE EXTENSION pgtap;
 CREATE EXTENSION dblink;
 CREATE EXTENSION vector;
 CREATE EXTENSION pg_steadytext;
+-- Login roles for the checks that need a session of a role's own (13_prompts).
+CREATE ROLE pt_alice LOGIN IN ROLE steadytext_user;
+CREATE ROLE pt_bob LOGIN IN ROLE steadytext_user;
 SQL
 "${psql[@]}" -d steadytext_test -f tests/pgtap/helpers.sql
 export PGHOST=$DIR PGPORT=$PORT PGUSER=postgres PGDATABASE=steadytext_test

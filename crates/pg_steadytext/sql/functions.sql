@@ -38,11 +38,11 @@ BEGIN
     IF k IN ('default_max_tokens', 'default_seed', 'cache_max_entries', 'queue_lease_seconds')
        AND (v !~ '^[0-9]{1,9}$'
             OR (k = 'default_max_tokens' AND v::int < 1)
-            OR (k = 'queue_lease_seconds' AND v::int < 3)) THEN
+            OR (k = 'queue_lease_seconds' AND v::int NOT BETWEEN 3 AND 86400)) THEN
         PERFORM @extschema@._steadytext_raise_p0001(format(
             '%s must be a whole number%s, got %L', k,
             CASE k WHEN 'default_max_tokens' THEN ' of at least 1'
-                   WHEN 'queue_lease_seconds' THEN ' of at least 3'
+                   WHEN 'queue_lease_seconds' THEN ' from 3 to 86400'
                    ELSE ' of at least 0' END,
             config_value));
     END IF;
@@ -57,7 +57,7 @@ BEGIN
             '%s must be true or false, got %L', k, config_value));
     END IF;
     NEW.updated_at := now();
-    NEW.updated_by := current_user;
+    NEW.updated_by := session_user;
     RETURN NEW;
 END;
 $$;
@@ -88,9 +88,9 @@ CREATE TRIGGER steadytext_config_audit AFTER INSERT OR UPDATE OR DELETE ON @exts
 CREATE FUNCTION @extschema@.steadytext_config_set(config_key text, config_value text) RETURNS void
 LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO @extschema@.steadytext_config (key, value, updated_at, updated_by)
-    VALUES (config_key, to_jsonb(config_value), now(), current_user)
+    VALUES (config_key, to_jsonb(config_value), now(), session_user)
     ON CONFLICT (key) DO UPDATE
-        SET value = EXCLUDED.value, updated_at = now(), updated_by = current_user;
+        SET value = EXCLUDED.value, updated_at = now(), updated_by = session_user;
 $$;
 
 CREATE FUNCTION @extschema@.steadytext_config_get(config_key text) RETURNS text
@@ -542,7 +542,7 @@ DECLARE
         'steadytext_rerank', 'steadytext_rerank_docs_only', 'steadytext_rerank_top_k',
         'steadytext_rerank_batch', 'st_rerank', 'st_rerank_docs_only', 'st_rerank_top_k',
         'st_rerank_batch', 'steadytext_version', 'st_version',
-        '_steadytext_raise_p0001', '_steadytext_check_constraint', '_steadytext_config_number',
+        '_steadytext_raise_p0001', '_steadytext_check_constraint',
         '_steadytext_check_lengths',
         'steadytext_extract_facts', 'steadytext_deduplicate_facts', 'st_extract_facts',
         'st_deduplicate_facts', 'steadytext_summarize_accumulate', 'steadytext_summarize_combine',
@@ -561,7 +561,7 @@ DECLARE
         'st_check_async', 'steadytext_check_async_batch', 'st_check_async_batch',
         'steadytext_get_async_result', 'st_get_async_result', 'steadytext_cancel_async',
         'st_cancel_async', 'steadytext_set_async_priority', 'st_set_async_priority',
-        '_steadytext_enqueue_empty',
+        '_steadytext_enqueue_empty', '_steadytext_config_number',
         'steadytext_generate_json_async', 'steadytext_generate_regex_async',
         'steadytext_generate_choice_async', 'steadytext_generate_grammar_async',
         'st_generate_json_async', 'st_generate_regex_async', 'st_generate_choice_async',

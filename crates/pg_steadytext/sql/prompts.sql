@@ -12,9 +12,9 @@ CREATE TABLE @extschema@.steadytext_prompts (
         CHECK (slug ~ '^[a-z0-9]+(?:-[a-z0-9]+)*$' AND length(slug) BETWEEN 3 AND 100),
     description TEXT CHECK (length(description) <= 500),
     created_at TIMESTAMPTZ DEFAULT now(),
-    created_by TEXT DEFAULT current_user,
+    created_by TEXT DEFAULT session_user,
     updated_at TIMESTAMPTZ DEFAULT now(),
-    updated_by TEXT DEFAULT current_user
+    updated_by TEXT DEFAULT session_user
 );
 CREATE INDEX idx_steadytext_prompts_slug ON @extschema@.steadytext_prompts (slug);
 CREATE INDEX idx_steadytext_prompts_created_at ON @extschema@.steadytext_prompts (created_at DESC);
@@ -27,7 +27,7 @@ CREATE TABLE @extschema@.steadytext_prompt_versions (
     required_variables TEXT[],
     metadata JSONB DEFAULT '{}',
     created_at TIMESTAMPTZ DEFAULT now(),
-    created_by TEXT DEFAULT current_user,
+    created_by TEXT DEFAULT session_user,
     is_active BOOLEAN DEFAULT false,
     UNIQUE (prompt_id, version)
 );

@@ -44,7 +44,10 @@ $$;
 -- host has its own model paths.
 CREATE FUNCTION @extschema@._steadytext_session_model(setting_name text) RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN nullif(trim(s.value), '') IS NULL
+    SELECT CASE WHEN $1 <> ALL (ARRAY['steadytext.generation_model', 'steadytext.embedding_model',
+                                      'steadytext.reranking_model'])
+                THEN '{}'::jsonb
+                WHEN nullif(trim(s.value), '') IS NULL
                   OR s.source IN ('default', 'configuration file', 'override')
                 THEN '{}'::jsonb
                 ELSE jsonb_build_object('model', trim(s.value)) END
@@ -274,12 +277,32 @@ END;
 $$;
 
 -- The lease a non-background worker gets.
+-- The lease of a claim. A background worker (named pg_steadytext:PID) runs a job in one
+-- transaction and cannot renew a lease while it runs: its rows have none and are recovered when
+-- that process is gone. The name is reserved for that process: anyone else claiming under it is
+-- refused, so every other claim has a lease, of at most a day.
 CREATE FUNCTION @extschema@._steadytext_queue_lease(worker text, lease_seconds int) RETURNS interval
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT CASE WHEN worker LIKE 'pg_steadytext:%' THEN NULL
-                ELSE make_interval(secs => coalesce(lease_seconds,
-                    @extschema@._steadytext_config_number('queue_lease_seconds'::text,
-                                                          60::float8)::int)) END
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seconds int := coalesce(lease_seconds,
+        @extschema@._steadytext_config_number('queue_lease_seconds'::text, 60::float8)::int);
+BEGIN
+    IF worker LIKE 'pg_steadytext:%' THEN
+        IF worker = 'pg_steadytext:' || pg_backend_pid() AND EXISTS (
+               SELECT 1 FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()
+                 AND a.backend_type = 'pg_steadytext queue worker') THEN
+            RETURN NULL;
+        END IF;
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format(
+            'the worker name %s is reserved for pg_steadytext''s background worker of that '
+            'process id; give st worker another name', worker);
+    END IF;
+    IF seconds NOT BETWEEN 0 AND 86400 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format(
+            'lease_seconds must be between 0 and 86400, got %s', seconds);
+    END IF;
+    RETURN make_interval(secs => seconds);
+END;
 $$;
 
 -- Claims up to max_rows runnable rows: highest priority first, then oldest. Rows locked by

@@ -61,8 +61,8 @@ CREATE TABLE @extschema@.steadytext_cache (
     generation_params JSONB,
     response_size INT,
     generation_time_ms INT,
-    -- new: the role that caused the row (row-level security shows a role its own rows)
-    created_by TEXT NOT NULL DEFAULT current_user
+    -- new: the login role that caused the row (row-level security shows a role its own rows)
+    created_by TEXT NOT NULL DEFAULT session_user
 );
 CREATE INDEX idx_steadytext_cache_key ON @extschema@.steadytext_cache (cache_key);
 CREATE INDEX idx_steadytext_cache_last_accessed ON @extschema@.steadytext_cache (last_accessed);
@@ -73,11 +73,12 @@ CREATE INDEX idx_steadytext_cache_embedding_hnsw ON @extschema@.steadytext_cache
     USING hnsw (embedding @extschema@.vector_cosine_ops);
 COMMENT ON TABLE @extschema@.steadytext_cache IS
     'pg_steadytext cache: written by the _cached functions and the queue workers, read by every function called with use_cache; keys cover everything that changes the output';
--- A role sees the rows it caused; steadytext_admin sees all. Exact-key hits go through the
+-- A role sees the rows its sessions caused (rows belong to the login role, session_user, which
+-- SET ROLE does not change); steadytext_admin sees all. Exact-key hits go through the
 -- extension's functions and are shared.
 ALTER TABLE @extschema@.steadytext_cache ENABLE ROW LEVEL SECURITY;
 CREATE POLICY steadytext_cache_own ON @extschema@.steadytext_cache FOR SELECT
-    USING (created_by = current_user OR pg_catalog.pg_has_role('steadytext_admin', 'USAGE'));
+    USING (created_by = session_user OR pg_catalog.pg_has_role('steadytext_admin', 'USAGE'));
 CREATE POLICY steadytext_cache_admin ON @extschema@.steadytext_cache FOR DELETE
     USING (pg_catalog.pg_has_role('steadytext_admin', 'USAGE'));
 
@@ -152,7 +153,7 @@ CREATE INDEX idx_steadytext_queue_processing
 -- by the extension's functions.
 ALTER TABLE @extschema@.steadytext_queue ENABLE ROW LEVEL SECURITY;
 CREATE POLICY steadytext_queue_own ON @extschema@.steadytext_queue FOR SELECT
-    USING (user_id = current_user
+    USING (user_id = session_user
            OR pg_catalog.pg_has_role('steadytext_admin', 'USAGE')
            OR pg_catalog.pg_has_role('steadytext_worker', 'USAGE'));
 CREATE POLICY steadytext_queue_admin ON @extschema@.steadytext_queue FOR DELETE
@@ -164,7 +165,7 @@ CREATE TABLE @extschema@.steadytext_config (
     value JSONB NOT NULL,
     description TEXT,
     updated_at TIMESTAMPTZ DEFAULT now(),
-    updated_by TEXT DEFAULT current_user
+    updated_by TEXT DEFAULT session_user
 );
 INSERT INTO @extschema@.steadytext_config (key, value, description) VALUES
     ('daemon_host', '"localhost"', 'Informational: the endpoint is the setting steadytext.daemon_endpoint'),
@@ -216,7 +217,7 @@ CREATE TABLE @extschema@.steadytext_audit_log (
     id SERIAL PRIMARY KEY,
     event_id UUID DEFAULT gen_random_uuid(),
     event_type TEXT NOT NULL,
-    user_id TEXT DEFAULT current_user,
+    user_id TEXT DEFAULT session_user,
     request_id UUID,
     details JSONB,
     created_at TIMESTAMPTZ DEFAULT now(),
@@ -235,14 +236,23 @@ BEGIN
 END;
 $$;
 
--- A numeric setting, whether stored as a JSON number or as text.
+-- A numeric setting, whether stored as a JSON number or as text. Runs as its caller, who reads
+-- steadytext_config under its own privileges (steadytext_user may; PUBLIC may not).
 CREATE FUNCTION @extschema@._steadytext_config_number(config_key text, fallback float8) RETURNS float8
-LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT COALESCE(
-        (SELECT CASE WHEN value #>> '{}' ~ '^\s*-?[0-9]+(\.[0-9]+)?\s*$'
-                     THEN (value #>> '{}')::float8 END
-         FROM @extschema@.steadytext_config WHERE key = config_key),
-        fallback)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text;
+BEGIN
+    IF length(config_key) > 64 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = format('a config key has at most 64 characters, got %s', length(config_key));
+    END IF;
+    SELECT c.value #>> '{}' INTO v FROM @extschema@.steadytext_config c WHERE c.key = config_key;
+    IF v ~ '^\s*-?[0-9]+(\.[0-9]+)?\s*$' THEN
+        RETURN v::float8;
+    END IF;
+    RETURN fallback;
+END;
 $$;
 
 SELECT pg_catalog.set_config('search_path', '@extschema@', true);

@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use crate::privilege::{as_owner, current_user_name};
+use crate::privilege::{as_owner, identity_name};
 
 /// The file keeps at most this many bytes; the previous file is kept as `audit.jsonl.1`, so a
 /// loop of refused calls cannot fill the data directory.
@@ -49,7 +49,7 @@ pub fn file_event(event_type: &str, user: &str, details: serde_json::Value) {
 
 /// Records an event in `steadytext_audit_log`, with the calling role.
 pub fn table_event(event_type: &str, details: serde_json::Value, success: bool) {
-    let user = current_user_name();
+    let user = identity_name();
     as_owner(|| {
         Spi::run_with_args(
             "INSERT INTO public.steadytext_audit_log (event_type, user_id, details, success) \

@@ -8,7 +8,7 @@
 use pgrx::prelude::*;
 use pgrx::JsonB;
 
-use crate::privilege::{as_owner, current_user_name};
+use crate::privilege::{as_owner, identity_name};
 use crate::spi::read_one;
 use crate::vector::Vector;
 
@@ -86,7 +86,7 @@ pub fn store_response(key: &str, response: &str, row: &RowInfo) {
             JsonB(row.params.clone()).into(),
             (response.len() as i32).into(),
             row.elapsed_ms.into(),
-            current_user_name().into(),
+            identity_name().into(),
         ],
     );
 }
@@ -105,7 +105,7 @@ pub fn store_embedding(key: &str, embedding: &[f32], row: &RowInfo) {
             row.seed.into(),
             JsonB(row.params.clone()).into(),
             row.elapsed_ms.into(),
-            current_user_name().into(),
+            identity_name().into(),
         ],
     );
 }

@@ -13,7 +13,7 @@ use pgrx::JsonB;
 use serde::Deserialize;
 
 use crate::errors::{raise, raise_with};
-use crate::privilege::{as_owner, current_user_name, has_role};
+use crate::privilege::{as_owner, has_role, identity_name};
 use crate::vector::Vector;
 
 /// Most rows one call reads or writes.
@@ -35,7 +35,7 @@ fn require_sync_privilege(function: &str) {
         "{function} needs steadytext_admin, or steadytext_worker once an admin sets the config \
          row cache_sync to true (SELECT steadytext_config_set('cache_sync', 'true')); {} has \
          neither",
-        current_user_name()
+        crate::privilege::current_user_name()
     ));
 }
 
@@ -181,7 +181,7 @@ fn steadytext_cache_import(entries: JsonB) -> i64 {
     for entry in &entries {
         check(entry).unwrap_or_else(|e| raise(&e));
     }
-    let user = current_user_name();
+    let user = identity_name();
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64);

@@ -34,6 +34,20 @@ pub fn current_user_name() -> String {
     role_name(current_user())
 }
 
+/// Who a call is for, in rate limits, row ownership and the audit trail: the session's login
+/// role (`session_user`). `SET ROLE` changes `current_user` but not this, so a role cannot leave
+/// its rate limit or write rows that another role's members see by switching to a group role;
+/// privileges (what a call may do) stay `current_user`'s, as PostgreSQL decides them.
+pub fn identity() -> pg_sys::Oid {
+    // SAFETY: reads a backend global set at connection time.
+    unsafe { pg_sys::GetSessionUserId() }
+}
+
+/// The name of [`identity`].
+pub fn identity_name() -> String {
+    role_name(identity())
+}
+
 /// Whether `current_user` is a superuser.
 pub fn is_superuser() -> bool {
     // SAFETY: reads the catalog for the current user.

@@ -24,9 +24,9 @@ use steadytext::store::PathPolicy;
 use steadytext::{Error, Request};
 
 use crate::errors::{raise, raise_error, OrRaise};
-use crate::privilege::{as_owner, current_user_name, has_role};
+use crate::privilege::{as_owner, has_role, identity_name};
 use crate::vector::Vector;
-use crate::{cache, guc, model, rate_limit, route};
+use crate::{cache, guc, model, route};
 
 /// `backend_type` of the workers in `pg_stat_activity`; sql/queue.sql relies on it.
 const WORKER_TYPE: &str = "pg_steadytext queue worker";
@@ -88,16 +88,18 @@ fn _steadytext_enqueue(
 ) -> pgrx::datum::Uuid {
     let params = params.map(|p| p.0);
     let job = Job::parse(request_type, prompt, params.as_ref()).unwrap_or_else(|e| raise_error(&e));
-    let spec = job.spec();
-    model::builder()
-        .check(&spec)
-        .unwrap_or_else(|e| raise_error(&e));
-    spec.texts().into_iter().for_each(model::check_deny);
-    rate_limit::admit();
+    crate::admission::admit(&job.spec());
+    // The row keeps the parameters as given (workers of other versions read them): they count
+    // against the request's total like its texts.
+    if let Some(p) = &params {
+        model::builder()
+            .check_total([p.to_string().as_str()])
+            .unwrap_or_else(|e| raise_error(&e));
+    }
     if !(1..=10).contains(&priority) {
         raise("priority must be between 1 and 10");
     }
-    let user = current_user_name();
+    let user = identity_name();
     let id = as_owner(|| {
         Spi::get_one_with_args::<pgrx::datum::Uuid>(
             "INSERT INTO public.steadytext_queue (request_type, prompt, params, priority, user_id) \
@@ -114,11 +116,10 @@ fn _steadytext_enqueue(
     .ok()
     .flatten()
     .unwrap_or_else(|| raise("cannot queue the request"));
-    Spi::run_with_args(
-        "SELECT pg_catalog.pg_notify('steadytext_queue', $1)",
-        &[id.to_string().into()],
-    )
-    .unwrap_or_else(|e| raise(&format!("cannot notify the workers: {e}")));
+    // An empty payload: every role may LISTEN on any channel, and a request id is the caller's
+    // alone (the workers only need to wake).
+    Spi::run("SELECT pg_catalog.pg_notify('steadytext_queue', '')")
+        .unwrap_or_else(|e| raise(&format!("cannot notify the workers: {e}")));
     wake();
     id
 }
@@ -127,10 +128,17 @@ fn _steadytext_enqueue(
 /// `*_async` functions call it first (`what` is "prompt" or "text", as in the synchronous texts).
 #[pg_extern(stable, parallel_safe)]
 fn _steadytext_check_lengths(what: &str, texts: pgrx::Array<&str>) {
+    if !["prompt", "text", "query", "document", "task"].contains(&what) {
+        raise(&format!("no length check for '{what}'"));
+    }
     let builder = model::builder();
+    builder
+        .check_batch(&format!("{what}s"), texts.len())
+        .or_raise();
     for text in texts.iter().flatten() {
         builder.check_length(what, text).or_raise();
     }
+    builder.check_total(texts.iter().flatten()).or_raise();
 }
 
 /// Records a batch element that needs no worker: a NULL or blank text completes with the zero
@@ -144,7 +152,12 @@ fn _steadytext_enqueue_empty(request_type: &str, prompt: Option<&str>) -> pgrx::
         ("generate", Some(_)) => ("failed", Some("Prompt cannot be empty"), None),
         (other, _) => raise(&format!("no empty form of request_type '{other}'")),
     };
-    let user = current_user_name();
+    if prompt.is_some_and(|p| !p.trim().is_empty()) {
+        raise("only a NULL or blank element has an empty form");
+    }
+    // A row like any other: its text bounded, and counted by the rate limit.
+    crate::admission::admit_text("prompt", prompt.unwrap_or(""));
+    let user = identity_name();
     as_owner(|| {
         Spi::get_one_with_args::<pgrx::datum::Uuid>(
             "INSERT INTO public.steadytext_queue (request_type, prompt, status, error, embedding, \
@@ -173,7 +186,7 @@ fn update_own(
     request_id: pgrx::datum::Uuid,
     extra: Option<i32>,
 ) -> bool {
-    let user = current_user_name();
+    let user = identity_name();
     let admin = has_role("steadytext_admin");
     let sql = format!(
         "UPDATE public.steadytext_queue q SET {sql_set} \

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
-use crate::privilege::{as_owner, current_user, current_user_name, role_name};
+use crate::privilege::{as_owner, identity, identity_name, role_name};
 
 /// How long a backend trusts the limits it read.
 const LIMITS_TTL: Duration = Duration::from_secs(1);
@@ -217,7 +217,7 @@ struct Refusal {
 
 /// Counts one request for the calling role, or refuses it (SQLSTATE 53400) when a window is full.
 pub fn admit() {
-    let oid = current_user();
+    let oid = identity();
     let Some(limits) = limits_of(oid) else {
         return;
     };
@@ -314,7 +314,7 @@ fn steadytext_check_rate_limit(
         name!(resets_at, pgrx::datum::TimestampWithTimeZone),
     ),
 > {
-    let me = current_user_name();
+    let me = identity_name();
     let role = role_name.map(str::to_string).unwrap_or_else(|| me.clone());
     if role != me {
         crate::privilege::require_role("steadytext_admin", "Reading another role's rate limit");

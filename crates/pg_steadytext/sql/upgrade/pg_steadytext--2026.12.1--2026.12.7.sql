@@ -13,10 +13,46 @@ SELECT c.*,
            AS frecency_score
 FROM @extschema@.steadytext_cache c;
 
--- Every literal argument of a call to one of the extension's own functions is cast to its
--- parameter's type: a call resolves among every function of that name in the schema, a role's
--- overload included, and `'x'` or `100` where the parameter is text or float8 was no exact match
--- (tests/security/shadows/literals.py checks the sources).
+-- Rows belong to the session's login role, which SET ROLE does not change (src/privilege.rs,
+-- identity): a role that switched to a group role wrote rows every member of the group saw.
+ALTER POLICY steadytext_cache_own ON @extschema@.steadytext_cache
+    USING (created_by = session_user OR pg_catalog.pg_has_role('steadytext_admin', 'USAGE'));
+ALTER POLICY steadytext_queue_own ON @extschema@.steadytext_queue
+    USING (user_id = session_user
+           OR pg_catalog.pg_has_role('steadytext_admin', 'USAGE')
+           OR pg_catalog.pg_has_role('steadytext_worker', 'USAGE'));
+ALTER TABLE @extschema@.steadytext_cache ALTER COLUMN created_by SET DEFAULT session_user;
+ALTER TABLE @extschema@.steadytext_config ALTER COLUMN updated_by SET DEFAULT session_user;
+ALTER TABLE @extschema@.steadytext_audit_log ALTER COLUMN user_id SET DEFAULT session_user;
+ALTER TABLE @extschema@.steadytext_prompts ALTER COLUMN created_by SET DEFAULT session_user;
+ALTER TABLE @extschema@.steadytext_prompts ALTER COLUMN updated_by SET DEFAULT session_user;
+ALTER TABLE @extschema@.steadytext_prompt_versions ALTER COLUMN created_by SET DEFAULT session_user;
+
+-- _steadytext_config_number runs as its caller now (it read any config value for PUBLIC).
+REVOKE ALL ON FUNCTION @extschema@._steadytext_config_number(text, float8) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._steadytext_config_number(text, float8) TO steadytext_user;
+
+-- Functions whose checks changed: every literal argument of a call to the extension's own
+-- functions is cast (a call resolves among a role's overloads in the same schema too), admission
+-- checks on the internal helpers users may call, session_user for row ownership, leases on every
+-- claim but a background worker's own.
+CREATE OR REPLACE FUNCTION @extschema@._steadytext_config_number(config_key text, fallback float8) RETURNS float8
+LANGUAGE plpgsql STABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    v text;
+BEGIN
+    IF length(config_key) > 64 THEN
+        RAISE EXCEPTION USING ERRCODE = '54000',
+            MESSAGE = format('a config key has at most 64 characters, got %s', length(config_key));
+    END IF;
+    SELECT c.value #>> '{}' INTO v FROM @extschema@.steadytext_config c WHERE c.key = config_key;
+    IF v ~ '^\s*-?[0-9]+(\.[0-9]+)?\s*$' THEN
+        RETURN v::float8;
+    END IF;
+    RETURN fallback;
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION @extschema@._steadytext_config_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -43,11 +79,11 @@ BEGIN
     IF k IN ('default_max_tokens', 'default_seed', 'cache_max_entries', 'queue_lease_seconds')
        AND (v !~ '^[0-9]{1,9}$'
             OR (k = 'default_max_tokens' AND v::int < 1)
-            OR (k = 'queue_lease_seconds' AND v::int < 3)) THEN
+            OR (k = 'queue_lease_seconds' AND v::int NOT BETWEEN 3 AND 86400)) THEN
         PERFORM @extschema@._steadytext_raise_p0001(format(
             '%s must be a whole number%s, got %L', k,
             CASE k WHEN 'default_max_tokens' THEN ' of at least 1'
-                   WHEN 'queue_lease_seconds' THEN ' of at least 3'
+                   WHEN 'queue_lease_seconds' THEN ' from 3 to 86400'
                    ELSE ' of at least 0' END,
             config_value));
     END IF;
@@ -62,9 +98,17 @@ BEGIN
             '%s must be true or false, got %L', k, config_value));
     END IF;
     NEW.updated_at := now();
-    NEW.updated_by := current_user;
+    NEW.updated_by := session_user;
     RETURN NEW;
 END;
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.steadytext_config_set(config_key text, config_value text) RETURNS void
+LANGUAGE sql VOLATILE STRICT SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO @extschema@.steadytext_config (key, value, updated_at, updated_by)
+    VALUES (config_key, to_jsonb(config_value), now(), session_user)
+    ON CONFLICT (key) DO UPDATE
+        SET value = EXCLUDED.value, updated_at = now(), updated_by = session_user;
 $$;
 
 CREATE OR REPLACE FUNCTION @extschema@._steadytext_cache_evict(
@@ -136,6 +180,19 @@ BEGIN
             r.evicted_count, round(r.freed_size_mb::numeric, 3), r.remaining_entries;
     END IF;
 END;
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._steadytext_session_model(setting_name text) RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT CASE WHEN $1 <> ALL (ARRAY['steadytext.generation_model', 'steadytext.embedding_model',
+                                      'steadytext.reranking_model'])
+                THEN '{}'::jsonb
+                WHEN nullif(trim(s.value), '') IS NULL
+                  OR s.source IN ('default', 'configuration file', 'override')
+                THEN '{}'::jsonb
+                ELSE jsonb_build_object('model', trim(s.value)) END
+    FROM (SELECT current_setting($1, true) AS value,
+                 (SELECT p.source FROM pg_settings p WHERE p.name = $1) AS source) s
 $$;
 
 CREATE OR REPLACE FUNCTION @extschema@.steadytext_generate_async(prompt text, max_tokens int DEFAULT 512)
@@ -238,6 +295,30 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION @extschema@._steadytext_queue_lease(worker text, lease_seconds int) RETURNS interval
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    seconds int := coalesce(lease_seconds,
+        @extschema@._steadytext_config_number('queue_lease_seconds'::text, 60::float8)::int);
+BEGIN
+    IF worker LIKE 'pg_steadytext:%' THEN
+        IF worker = 'pg_steadytext:' || pg_backend_pid() AND EXISTS (
+               SELECT 1 FROM pg_stat_activity a WHERE a.pid = pg_backend_pid()
+                 AND a.backend_type = 'pg_steadytext queue worker') THEN
+            RETURN NULL;
+        END IF;
+        RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = format(
+            'the worker name %s is reserved for pg_steadytext''s background worker of that '
+            'process id; give st worker another name', worker);
+    END IF;
+    IF seconds NOT BETWEEN 0 AND 86400 THEN
+        RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = format(
+            'lease_seconds must be between 0 and 86400, got %s', seconds);
+    END IF;
+    RETURN make_interval(secs => seconds);
+END;
+$$;
+
 CREATE OR REPLACE FUNCTION @extschema@.steadytext_rerank_docs_only(
     query text, documents text[],
     task text DEFAULT 'Given a web search query, retrieve relevant passages that answer the query',
@@ -311,6 +392,9 @@ BEGIN
     IF array_position(documents, NULL) IS NOT NULL THEN
         PERFORM @extschema@._steadytext_raise_p0001('Documents cannot contain null elements'::text);
     END IF;
+    PERFORM @extschema@._steadytext_check_lengths('query'::text, ARRAY[query]::text[]);
+    PERFORM @extschema@._steadytext_check_lengths('task'::text, ARRAY[task]::text[]);
+    PERFORM @extschema@._steadytext_check_lengths('document'::text, documents);
     -- Loads the library first, which defines the steadytext.* settings read below.
     PERFORM @extschema@.steadytext_version();
     RETURN jsonb_build_object('query', query, 'documents', to_jsonb(documents),
