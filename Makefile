@@ -103,8 +103,16 @@ test-interop:
 	PROFILE=$(PROFILE) prove tests/interop/run.sh
 
 ## Rust-level tests inside a temporary PostgreSQL (run as the postgres user).
+## The library installed before (which running servers may have mapped) must not change under
+## them: the file is held open and its bytes compared after (scripts/pgrx-test-install.sh).
 test-pgrx: vendor
-	cd crates/pg_steadytext && CARGO_PGRX=$(CURDIR)/scripts/pgrx-test-install.sh cargo pgrx test pg15 --profile $(PROFILE) --runas postgres --pgdata $(PGRX_TEST_PGDATA)
+	so=$$($(PG_CONFIG) --pkglibdir)/pg_steadytext.so; held=; status=0; \
+	if [ -f "$$so" ]; then exec 3<"$$so"; held=$$(sha256sum < /proc/$$$$/fd/3); fi; \
+	(cd crates/pg_steadytext && CARGO_PGRX=$(CURDIR)/scripts/pgrx-test-install.sh cargo pgrx test pg15 \
+		--profile $(PROFILE) --runas postgres --pgdata $(PGRX_TEST_PGDATA)) || status=$$?; \
+	if [ -n "$$held" ] && [ "$$(sha256sum < /proc/$$$$/fd/3)" != "$$held" ]; then \
+		echo "cargo pgrx test rewrote the installed pg_steadytext.so in place" >&2; exit 1; fi; \
+	exit $$status
 
 ## kill -9 / SIGABRT of the supervised daemon, 20 concurrent connections, backend memory.
 test-faults: install-extension

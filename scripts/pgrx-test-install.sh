@@ -15,4 +15,17 @@ for name in $(compgen -e); do
             CARGO_PGRX_TEST_* | OUT_DIR) unset "$name" ;;
     esac
 done
+# cargo-pgrx installs with a plain `cp` onto the installed files, which rewrites them in place:
+# a running server that mapped pg_steadytext.so (a preloaded cluster of the demo, say) then runs
+# the new bytes at the old addresses and dies (SIGSEGV). Each installed file is first replaced
+# by a copy of itself under the same name (a new inode, by rename), so the copy that follows
+# rewrites a file no running server has open.
+if [ "${1:-}" = pgrx ] && [ "${2:-}" = install ]; then
+    pg_config=$(sed -n 's/^pg15 = "\(.*\)"$/\1/p' "${PGRX_HOME:-$HOME/.pgrx}/config.toml" 2>/dev/null)
+    pg_config=${pg_config:-${PG_CONFIG:-pg_config}}
+    for file in "$("$pg_config" --pkglibdir)"/pg_steadytext.so "$("$pg_config" --sharedir)"/extension/pg_steadytext*; do
+        [ -f "$file" ] || continue
+        sudo cp -p "$file" "$file.steadytext-new" && sudo mv -f "$file.steadytext-new" "$file"
+    done
+fi
 exec cargo-pgrx "$@"
