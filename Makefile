@@ -23,7 +23,7 @@ GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 RERANK_MODEL := $(STEADYTEXT_TEST_MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
-.PHONY: all vendor setup build install install-st install-extension uninstall deb dist test test-upgrade test-package test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme test-http lint demo bench models clean
+.PHONY: all vendor setup build install install-st install-extension uninstall deb dist test test-operations test-upgrade test-package test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme test-http lint demo bench models clean
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
 
@@ -91,7 +91,7 @@ lint: vendor
 
 ## Every test, on the real test models.
 ## test-package comes last: it installs and purges the package, then installs the build again.
-test: setup build lint test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme test-http test-upgrade test-package
+test: setup build lint test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-operations test-determinism test-jsonschema test-readme test-http test-upgrade test-package
 
 ## Library and CLI tests (the extension's #[pg_test]s run under test-pgrx). One test at a time:
 ## each uses every core, and ggml's spinning threads collapse when two requests share two cores.
@@ -147,6 +147,11 @@ test-http: install-st install-extension
 test-security: install-st install-extension
 	prove tests/security/run.sh tests/security/impersonation.sh tests/security/shadows.sh \
 		tests/security/templates.sh tests/security/admission.sh
+
+## Operations: pg_dump and pg_restore keep every row users made; a streaming replica serves
+## reads (and refuses writes with 25006).
+test-operations: install-extension
+	prove tests/operations/dump.sh tests/operations/standby.sh
 
 ## From the Python extension (2025.11.25) and from each earlier release of ours, keeping data;
 ## an upgraded schema equals a fresh install's.

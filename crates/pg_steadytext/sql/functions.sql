@@ -9,6 +9,13 @@ SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
 -- Configuration
 ---------------------------------------------------------------------------------------------
 
+-- Whether this statement is part of restoring a dump: pg_dump's script runs with row_security
+-- and check_function_bodies off (a session that turns both off itself is taken for one too).
+CREATE FUNCTION @extschema@._steadytext_restoring() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT current_setting('row_security') = 'off' AND current_setting('check_function_bodies') = 'off'
+$$;
+
 -- Every configuration row is checked for its key's type and range however it is written
 -- (steadytext_config_set, or an admin's INSERT or UPDATE), with the Python extension's texts for
 -- its keys; every change is audited with the role that made it.
@@ -56,8 +63,11 @@ BEGIN
         PERFORM @extschema@._steadytext_raise_p0001(format(
             '%s must be true or false, got %L', k, config_value));
     END IF;
-    NEW.updated_at := now();
-    NEW.updated_by := session_user;
+    -- A restore keeps when and by whom a value was set (see _steadytext_restoring).
+    IF NOT @extschema@._steadytext_restoring() THEN
+        NEW.updated_at := now();
+        NEW.updated_by := session_user;
+    END IF;
     RETURN NEW;
 END;
 $$;
@@ -65,6 +75,10 @@ $$;
 CREATE FUNCTION @extschema@._steadytext_config_audit() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- A restored value was audited when it was set; the restored audit log has that event.
+    IF @extschema@._steadytext_restoring() THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP <> 'DELETE' AND lower(NEW.key) IN ('daemon_host', 'daemon_port') THEN
         RAISE NOTICE '% is recorded but does not move the daemon: its endpoint is the setting steadytext.daemon_endpoint (superuser)', lower(NEW.key);
     END IF;
@@ -78,8 +92,29 @@ BEGIN
 END;
 $$;
 
+-- pg_dump keeps this table's rows (below), and a restore writes them after CREATE EXTENSION
+-- wrote the default ones: while restoring, a row for a key that is there already replaces it
+-- (value, description, when and by whom) instead of failing on the key. Anywhere else an INSERT
+-- of an existing key fails as before.
+CREATE FUNCTION @extschema@._steadytext_config_restore() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF @extschema@._steadytext_restoring()
+       AND EXISTS (SELECT 1 FROM @extschema@.steadytext_config c WHERE c.key = NEW.key) THEN
+        UPDATE @extschema@.steadytext_config c
+        SET value = NEW.value, description = NEW.description,
+            updated_at = NEW.updated_at, updated_by = NEW.updated_by
+        WHERE c.key = NEW.key;
+        RETURN NULL;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
 CREATE TRIGGER steadytext_config_check BEFORE INSERT OR UPDATE ON @extschema@.steadytext_config
     FOR EACH ROW EXECUTE FUNCTION @extschema@._steadytext_config_check();
+CREATE TRIGGER steadytext_config_restore BEFORE INSERT ON @extschema@.steadytext_config
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._steadytext_config_restore();
 CREATE TRIGGER steadytext_config_audit AFTER INSERT OR UPDATE OR DELETE ON @extschema@.steadytext_config
     FOR EACH ROW EXECUTE FUNCTION @extschema@._steadytext_config_audit();
 
@@ -542,7 +577,7 @@ DECLARE
         'steadytext_rerank', 'steadytext_rerank_docs_only', 'steadytext_rerank_top_k',
         'steadytext_rerank_batch', 'st_rerank', 'st_rerank_docs_only', 'st_rerank_top_k',
         'st_rerank_batch', 'steadytext_version', 'st_version',
-        '_steadytext_raise_p0001', '_steadytext_check_constraint',
+        '_steadytext_raise_p0001', '_steadytext_check_constraint', '_steadytext_restoring',
         '_steadytext_check_lengths',
         'steadytext_extract_facts', 'steadytext_deduplicate_facts', 'st_extract_facts',
         'st_deduplicate_facts', 'steadytext_summarize_accumulate', 'steadytext_summarize_combine',
@@ -619,11 +654,12 @@ $privileges$;
 
 ---------------------------------------------------------------------------------------------
 -- Backups. pg_dump writes an extension's objects as CREATE EXTENSION alone, rows included,
--- unless the extension names a table as holding user data. These tables get no rows from the
--- install script, so their rows are dumped and restored with the database (and their sequences
--- go on from where they were). Not named: the cache (recomputed on demand), the configuration
--- and daemon health (the install script writes their rows, which a restore would duplicate:
--- re-apply changed settings with steadytext_config_set), the lookup counters.
+-- unless the extension names a table as holding user data. Every table of rows a user or an
+-- admin made is named, so its rows are dumped and restored with the database (and sequences go
+-- on from where they were): the queue, rate limits, the audit log, prompts, the configuration
+-- (a restore replaces the default rows: _steadytext_config_restore), the cache and its lookup
+-- counts (computed work: `pg_dump --exclude-table-data=steadytext_cache` leaves it out). Not
+-- named: daemon health, which the daemon's state rewrites.
 ---------------------------------------------------------------------------------------------
 
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_queue', '');
@@ -633,5 +669,10 @@ SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_audit_log', '
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_audit_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_prompts', '');
 SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_prompt_versions', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_config', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_cache', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_cache_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_cache_lookups', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_cache_lookups_id_seq', '');
 
 SELECT pg_catalog.set_config('search_path', '@extschema@', true);

@@ -91,7 +91,6 @@ CREATE TABLE @extschema@.steadytext_cache_lookups (
     misses BIGINT NOT NULL DEFAULT 0,
     since TIMESTAMPTZ NOT NULL DEFAULT now()
 );
-INSERT INTO @extschema@.steadytext_cache_lookups DEFAULT VALUES;
 
 -- Frecency: access count weighted by recency, the same score the daemon's cache evicts by:
 -- access_count / (1 + seconds since the last access). Higher is more worth keeping.

@@ -50,6 +50,10 @@ pub fn file_event(event_type: &str, user: &str, details: serde_json::Value) {
 /// Records an event in `steadytext_audit_log`, with the calling role.
 pub fn table_event(event_type: &str, details: serde_json::Value, success: bool) {
     let user = identity_name();
+    // A hot standby cannot write the table: the event goes to its audit file.
+    if !crate::spi::writable() {
+        return file_event(event_type, &user, details);
+    }
     as_owner(|| {
         Spi::run_with_args(
             "INSERT INTO public.steadytext_audit_log (event_type, user_id, details, success) \

@@ -3,7 +3,7 @@
 //! records who caused it (`created_by`); row-level security shows a role only its own rows, while
 //! an exact-key hit is shared (it needs the exact prompt, and the value is what anyone would
 //! compute). IMMUTABLE functions only read; the VOLATILE `_cached` functions also write rows,
-//! bump access counts and count lookups.
+//! bump access counts and count lookups (not on a hot standby, which cannot write).
 
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -35,7 +35,12 @@ pub fn embedding(key: &str) -> Option<Vec<f32>> {
     .map(|v| v.0)
 }
 
+/// Writes a row, except on a hot standby: there the `_cached` functions read the replicated
+/// cache and compute a miss without writing it.
 fn run(sql: &str, args: &[pgrx::datum::DatumWithOid<'_>]) {
+    if !crate::spi::writable() {
+        return;
+    }
     as_owner(|| Spi::run_with_args(sql, args))
         .unwrap_or_else(|e| crate::errors::raise(&format!("cache update failed: {e}")));
 }

@@ -181,6 +181,7 @@ fn steadytext_cache_import(entries: JsonB) -> i64 {
     for entry in &entries {
         check(entry).unwrap_or_else(|e| raise(&e));
     }
+    crate::spi::require_writable("import cache entries");
     let user = identity_name();
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -44,6 +44,10 @@ fn update_health(status: &str, endpoint: &str, stats: Option<&Value>) {
     let version = stats
         .and_then(|s| s["fingerprint"].as_str())
         .map(str::to_string);
+    // The health row is informational: a hot standby (which cannot write) reports without it.
+    if !crate::spi::writable() {
+        return;
+    }
     as_owner(|| {
         Spi::run_with_args(
             "INSERT INTO public.steadytext_daemon_health AS h (daemon_id, endpoint, status, \

@@ -94,6 +94,11 @@ pub static PRELOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicB
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    // A Rust panic becomes an ERROR whose DETAIL is a backtrace when the server's environment
+    // has RUST_BACKTRACE: developers' information, never a client's. The variables go before
+    // anything captures a backtrace (std reads them once), and before any thread starts.
+    std::env::remove_var("RUST_BACKTRACE");
+    std::env::remove_var("RUST_LIB_BACKTRACE");
     guc::register();
     // SAFETY: reads a flag the postmaster sets while loading shared_preload_libraries.
     let preloading = unsafe { pg_sys::process_shared_preload_libraries_in_progress };

@@ -110,6 +110,7 @@ fn steadytext_prompt_create(
     let me = identity_name();
     let metadata = metadata.unwrap_or(JsonB(Value::Object(Default::default())));
     crate::admission::bound_json("metadata", &metadata.0);
+    crate::spi::require_writable("change the prompt registry");
     let id = as_owner(|| {
         let id = Spi::get_one_with_args::<Uuid>(
             "INSERT INTO public.steadytext_prompts (slug, description, created_by, updated_by) \
@@ -188,6 +189,7 @@ fn steadytext_prompt_update(
     let required = checked(template);
     let metadata = metadata.unwrap_or(JsonB(Value::Object(Default::default())));
     crate::admission::bound_json("metadata", &metadata.0);
+    crate::spi::require_writable("change the prompt registry");
     as_owner(|| {
         Spi::run_with_args(
             "UPDATE public.steadytext_prompt_versions SET is_active = false \
@@ -226,6 +228,7 @@ fn steadytext_prompt_update(
 /// Deletes a prompt and its versions; false when there is no such prompt.
 #[pg_extern(volatile, parallel_unsafe)]
 fn steadytext_prompt_delete(slug: &str) -> bool {
+    crate::spi::require_writable("change the prompt registry");
     let me = identity_name();
     let Some(prompt) = lock_own(slug, &me) else {
         return false;

@@ -86,6 +86,7 @@ fn _steadytext_enqueue(
     params: Option<JsonB>,
     priority: default!(i32, 5),
 ) -> pgrx::datum::Uuid {
+    crate::spi::require_writable("queue a request");
     let params = params.map(|p| p.0);
     let job = Job::parse(request_type, prompt, params.as_ref()).unwrap_or_else(|e| raise_error(&e));
     crate::admission::admit(&job.spec());
@@ -146,6 +147,7 @@ fn _steadytext_check_lengths(what: &str, texts: pgrx::Array<&str>) {
 /// `steadytext_generate` would raise. One request per element either way.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _steadytext_enqueue_empty(request_type: &str, prompt: Option<&str>) -> pgrx::datum::Uuid {
+    crate::spi::require_writable("queue a request");
     let (status, error, embedding) = match (request_type, prompt) {
         ("embed", _) => ("completed", None, Some(Vector(steadytext::embed::zero()))),
         ("generate", None) => ("failed", Some("Prompt cannot be null"), None),
@@ -186,6 +188,7 @@ fn update_own(
     request_id: pgrx::datum::Uuid,
     extra: Option<i32>,
 ) -> bool {
+    crate::spi::require_writable("change a queued request");
     let user = identity_name();
     let admin = has_role("steadytext_admin");
     let sql = format!(
@@ -354,6 +357,10 @@ struct Claimed {
 
 /// Claims the next row, or `None` (also while the extension is not installed here).
 fn claim(me: &str) -> Option<Claimed> {
+    // A hot standby's workers wait: its queue rows are the primary's to run.
+    if !crate::spi::writable() {
+        return None;
+    }
     let me = me.to_string();
     let claimed = in_transaction(move || {
         let installed = Spi::get_one::<bool>(

@@ -23,3 +23,20 @@ pub fn read_first<T: FromDatum + IntoDatum>(query: &str, args: &[DatumWithOid<'_
             .flatten()
     })
 }
+
+/// Whether this server can write: a hot standby, in recovery, cannot.
+pub fn writable() -> bool {
+    // SAFETY: reads shared memory state any backend may read.
+    unsafe { !pgrx::pg_sys::RecoveryInProgress() }
+}
+
+/// Raises 25006 on a hot standby, saying to call `what` on the primary. pgrx takes a transaction
+/// id for a write through SPI, which a server in recovery refuses with an internal error.
+pub fn require_writable(what: &str) {
+    if !writable() {
+        crate::errors::raise_with(
+            pgrx::PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            &format!("cannot {what} on a hot standby (the server is in recovery): call it on the primary"),
+        );
+    }
+}

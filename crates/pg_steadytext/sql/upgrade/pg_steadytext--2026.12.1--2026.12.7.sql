@@ -53,6 +53,11 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION @extschema@._steadytext_restoring() RETURNS boolean
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    SELECT current_setting('row_security') = 'off' AND current_setting('check_function_bodies') = 'off'
+$$;
+
 CREATE OR REPLACE FUNCTION @extschema@._steadytext_config_check() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -97,8 +102,46 @@ BEGIN
         PERFORM @extschema@._steadytext_raise_p0001(format(
             '%s must be true or false, got %L', k, config_value));
     END IF;
-    NEW.updated_at := now();
-    NEW.updated_by := session_user;
+    -- A restore keeps when and by whom a value was set (see _steadytext_restoring).
+    IF NOT @extschema@._steadytext_restoring() THEN
+        NEW.updated_at := now();
+        NEW.updated_by := session_user;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._steadytext_config_audit() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    -- A restored value was audited when it was set; the restored audit log has that event.
+    IF @extschema@._steadytext_restoring() THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP <> 'DELETE' AND lower(NEW.key) IN ('daemon_host', 'daemon_port') THEN
+        RAISE NOTICE '% is recorded but does not move the daemon: its endpoint is the setting steadytext.daemon_endpoint (superuser)', lower(NEW.key);
+    END IF;
+    -- key and value as the Python extension recorded them, then what it did not record
+    PERFORM @extschema@._steadytext_audit('config_change'::text, jsonb_build_object(
+        'key', CASE TG_OP WHEN 'DELETE' THEN OLD.key ELSE NEW.key END,
+        'value', CASE WHEN TG_OP <> 'DELETE' THEN NEW.value #>> '{}' END,
+        'operation', lower(TG_OP),
+        'old_value', CASE WHEN TG_OP <> 'INSERT' THEN OLD.value #>> '{}' END));
+    RETURN NULL;
+END;
+$$;
+
+CREATE FUNCTION @extschema@._steadytext_config_restore() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF @extschema@._steadytext_restoring()
+       AND EXISTS (SELECT 1 FROM @extschema@.steadytext_config c WHERE c.key = NEW.key) THEN
+        UPDATE @extschema@.steadytext_config c
+        SET value = NEW.value, description = NEW.description,
+            updated_at = NEW.updated_at, updated_by = NEW.updated_by
+        WHERE c.key = NEW.key;
+        RETURN NULL;
+    END IF;
     RETURN NEW;
 END;
 $$;
@@ -443,3 +486,16 @@ RETURNS text LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT @extschema@.steadytext_generate(
         @extschema@.steadytext_prompt_render(slug, variables, version, true::boolean), max_tokens)
 $$;
+
+-- Backups keep the configuration and the cache too (see the end of functions.sql); a restore
+-- replaces the default configuration rows instead of failing on their keys.
+CREATE TRIGGER steadytext_config_restore BEFORE INSERT ON @extschema@.steadytext_config
+    FOR EACH ROW EXECUTE FUNCTION @extschema@._steadytext_config_restore();
+REVOKE ALL ON FUNCTION @extschema@._steadytext_restoring() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._steadytext_restoring() TO PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._steadytext_config_restore() FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_config', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_cache', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_cache_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_cache_lookups', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.steadytext_cache_lookups_id_seq', '');
