@@ -168,8 +168,7 @@ fn local_json(headers: &HeaderMap, post: bool) -> Result<(), (StatusCode, Json<V
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    if !["127.0.0.1", "localhost", "[::1]"].contains(&name) && !name.starts_with("127.") {
+    if !loopback_host(host) {
         return refuse(
             StatusCode::FORBIDDEN,
             "this daemon has no token: it answers requests for a loopback host only",
@@ -186,6 +185,33 @@ fn local_json(headers: &HeaderMap, post: bool) -> Result<(), (StatusCode, Json<V
         );
     }
     Ok(())
+}
+
+/// Whether a `Host` header names this machine's loopback exactly: `localhost` (in any case),
+/// `127.0.0.1` or `[::1]`, each with an optional `:port` (1 to 5 digits, at most 65535).
+/// Nothing else: a name that merely starts with `127.` is a DNS name an attacker may own and
+/// point at 127.0.0.1 (DNS rebinding); userinfo, a trailing dot, other spellings of the
+/// addresses and an empty Host are refused too.
+fn loopback_host(host: &str) -> bool {
+    let (name, port) = match host.strip_prefix('[') {
+        // An IPv6 literal: the port, if any, follows its closing bracket.
+        Some(_) => match host.find(']') {
+            Some(end) => (&host[..=end], &host[end + 1..]),
+            None => return false,
+        },
+        // A name or an IPv4 address has no colon of its own.
+        None => match host.find(':') {
+            Some(colon) => (&host[..colon], &host[colon..]),
+            None => (host, ""),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|digits| {
+            (1..=5).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<u16>().is_ok()
+        });
+    port_ok && (name == "127.0.0.1" || name == "[::1]" || name.eq_ignore_ascii_case("localhost"))
 }
 
 /// Whether the request came with the daemon's token (set by [`admit`]).
@@ -573,4 +599,152 @@ async fn embeddings(
         "usage": { "prompt_tokens": 0, "total_tokens": 0 },
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Generated Host values around the three loopback names: every prefix, suffix, userinfo,
+    /// port form, case and spelling of the addresses is refused unless it is one of the names
+    /// exactly, with a valid port or none.
+    #[test]
+    fn only_exact_loopback_hosts_pass() {
+        // (name, whether it is a loopback name)
+        let names = [
+            ("localhost", true),
+            ("LOCALHOST", true),
+            ("LocalHost", true),
+            ("127.0.0.1", true),
+            ("[::1]", true),
+            ("127.0.0.2", false),
+            ("127.1", false),
+            ("127.000.000.001", false),
+            ("2130706433", false),
+            ("0x7f000001", false),
+            ("0.0.0.0", false),
+            ("127.attacker.com", false),
+            ("127.0.0.1.attacker.com", false),
+            ("localhost.attacker.com", false),
+            ("attacker.com", false),
+            ("localhost.", false),
+            ("127.0.0.1.", false),
+            ("[::1].", false),
+            ("localhostx", false),
+            ("localhos", false),
+            ("[0:0:0:0:0:0:0:1]", false),
+            ("[::ffff:127.0.0.1]", false),
+            ("[::ffff:7f00:1]", false),
+            ("[::1%lo]", false),
+            ("[::1%25lo]", false),
+            ("[::01]", false),
+            ("::1", false),
+            ("[::1", false),
+            ("::1]", false),
+            ("[[::1]]", false),
+            ("[localhost]", false),
+            ("[127.0.0.1]", false),
+            ("", false),
+        ];
+        let prefixes = [
+            "",
+            "127.",
+            "x",
+            "x.",
+            ".",
+            "-",
+            "user@",
+            "localhost@",
+            "127.0.0.1@",
+            "[::1]@",
+            " ",
+            "\t",
+            "*.",
+            "%20",
+        ];
+        let suffixes = [
+            "",
+            ".",
+            "..",
+            ".attacker.com",
+            "x",
+            "@attacker.com",
+            " ",
+            "\t",
+            "%00",
+            "/",
+            "/x",
+            "?",
+            "#",
+            "\\",
+            ";",
+            ",localhost",
+        ];
+        // (port part, whether it is a valid port)
+        let ports = [
+            ("", true),
+            (":80", true),
+            (":8080", true),
+            (":1", true),
+            (":65535", true),
+            (":00080", true),
+            (":", false),
+            (":65536", false),
+            (":99999", false),
+            (":123456", false),
+            (":+80", false),
+            (":-1", false),
+            (": 80", false),
+            (":80 ", false),
+            (":0x50", false),
+            (":８０", false),
+            (":80:80", false),
+            ("::80", false),
+            (":80.", false),
+            (":80@attacker.com", false),
+        ];
+        let (mut tried, mut passed) = (0, 0);
+        for (name, loopback) in names {
+            for prefix in prefixes {
+                for suffix in suffixes {
+                    for (port, port_ok) in ports {
+                        let host = format!("{prefix}{name}{suffix}{port}");
+                        let expected =
+                            loopback && prefix.is_empty() && suffix.is_empty() && port_ok;
+                        assert_eq!(loopback_host(&host), expected, "Host: {host:?}");
+                        tried += 1;
+                        passed += usize::from(expected);
+                    }
+                }
+            }
+        }
+        // The port placed before the suffix too (`localhost:80.attacker.com`).
+        for (name, _) in names {
+            for suffix in suffixes.iter().filter(|s| !s.is_empty()) {
+                let host = format!("{name}:80{suffix}");
+                assert!(!loopback_host(&host), "Host: {host:?}");
+                tried += 1;
+            }
+        }
+        assert_eq!(passed, 5 * 6, "five names with six valid port forms");
+        eprintln!("{tried} Host values checked, {passed} accepted");
+    }
+
+    /// The header as requests carry it: a loopback name passes the check, the one of the report
+    /// (`Host: 127.attacker.com`) and a missing Host do not.
+    #[test]
+    fn the_host_header_decides() {
+        let with_host = |host: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(host) = host {
+                headers.insert(header::HOST, host.parse().unwrap());
+            }
+            local_json(&headers, false).is_ok()
+        };
+        assert!(with_host(Some("127.0.0.1:8080")));
+        assert!(with_host(Some("[::1]")));
+        assert!(!with_host(Some("127.attacker.com")));
+        assert!(!with_host(Some("127.attacker.com:8080")));
+        assert!(!with_host(None));
+    }
 }
