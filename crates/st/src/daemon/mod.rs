@@ -3,8 +3,11 @@
 mod http;
 mod inference;
 mod metrics;
+mod peers;
 mod pid_file;
 mod process;
+mod resources;
+mod router_guard;
 mod server;
 
 use std::path::PathBuf;
@@ -182,6 +185,35 @@ pub struct ServeOptions {
     http: Option<std::net::SocketAddr>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
+}
+
+/// What a connection may hold, on the TCP endpoint and the HTTP listener.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// Most connections one peer (an OS user on this machine, else an address) holds at once
+    /// on each listener; more are closed as soon as they are accepted. The daemon's own user
+    /// is not limited.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections_per_peer: usize,
+    /// Most connections all other peers together hold at once on each listener (lowered at
+    /// start to what the descriptor limit leaves).
+    #[arg(long, default_value_t = 2048)]
+    pub max_connections: usize,
+    /// Drop a TCP peer that has not completed the ZeroMQ handshake within this time.
+    #[arg(long, default_value_t = 5_000)]
+    pub handshake_timeout_ms: u64,
+    /// Ping ZeroMQ peers this often; drop one that has been silent for three times as long.
+    #[arg(long, default_value_t = 5_000)]
+    pub heartbeat_ms: u64,
+    /// Close an HTTP connection whose request head has not arrived within this time of the
+    /// connection or of the previous response (an idle keep-alive connection included).
+    #[arg(long, default_value_t = 5_000)]
+    pub http_header_timeout_ms: u64,
+    /// Answer 408 to an HTTP request whose body has not arrived within this time of its head.
+    #[arg(long, default_value_t = 30_000)]
+    pub http_body_timeout_ms: u64,
 }
 
 /// The input limits (the same names as the SQL settings `steadytext.max_*`).
@@ -308,6 +340,7 @@ fn serve(options: &ServeOptions) -> Result<()> {
         ..trusted.clone()
     };
     steadytext::Engine::global().set_max_models(options.max_models);
+    let connections = resources::connection_limits(&options.connections, options.http.is_some());
     let bind = options.endpoint.bind();
     let token = options.endpoint.token()?;
     let curve = options.endpoint.key_pair()?;
@@ -337,7 +370,13 @@ fn serve(options: &ServeOptions) -> Result<()> {
         http: options.http.map(|bind| http::Config {
             bind,
             max_body_bytes: usize::try_from(options.max_message_bytes).unwrap_or(usize::MAX),
+            header_timeout: Duration::from_millis(options.connections.http_header_timeout_ms),
+            body_timeout: Duration::from_millis(options.connections.http_body_timeout_ms),
+            connections,
         }),
+        handshake_timeout: Duration::from_millis(options.connections.handshake_timeout_ms),
+        heartbeat: Duration::from_millis(options.connections.heartbeat_ms),
+        connections,
     })
 }
 

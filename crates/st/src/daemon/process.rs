@@ -165,6 +165,21 @@ fn serve_args(options: &ServeOptions) -> Vec<String> {
         "--max-batch-size".into(),
         options.limits.max_batch_size.to_string(),
     ]);
+    let c = &options.connections;
+    args.extend([
+        "--max-connections-per-peer".into(),
+        c.max_connections_per_peer.to_string(),
+        "--max-connections".into(),
+        c.max_connections.to_string(),
+        "--handshake-timeout-ms".into(),
+        c.handshake_timeout_ms.to_string(),
+        "--heartbeat-ms".into(),
+        c.heartbeat_ms.to_string(),
+        "--http-header-timeout-ms".into(),
+        c.http_header_timeout_ms.to_string(),
+        "--http-body-timeout-ms".into(),
+        c.http_body_timeout_ms.to_string(),
+    ]);
     if let Some(threads) = options.threads {
         args.extend(["--threads".into(), threads.to_string()]);
     }
@@ -251,6 +266,7 @@ pub fn status(endpoint: &Endpoint, as_json: bool) -> Result<()> {
         "models": field("models").unwrap_or(json!([])),
         "fingerprint": field("fingerprint"),
         "profile": field("profile"),
+        "connections": field("connections"),
     });
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report)?);
