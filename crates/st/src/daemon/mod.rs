@@ -179,9 +179,9 @@ pub struct ServeOptions {
     max_models: usize,
     /// Also serve OpenAI's API (/v1/models, /v1/chat/completions, /v1/completions,
     /// /v1/embeddings) and Prometheus metrics (/metrics) over HTTP at HOST:PORT, e.g.
-    /// 127.0.0.1:8080. Off loopback it needs --token-file (clients send the token as
-    /// `Authorization: Bearer`).
-    #[arg(long, value_name = "HOST:PORT")]
+    /// 127.0.0.1:8080 (STEADYTEXT_DAEMON_HTTP). Off loopback it needs --token-file (clients
+    /// send the token as `Authorization: Bearer`).
+    #[arg(long, value_name = "HOST:PORT", env = "STEADYTEXT_DAEMON_HTTP")]
     http: Option<std::net::SocketAddr>,
     #[command(flatten)]
     limits: LimitArgs,
