@@ -290,6 +290,14 @@ pub enum DaemonCommand {
 
 /// Runs a `st daemon` subcommand.
 pub fn run(command: DaemonCommand) -> Result<()> {
+    if matches!(
+        command,
+        DaemonCommand::Run(_) | DaemonCommand::Start { .. } | DaemonCommand::Restart(_)
+    ) {
+        // What the daemon writes (its log, pid file, cache, sockets) is its user's alone,
+        // whatever umask it was started under; files are also created with private modes.
+        resources::private_umask();
+    }
     match command {
         DaemonCommand::Run(options) => serve(&options),
         DaemonCommand::Start { options, force } => process::start(&options, force),

@@ -53,9 +53,8 @@ pub fn start(options: &ServeOptions, force: bool) -> Result<()> {
         }
     }
     let pid_file = endpoint.pid_file();
-    if let Some(dir) = pid_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    steadytext::private::create_parent(&pid_file)
+        .with_context(|| format!("cannot create the directory of {}", pid_file.display()))?;
     let log = pid_file.with_extension("log");
     for attempt in 0..=BIND_RETRIES {
         match spawn_and_wait(options, &log)? {
@@ -88,8 +87,8 @@ enum Started {
 }
 
 fn spawn_and_wait(options: &ServeOptions, log: &std::path::Path) -> Result<Started> {
-    let log_file =
-        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let log_file = steadytext::private::create_truncated(log)
+        .with_context(|| format!("cannot create {}", log.display()))?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(["daemon", "run"])
         .args(serve_args(options))

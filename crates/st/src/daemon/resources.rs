@@ -1,4 +1,4 @@
-//! The daemon's process-wide resources: its file descriptors.
+//! The daemon's process-wide resources: its umask and its file descriptors.
 
 use super::peers::Limits;
 use super::ConnectionArgs;
@@ -6,6 +6,14 @@ use super::ConnectionArgs;
 /// Descriptors kept for the daemon itself (model files, the cache, its own user's clients,
 /// libzmq's and tokio's internals), beyond what other peers' connections may take.
 const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// Sets the umask to 077: whatever the daemon or a library it calls creates (SQLite, libzmq's
+/// ipc socket, llama.cpp) is its user's alone. Files are also created with private modes, so
+/// this is the second of two locks.
+pub fn private_umask() {
+    // SAFETY: umask(2) cannot fail.
+    unsafe { libc::umask(0o077) };
+}
 
 /// The descriptor limit: (soft, hard) after raising the soft one to the hard one, and the
 /// soft one before.

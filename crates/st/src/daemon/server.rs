@@ -268,11 +268,8 @@ pub fn run(config: Config) -> Result<()> {
 /// Makes the socket's directory (0700 when we create it) and removes a stale socket file.
 fn prepare_ipc(bind: &str) -> Result<()> {
     let path = std::path::Path::new(bind.trim_start_matches("ipc://"));
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)?;
-            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        }
+    if let Some(dir) = path.parent() {
+        steadytext::private::create_dir_all(dir)?;
     }
     let _ = std::fs::remove_file(path);
     Ok(())
