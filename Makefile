@@ -134,10 +134,11 @@ test-http: install-st install-extension
 
 ## Every attack on the privilege model, as unprivileged roles and as another OS user; st worker
 ## over TLS; an impostor on the daemon's port (its fake is an example `build` compiles; the
-## extension runs the installed st); generated attacks: shadow objects, templates.
+## extension runs the installed st); generated attacks: shadow objects, templates; another OS
+## user's 2000 + 2000 idle connections against the daemon.
 test-security: install-st install-extension
 	prove tests/security/run.sh tests/security/impersonation.sh tests/security/shadows.sh \
-		tests/security/templates.sh
+		tests/security/templates.sh tests/security/connections.sh
 
 ## From the Python extension (2025.11.25) and from each earlier release of ours, keeping data;
 ## an upgraded schema equals a fresh install's.
