@@ -143,10 +143,11 @@ test-http: install-st install-extension
 ## Every attack on the privilege model, as unprivileged roles and as another OS user; st worker
 ## over TLS; an impostor on the daemon's port (its fake is an example `build` compiles; the
 ## extension runs the installed st); generated attacks: shadow objects, templates, every
-## user-callable function's inputs.
+## user-callable function's inputs; another OS user's 2000 + 2000 idle connections against the
+## daemon.
 test-security: install-st install-extension
 	prove tests/security/run.sh tests/security/impersonation.sh tests/security/shadows.sh \
-		tests/security/templates.sh tests/security/admission.sh
+		tests/security/templates.sh tests/security/admission.sh tests/security/connections.sh
 
 ## Operations: pg_dump and pg_restore keep every row users made; a streaming replica serves
 ## reads (and refuses writes with 25006).

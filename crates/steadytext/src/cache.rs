@@ -131,13 +131,29 @@ fn init(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Opens the SQLite file at `path`, made 0600 first: SQLite gives its -wal and -shm files the
+/// database file's mode, so the journal is as private as the cache.
+fn open_private(path: &Path) -> rusqlite::Result<Connection> {
+    let made = crate::private::create_file(path).and_then(|_| {
+        for suffix in ["-wal", "-shm"] {
+            crate::private::restrict(Path::new(&format!("{}{suffix}", path.display())))?;
+        }
+        Ok(())
+    });
+    if let Err(e) = made {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("cannot create {}: {e}", path.display())),
+        ));
+    }
+    Connection::open(path)
+}
+
 fn open_or_recover(path: &Path) -> Result<Connection, String> {
-    let attempt = Connection::open(path)
-        .map_err(|e| e.to_string())
-        .and_then(|c| {
-            init(&c).map_err(|e| e.to_string())?;
-            Ok(c)
-        });
+    let attempt = open_private(path).map_err(|e| e.to_string()).and_then(|c| {
+        init(&c).map_err(|e| e.to_string())?;
+        Ok(c)
+    });
     match attempt {
         Ok(conn) => Ok(conn),
         Err(e) if e.contains("not a database") || e.contains("malformed") => {
@@ -148,7 +164,7 @@ fn open_or_recover(path: &Path) -> Result<Connection, String> {
             for suffix in ["-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
-            let conn = Connection::open(path).map_err(|e| e.to_string())?;
+            let conn = open_private(path).map_err(|e| e.to_string())?;
             init(&conn).map_err(|e| e.to_string())?;
             Ok(conn)
         }
@@ -169,7 +185,7 @@ impl FrecencyCache {
     /// Opens with explicit limits in bytes.
     pub fn open_with_limits(path: &Path, limits: HashMap<Kind, u64>) -> Result<Self, String> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+            crate::private::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
         let conn = open_or_recover(path)?;

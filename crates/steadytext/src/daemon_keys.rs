@@ -24,7 +24,7 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -300,8 +300,8 @@ pub fn ensure_secret_key_file(secret_path: &Path) -> Result<KeyPair> {
     read_secret_key_file(secret_path)
 }
 
-/// Writes the public certificate of `public` at `path` (mode 0644; replaced whole when it
-/// differs).
+/// Writes the public certificate of `public` at `path` (mode 0644 whatever the umask: clients
+/// of other users read it; replaced whole when it differs).
 pub fn write_public_key_file(path: &Path, public: &Key) -> Result<()> {
     let text = public_file_text(public);
     if fs::read_to_string(path).is_ok_and(|t| t == text) {
@@ -320,7 +320,10 @@ pub fn write_public_key_file(path: &Path, public: &Key) -> Result<()> {
         .create_new(true)
         .mode(0o644)
         .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .and_then(|mut f| {
+            f.set_permissions(fs::Permissions::from_mode(0o644))?;
+            f.write_all(text.as_bytes())
+        })
         .map_err(fail)?;
     fs::rename(&tmp, path).map_err(fail)
 }

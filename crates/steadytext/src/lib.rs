@@ -44,6 +44,7 @@ pub mod local;
 pub mod model_ref;
 pub mod openai;
 pub mod paths;
+pub mod private;
 pub mod protocol;
 pub mod registry;
 pub mod remote;

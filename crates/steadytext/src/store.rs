@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -135,8 +136,14 @@ fn missing_model(role: Role, repo: &str, filename: &str, dir: &Path, reason: &st
 }
 
 /// Downloads `repo/filename` into `dir` with a progress bar; an interrupted download resumes.
+///
+/// A directory made here is private (0700), like everything else `st` makes. The model file
+/// is public data (anyone can fetch the same bytes, and its sha256 names it), so it is made as
+/// readable as the directory it lands in: private in a private directory, readable by all in a
+/// models directory an administrator shared (never writable by others).
 pub fn download(repo: &str, filename: &str, dir: &Path) -> Result<PathBuf, String> {
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    crate::private::create_dir_all(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     // from_env honours HF_ENDPOINT (mirrors) and HF_TOKEN.
     let api = hf_hub::api::sync::ApiBuilder::from_env()
         .with_cache_dir(dir.join(".hub"))
@@ -155,6 +162,10 @@ pub fn download(repo: &str, filename: &str, dir: &Path) -> Result<PathBuf, Strin
     fs::hard_link(&blob, &target)
         .or_else(|_| fs::copy(&blob, &target).map(|_| ()))
         .map_err(|e| format!("cannot place {}: {e}", target.display()))?;
+    let dir_mode = fs::metadata(dir).map_or(0, |m| m.permissions().mode());
+    let mode = 0o600 | (dir_mode & 0o044);
+    fs::set_permissions(&target, fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("cannot set the mode of {}: {e}", target.display()))?;
     Ok(target)
 }
 
@@ -204,13 +215,8 @@ fn write_memo(key: String, sha: &str) {
     // Best effort: a read-only home only costs a re-hash in the next process.
     let mut memo = read_memo();
     memo.insert(key, sha.to_string());
-    let path = memo_file();
-    let tmp = path.with_extension(format!("json.{}", std::process::id()));
-    let ok = path.parent().is_some_and(|p| fs::create_dir_all(p).is_ok())
-        && serde_json::to_vec_pretty(&memo).is_ok_and(|bytes| fs::write(&tmp, bytes).is_ok())
-        && fs::rename(&tmp, &path).is_ok();
-    if !ok {
-        let _ = fs::remove_file(&tmp);
+    if let Ok(bytes) = serde_json::to_vec_pretty(&memo) {
+        let _ = crate::private::write_atomic(&memo_file(), &bytes);
     }
 }
 

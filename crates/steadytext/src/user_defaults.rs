@@ -53,11 +53,5 @@ pub fn load() -> Defaults {
 
 /// Saves `defaults` (atomically: a temporary file, then a rename).
 pub fn save(defaults: &Defaults) -> std::io::Result<()> {
-    let path = path();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(defaults)?)?;
-    std::fs::rename(tmp, path)
+    crate::private::write_atomic(&path(), &serde_json::to_vec_pretty(defaults)?)
 }

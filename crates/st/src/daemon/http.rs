@@ -11,14 +11,20 @@
 //! without a token the listener must be on loopback, its clients may use registry models and
 //! files in the models directory (like the daemon's TCP clients), and requests a web page could
 //! make are refused (see [`admit`]).
+//!
+//! What a connection may hold: each peer (see `peers`) at most `--max-connections-per-peer`
+//! connections, other peers together `--max-connections` (more are closed as soon as they are
+//! accepted); a request's head must arrive within `--http-header-timeout-ms` of the connection
+//! or of the previous response (so an idle keep-alive connection is closed then too), and its
+//! body within `--http-body-timeout-ms` of its head.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
@@ -34,9 +40,11 @@ use steadytext::request::Spec;
 use steadytext::{Error, ErrorKind};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 use tokio_stream::wrappers::UnboundedReceiverStream;
+use tokio_stream::StreamExt;
 
 use super::inference::{Event, Inference, Reply, Submitter, Task};
 use super::metrics::Metrics;
+use super::peers::{self, Budget, Limits, Peer};
 
 /// The HTTP listener's settings.
 #[derive(Debug, Clone)]
@@ -45,6 +53,12 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Largest request body, in bytes.
     pub max_body_bytes: usize,
+    /// How long a request's head may take, from the connection or the previous response.
+    pub header_timeout: Duration,
+    /// How long a request's body may take, from its head.
+    pub body_timeout: Duration,
+    /// The connections other peers may hold.
+    pub connections: Limits,
 }
 
 /// What every handler shares.
@@ -55,6 +69,8 @@ struct App {
     metrics: Arc<Metrics>,
     token: Option<Arc<str>>,
     next_id: Arc<AtomicU64>,
+    max_body_bytes: usize,
+    body_timeout: Duration,
 }
 
 /// Binds the listener now (so a taken port is an error at start), to be served by [`serve`].
@@ -94,6 +110,8 @@ pub fn serve(
         metrics,
         token: token.map(Arc::from),
         next_id: Arc::new(AtomicU64::new(1)),
+        max_body_bytes: config.max_body_bytes,
+        body_timeout: config.body_timeout,
     };
     let router = Router::new()
         .route("/v1/models", get(models))
@@ -106,24 +124,72 @@ pub fn serve(
         // Runs before any body is read: a client without the token costs a header parse.
         .layer(middleware::from_fn_with_state(app.clone(), admit))
         .with_state(app);
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(config.header_timeout);
+    let budget = Arc::new(Mutex::new(Budget::new(config.connections)));
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        let mut connections = tokio::task::JoinSet::new();
         let mut stopping = stop.clone();
-        let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-            let _ = stopping.wait_for(|s| *s).await;
-        });
-        let server = tokio::spawn(std::future::IntoFuture::into_future(server));
-        let mut stopped = stop;
-        let _ = stopped.wait_for(|s| *s).await;
+        loop {
+            let (stream, remote) = tokio::select! {
+                _ = stopping.wait_for(|s| *s) => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of descriptors, say: the listener stays, the loop does not spin.
+                        tracing::warn!("the HTTP listener cannot accept: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            while connections.try_join_next().is_some() {}
+            let Ok(local) = stream.local_addr() else {
+                continue;
+            };
+            let peer = peers::identify(local, remote);
+            if !budget.lock().unwrap().admit(peer) {
+                // Over the peer's budget: closed at once (dropped unread).
+                continue;
+            }
+            let held = Held(budget.clone(), peer);
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let connection = http1.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let mut stop = stop.clone();
+            connections.spawn(async move {
+                let _held = held;
+                let mut connection = std::pin::pin!(connection);
+                tokio::select! {
+                    _ = connection.as_mut() => {}
+                    _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                    }
+                }
+            });
+        }
         // Open requests get two seconds; a stream whose client stopped reading does not hold
         // the daemon up (its task is cancelled when the runtime drops it).
-        if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::from_secs(2), server).await {
-            tracing::warn!("the HTTP listener failed: {e}");
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
         Ok::<_, std::io::Error>(())
     })?;
     runtime.shutdown_timeout(Duration::ZERO);
     Ok(())
+}
+
+/// A connection counted against its peer, uncounted when the connection ends.
+struct Held(Arc<Mutex<Budget>>, Peer);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().release(self.1);
+    }
 }
 
 /// Whether a request may go on, before its body is read. With a token: only with
@@ -154,7 +220,47 @@ async fn admit(State(app): State<App>, mut request: Request, next: Next) -> Resp
         }
     };
     request.extensions_mut().insert(Trusted(trusted));
-    next.run(request).await
+    // The whole body, within its time and size, before any handler sees the request.
+    let (parts, body) = request.into_parts();
+    let body =
+        match tokio::time::timeout(app.body_timeout, read_body(body, app.max_body_bytes)).await {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(refusal)) => return refusal,
+            Err(_) => {
+                app.metrics.count("http", "any", "timeout");
+                let body = json!({ "error": { "message": "the request body did not arrive in time",
+                "type": "invalid_request_error", "param": null, "code": "timeout" }});
+                return (StatusCode::REQUEST_TIMEOUT, Json(body)).into_response();
+            }
+        };
+    next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
+/// A request's body, at most `limit` bytes.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, Response> {
+    let refuse = |status: StatusCode, message: String| {
+        let body = json!({ "error": { "message": message, "type": "invalid_request_error",
+            "param": null, "code": null }});
+        (status, Json(body)).into_response()
+    };
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            refuse(
+                StatusCode::BAD_REQUEST,
+                format!("the request body could not be read: {e}"),
+            )
+        })?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request body is larger than {limit} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(bytes))
 }
 
 /// Refuses what a browser could send to a loopback listener without a token.
@@ -168,8 +274,7 @@ fn local_json(headers: &HeaderMap, post: bool) -> Result<(), (StatusCode, Json<V
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("");
-    let name = host.rsplit_once(':').map_or(host, |(name, _)| name);
-    if !["127.0.0.1", "localhost", "[::1]"].contains(&name) && !name.starts_with("127.") {
+    if !loopback_host(host) {
         return refuse(
             StatusCode::FORBIDDEN,
             "this daemon has no token: it answers requests for a loopback host only",
@@ -186,6 +291,33 @@ fn local_json(headers: &HeaderMap, post: bool) -> Result<(), (StatusCode, Json<V
         );
     }
     Ok(())
+}
+
+/// Whether a `Host` header names this machine's loopback exactly: `localhost` (in any case),
+/// `127.0.0.1` or `[::1]`, each with an optional `:port` (1 to 5 digits, at most 65535).
+/// Nothing else: a name that merely starts with `127.` is a DNS name an attacker may own and
+/// point at 127.0.0.1 (DNS rebinding); userinfo, a trailing dot, other spellings of the
+/// addresses and an empty Host are refused too.
+fn loopback_host(host: &str) -> bool {
+    let (name, port) = match host.strip_prefix('[') {
+        // An IPv6 literal: the port, if any, follows its closing bracket.
+        Some(_) => match host.find(']') {
+            Some(end) => (&host[..=end], &host[end + 1..]),
+            None => return false,
+        },
+        // A name or an IPv4 address has no colon of its own.
+        None => match host.find(':') {
+            Some(colon) => (&host[..colon], &host[colon..]),
+            None => (host, ""),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|digits| {
+            (1..=5).contains(&digits.len())
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<u16>().is_ok()
+        });
+    port_ok && (name == "127.0.0.1" || name == "[::1]" || name.eq_ignore_ascii_case("localhost"))
 }
 
 /// Whether the request came with the daemon's token (set by [`admit`]).
@@ -573,4 +705,152 @@ async fn embeddings(
         "usage": { "prompt_tokens": 0, "total_tokens": 0 },
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Generated Host values around the three loopback names: every prefix, suffix, userinfo,
+    /// port form, case and spelling of the addresses is refused unless it is one of the names
+    /// exactly, with a valid port or none.
+    #[test]
+    fn only_exact_loopback_hosts_pass() {
+        // (name, whether it is a loopback name)
+        let names = [
+            ("localhost", true),
+            ("LOCALHOST", true),
+            ("LocalHost", true),
+            ("127.0.0.1", true),
+            ("[::1]", true),
+            ("127.0.0.2", false),
+            ("127.1", false),
+            ("127.000.000.001", false),
+            ("2130706433", false),
+            ("0x7f000001", false),
+            ("0.0.0.0", false),
+            ("127.attacker.com", false),
+            ("127.0.0.1.attacker.com", false),
+            ("localhost.attacker.com", false),
+            ("attacker.com", false),
+            ("localhost.", false),
+            ("127.0.0.1.", false),
+            ("[::1].", false),
+            ("localhostx", false),
+            ("localhos", false),
+            ("[0:0:0:0:0:0:0:1]", false),
+            ("[::ffff:127.0.0.1]", false),
+            ("[::ffff:7f00:1]", false),
+            ("[::1%lo]", false),
+            ("[::1%25lo]", false),
+            ("[::01]", false),
+            ("::1", false),
+            ("[::1", false),
+            ("::1]", false),
+            ("[[::1]]", false),
+            ("[localhost]", false),
+            ("[127.0.0.1]", false),
+            ("", false),
+        ];
+        let prefixes = [
+            "",
+            "127.",
+            "x",
+            "x.",
+            ".",
+            "-",
+            "user@",
+            "localhost@",
+            "127.0.0.1@",
+            "[::1]@",
+            " ",
+            "\t",
+            "*.",
+            "%20",
+        ];
+        let suffixes = [
+            "",
+            ".",
+            "..",
+            ".attacker.com",
+            "x",
+            "@attacker.com",
+            " ",
+            "\t",
+            "%00",
+            "/",
+            "/x",
+            "?",
+            "#",
+            "\\",
+            ";",
+            ",localhost",
+        ];
+        // (port part, whether it is a valid port)
+        let ports = [
+            ("", true),
+            (":80", true),
+            (":8080", true),
+            (":1", true),
+            (":65535", true),
+            (":00080", true),
+            (":", false),
+            (":65536", false),
+            (":99999", false),
+            (":123456", false),
+            (":+80", false),
+            (":-1", false),
+            (": 80", false),
+            (":80 ", false),
+            (":0x50", false),
+            (":８０", false),
+            (":80:80", false),
+            ("::80", false),
+            (":80.", false),
+            (":80@attacker.com", false),
+        ];
+        let (mut tried, mut passed) = (0, 0);
+        for (name, loopback) in names {
+            for prefix in prefixes {
+                for suffix in suffixes {
+                    for (port, port_ok) in ports {
+                        let host = format!("{prefix}{name}{suffix}{port}");
+                        let expected =
+                            loopback && prefix.is_empty() && suffix.is_empty() && port_ok;
+                        assert_eq!(loopback_host(&host), expected, "Host: {host:?}");
+                        tried += 1;
+                        passed += usize::from(expected);
+                    }
+                }
+            }
+        }
+        // The port placed before the suffix too (`localhost:80.attacker.com`).
+        for (name, _) in names {
+            for suffix in suffixes.iter().filter(|s| !s.is_empty()) {
+                let host = format!("{name}:80{suffix}");
+                assert!(!loopback_host(&host), "Host: {host:?}");
+                tried += 1;
+            }
+        }
+        assert_eq!(passed, 5 * 6, "five names with six valid port forms");
+        eprintln!("{tried} Host values checked, {passed} accepted");
+    }
+
+    /// The header as requests carry it: a loopback name passes the check, the one of the report
+    /// (`Host: 127.attacker.com`) and a missing Host do not.
+    #[test]
+    fn the_host_header_decides() {
+        let with_host = |host: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(host) = host {
+                headers.insert(header::HOST, host.parse().unwrap());
+            }
+            local_json(&headers, false).is_ok()
+        };
+        assert!(with_host(Some("127.0.0.1:8080")));
+        assert!(with_host(Some("[::1]")));
+        assert!(!with_host(Some("127.attacker.com")));
+        assert!(!with_host(Some("127.attacker.com:8080")));
+        assert!(!with_host(None));
+    }
 }

@@ -3,8 +3,11 @@
 mod http;
 mod inference;
 mod metrics;
+mod peers;
 mod pid_file;
 mod process;
+mod resources;
+mod router_guard;
 mod server;
 
 use std::path::PathBuf;
@@ -176,12 +179,41 @@ pub struct ServeOptions {
     max_models: usize,
     /// Also serve OpenAI's API (/v1/models, /v1/chat/completions, /v1/completions,
     /// /v1/embeddings) and Prometheus metrics (/metrics) over HTTP at HOST:PORT, e.g.
-    /// 127.0.0.1:8080. Off loopback it needs --token-file (clients send the token as
-    /// `Authorization: Bearer`).
-    #[arg(long, value_name = "HOST:PORT")]
+    /// 127.0.0.1:8080 (STEADYTEXT_DAEMON_HTTP). Off loopback it needs --token-file (clients
+    /// send the token as `Authorization: Bearer`).
+    #[arg(long, value_name = "HOST:PORT", env = "STEADYTEXT_DAEMON_HTTP")]
     http: Option<std::net::SocketAddr>,
     #[command(flatten)]
     limits: LimitArgs,
+    #[command(flatten)]
+    connections: ConnectionArgs,
+}
+
+/// What a connection may hold, on the TCP endpoint and the HTTP listener.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionArgs {
+    /// Most connections one peer (an OS user on this machine, else an address) holds at once
+    /// on each listener; more are closed as soon as they are accepted. The daemon's own user
+    /// is not limited.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections_per_peer: usize,
+    /// Most connections all other peers together hold at once on each listener (lowered at
+    /// start to what the descriptor limit leaves).
+    #[arg(long, default_value_t = 2048)]
+    pub max_connections: usize,
+    /// Drop a TCP peer that has not completed the ZeroMQ handshake within this time.
+    #[arg(long, default_value_t = 5_000)]
+    pub handshake_timeout_ms: u64,
+    /// Ping ZeroMQ peers this often; drop one that has been silent for three times as long.
+    #[arg(long, default_value_t = 5_000)]
+    pub heartbeat_ms: u64,
+    /// Close an HTTP connection whose request head has not arrived within this time of the
+    /// connection or of the previous response (an idle keep-alive connection included).
+    #[arg(long, default_value_t = 5_000)]
+    pub http_header_timeout_ms: u64,
+    /// Answer 408 to an HTTP request whose body has not arrived within this time of its head.
+    #[arg(long, default_value_t = 30_000)]
+    pub http_body_timeout_ms: u64,
 }
 
 /// The input limits (the same names as the SQL settings `steadytext.max_*`).
@@ -262,6 +294,14 @@ pub enum DaemonCommand {
 
 /// Runs a `st daemon` subcommand.
 pub fn run(command: DaemonCommand) -> Result<()> {
+    if matches!(
+        command,
+        DaemonCommand::Run(_) | DaemonCommand::Start { .. } | DaemonCommand::Restart(_)
+    ) {
+        // What the daemon writes (its log, pid file, cache, sockets) is its user's alone,
+        // whatever umask it was started under; files are also created with private modes.
+        resources::private_umask();
+    }
     match command {
         DaemonCommand::Run(options) => serve(&options),
         DaemonCommand::Start { options, force } => process::start(&options, force),
@@ -312,6 +352,7 @@ fn serve(options: &ServeOptions) -> Result<()> {
         ..trusted.clone()
     };
     steadytext::Engine::global().set_max_models(options.max_models);
+    let connections = resources::connection_limits(&options.connections, options.http.is_some());
     let bind = options.endpoint.bind();
     let token = options.endpoint.token()?;
     let curve = options.endpoint.key_pair()?;
@@ -341,7 +382,13 @@ fn serve(options: &ServeOptions) -> Result<()> {
         http: options.http.map(|bind| http::Config {
             bind,
             max_body_bytes: usize::try_from(options.max_message_bytes).unwrap_or(usize::MAX),
+            header_timeout: Duration::from_millis(options.connections.http_header_timeout_ms),
+            body_timeout: Duration::from_millis(options.connections.http_body_timeout_ms),
+            connections,
         }),
+        handshake_timeout: Duration::from_millis(options.connections.handshake_timeout_ms),
+        heartbeat: Duration::from_millis(options.connections.heartbeat_ms),
+        connections,
     })
 }
 

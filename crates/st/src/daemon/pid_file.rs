@@ -8,8 +8,7 @@
 //! after the daemon died is not it) and runs `st daemon run`.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -30,22 +29,12 @@ pub fn alive(pid: u32) -> bool {
     stat(pid).is_some_and(|(_, zombie)| !zombie)
 }
 
-/// Records this process in `path` (whole: written beside it, then renamed).
+/// Records this process in `path` (whole: written beside it, then renamed; 0600 in a directory
+/// made 0700).
 pub fn write(path: &Path) -> Result<()> {
     let pid = std::process::id();
     let (start, _) = stat(pid).context("cannot read /proc/self/stat")?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let tmp = path.with_extension(format!("pid.{pid}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .open(&tmp)
-        .and_then(|mut f| writeln!(f, "{pid} {start}"))
-        .and_then(|()| fs::rename(&tmp, path))
+    steadytext::private::write_atomic(path, format!("{pid} {start}\n").as_bytes())
         .with_context(|| format!("cannot write the pid file {}", path.display()))
 }
 

@@ -53,9 +53,8 @@ pub fn start(options: &ServeOptions, force: bool) -> Result<()> {
         }
     }
     let pid_file = endpoint.pid_file();
-    if let Some(dir) = pid_file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
+    steadytext::private::create_parent(&pid_file)
+        .with_context(|| format!("cannot create the directory of {}", pid_file.display()))?;
     let log = pid_file.with_extension("log");
     for attempt in 0..=BIND_RETRIES {
         match spawn_and_wait(options, &log)? {
@@ -88,8 +87,8 @@ enum Started {
 }
 
 fn spawn_and_wait(options: &ServeOptions, log: &std::path::Path) -> Result<Started> {
-    let log_file =
-        std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let log_file = steadytext::private::create_truncated(log)
+        .with_context(|| format!("cannot create {}", log.display()))?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.args(["daemon", "run"])
         .args(serve_args(options))
@@ -166,6 +165,21 @@ fn serve_args(options: &ServeOptions) -> Vec<String> {
         options.limits.max_batch_size.to_string(),
         "--max-request-length".into(),
         options.limits.max_request_length.to_string(),
+    ]);
+    let c = &options.connections;
+    args.extend([
+        "--max-connections-per-peer".into(),
+        c.max_connections_per_peer.to_string(),
+        "--max-connections".into(),
+        c.max_connections.to_string(),
+        "--handshake-timeout-ms".into(),
+        c.handshake_timeout_ms.to_string(),
+        "--heartbeat-ms".into(),
+        c.heartbeat_ms.to_string(),
+        "--http-header-timeout-ms".into(),
+        c.http_header_timeout_ms.to_string(),
+        "--http-body-timeout-ms".into(),
+        c.http_body_timeout_ms.to_string(),
     ]);
     if let Some(threads) = options.threads {
         args.extend(["--threads".into(), threads.to_string()]);
@@ -253,6 +267,7 @@ pub fn status(endpoint: &Endpoint, as_json: bool) -> Result<()> {
         "models": field("models").unwrap_or(json!([])),
         "fingerprint": field("fingerprint"),
         "profile": field("profile"),
+        "connections": field("connections"),
     });
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report)?);

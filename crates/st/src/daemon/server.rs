@@ -40,6 +40,8 @@ use steadytext::request::Spec;
 
 use super::inference::{Inference, Outbox, Outgoing, Reply, Submitter, Task};
 use super::metrics::Metrics;
+use super::peers::Limits;
+use super::router_guard::RouterGuard;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -70,6 +72,13 @@ pub struct Config {
     pub max_queue: usize,
     /// The OpenAI-compatible HTTP listener and /metrics, when asked for.
     pub http: Option<super::http::Config>,
+    /// How long a TCP peer may take to complete the ZMTP handshake (ZMQ_HANDSHAKE_IVL).
+    pub handshake_timeout: Duration,
+    /// How often peers are pinged (ZMQ_HEARTBEAT_IVL); one silent for three times this long
+    /// is dropped (ZMQ_HEARTBEAT_TIMEOUT).
+    pub heartbeat: Duration,
+    /// The connections other peers may hold on the TCP endpoint.
+    pub connections: Limits,
 }
 
 struct Stream {
@@ -83,6 +92,8 @@ struct Stream {
 struct Server {
     socket: zmq::Socket,
     wakeup: zmq::Socket,
+    /// The TCP endpoint's connections, counted per peer.
+    guard: Option<RouterGuard>,
     submitter: Submitter,
     outgoing: Receiver<Outgoing>,
     cancels: HashMap<String, Arc<AtomicBool>>,
@@ -104,6 +115,13 @@ pub fn run(config: Config) -> Result<()> {
     let socket = ctx.socket(zmq::ROUTER)?;
     socket.set_linger(0)?;
     socket.set_maxmsgsize(config.max_message_bytes)?;
+    // A peer that connects and never completes the handshake holds a descriptor until then; a
+    // peer that stops answering pings is gone.
+    let millis = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX).max(1);
+    socket.set_handshake_ivl(millis(config.handshake_timeout))?;
+    socket.set_heartbeat_ivl(millis(config.heartbeat))?;
+    socket.set_heartbeat_timeout(millis(config.heartbeat * 3))?;
+    socket.set_heartbeat_ttl(millis(config.heartbeat * 3))?;
     let ipc = config.bind.starts_with("ipc://");
     if ipc {
         prepare_ipc(&config.bind)?;
@@ -115,9 +133,23 @@ pub fn run(config: Config) -> Result<()> {
         socket.set_curve_server(true)?;
         socket.set_curve_secretkey(&pair.secret)?;
     }
+    // Watched from before the first connection: each is counted against its peer.
+    let mut guard = if config.bind.starts_with("tcp://") {
+        Some(RouterGuard::new(&ctx, &socket, config.connections)?)
+    } else {
+        None
+    };
     socket
         .bind(&config.bind)
         .with_context(|| format!("cannot bind {}", config.bind))?;
+    if let Some(guard) = &mut guard {
+        // The port bound (`:0` or `:*` asks libzmq for any).
+        let bound = socket.get_last_endpoint()?.unwrap_or_default();
+        match bound.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) {
+            Some(port) => guard.set_port(port),
+            None => anyhow::bail!("cannot tell the port of {bound}"),
+        }
+    }
     // Only now that the endpoint is ours: `st daemon stop` signals the pid it finds here.
     super::pid_file::write(&config.pid_file)?;
     let stop_signal = Arc::new(AtomicBool::new(false));
@@ -198,6 +230,7 @@ pub fn run(config: Config) -> Result<()> {
     let mut server = Server {
         socket,
         wakeup,
+        guard,
         submitter,
         outgoing,
         cancels: HashMap::new(),
@@ -235,11 +268,8 @@ pub fn run(config: Config) -> Result<()> {
 /// Makes the socket's directory (0700 when we create it) and removes a stale socket file.
 fn prepare_ipc(bind: &str) -> Result<()> {
     let path = std::path::Path::new(bind.trim_start_matches("ipc://"));
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)?;
-            std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-        }
+    if let Some(dir) = path.parent() {
+        steadytext::private::create_dir_all(dir)?;
     }
     let _ = std::fs::remove_file(path);
     Ok(())
@@ -256,10 +286,13 @@ impl Server {
 
     fn serve(&mut self) {
         while self.running && !self.stop_signal.load(Ordering::Relaxed) {
-            let mut items = [
+            let mut items = vec![
                 self.socket.as_poll_item(zmq::POLLIN),
                 self.wakeup.as_poll_item(zmq::POLLIN),
             ];
+            if let Some(guard) = &self.guard {
+                items.push(guard.poll_item());
+            }
             // The timeout only paces the checks for signals and abandoned streams.
             if let Err(e) = zmq::poll(&mut items, 100) {
                 if e != zmq::Error::EINTR {
@@ -268,6 +301,11 @@ impl Server {
                 continue;
             }
             let (requests, rung) = (items[0].is_readable(), items[1].is_readable());
+            drop(items);
+            // Connections first: one over its peer's budget is closed before it is served.
+            if let Some(guard) = &mut self.guard {
+                guard.on_events();
+            }
             if rung {
                 while self.wakeup.recv_bytes(zmq::DONTWAIT).is_ok() {}
             }
@@ -508,6 +546,10 @@ impl Server {
             "active_streams": self.streams.len(),
             "models": self.inference.models(),
             "cache": self.inference.cache_stats(),
+            "connections": self.guard.as_ref().map(|guard| {
+                let (held, refused) = guard.counts();
+                json!({ "held": held, "refused": refused })
+            }),
         })
     }
 }
