@@ -150,9 +150,9 @@ test-security: install-st install-extension
 		tests/security/templates.sh tests/security/admission.sh tests/security/connections.sh
 
 ## Operations: pg_dump and pg_restore keep every row users made; a streaming replica serves
-## reads (and refuses writes with 25006).
+## reads (and refuses writes with 25006); a cluster's daemon ends with the cluster.
 test-operations: install-extension
-	prove tests/operations/dump.sh tests/operations/standby.sh
+	prove tests/operations/dump.sh tests/operations/standby.sh tests/operations/lifecycle.sh
 
 ## From the Python extension (2025.11.25) and from each earlier release of ours, keeping data;
 ## an upgraded schema equals a fresh install's.

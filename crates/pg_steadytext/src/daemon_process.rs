@@ -143,6 +143,11 @@ pub fn command(action: &str, endpoint: &str) -> (String, Command) {
     }
     if action != "stop" {
         cmd.arg("--no-preload");
+        // However it starts (the supervisor's child, or detached on demand by a backend), the
+        // daemon ends with this cluster's postmaster.
+        // SAFETY: PostmasterPid is set before any backend or worker starts.
+        let postmaster = unsafe { pg_sys::PostmasterPid };
+        cmd.arg("--exit-with").arg(postmaster.to_string());
     }
     cmd.stdin(Stdio::null());
     (st, cmd)

@@ -2,6 +2,7 @@
 
 mod http;
 mod inference;
+mod lifetime;
 mod metrics;
 mod peers;
 mod pid_file;
@@ -183,6 +184,10 @@ pub struct ServeOptions {
     /// send the token as `Authorization: Bearer`).
     #[arg(long, value_name = "HOST:PORT", env = "STEADYTEXT_DAEMON_HTTP")]
     http: Option<std::net::SocketAddr>,
+    /// End when the process PID ends (the extension passes its postmaster: a daemon started for
+    /// a cluster never outlives it).
+    #[arg(long, value_name = "PID")]
+    exit_with: Option<i32>,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
@@ -389,6 +394,12 @@ fn serve(options: &ServeOptions) -> Result<()> {
         handshake_timeout: Duration::from_millis(options.connections.handshake_timeout_ms),
         heartbeat: Duration::from_millis(options.connections.heartbeat_ms),
         connections,
+        exit_with: match options.exit_with {
+            Some(pid) => Some(lifetime::Owner::of(pid).with_context(|| {
+                format!("--exit-with {pid}: no such process (it has ended already)")
+            })?),
+            None => None,
+        },
     })
 }
 

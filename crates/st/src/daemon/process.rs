@@ -193,6 +193,9 @@ fn serve_args(options: &ServeOptions) -> Vec<String> {
     if options.allow_downloads {
         args.push("--allow-downloads".into());
     }
+    if let Some(pid) = options.exit_with {
+        args.extend(["--exit-with".into(), pid.to_string()]);
+    }
     args
 }
 

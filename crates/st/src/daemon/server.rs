@@ -79,6 +79,8 @@ pub struct Config {
     pub heartbeat: Duration,
     /// The connections other peers may hold on the TCP endpoint.
     pub connections: Limits,
+    /// The process the daemon ends with (`--exit-with`).
+    pub exit_with: Option<super::lifetime::Owner>,
 }
 
 struct Stream {
@@ -155,6 +157,9 @@ pub fn run(config: Config) -> Result<()> {
     let stop_signal = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, stop_signal.clone())?;
+    }
+    if let Some(owner) = config.exit_with {
+        super::lifetime::watch(owner, stop_signal.clone());
     }
     let http_listener = match &config.http {
         Some(http) => Some(super::http::bind(http, config.token.as_deref())?),
