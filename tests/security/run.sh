@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Security (TAP): every attack of the privilege model, tried as it would be tried.
+# Security (TAP): the privilege model's properties, checked as each role would try them: no role
+# changes what another gets or reads what another sent (configuration, cache, queue, model files,
+# prompts, the daemon); who a call is for is the login role (rate limits, rows, audit); every
+# input is bounded. docs/security.md lists the properties; the suites beside this one generate
+# their cases (shadows.sh, templates.sh, admission.sh, impersonation.sh, connections.sh).
 #
 # A cluster with pg_steadytext preloaded (supervised daemon on its private socket, one queue
 # worker for database postgres, TLS on localhost) and these roles:
