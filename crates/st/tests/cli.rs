@@ -1,13 +1,10 @@
 //! The `st` binary, run as separate processes on the real test models.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn models_dir() -> PathBuf {
-    std::env::var_os("STEADYTEXT_TEST_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/steadytext/test-models"))
-}
+#[path = "support/models.rs"]
+mod models;
+use models::models_dir;
 
 fn gen_model() -> String {
     let p = models_dir().join("smollm2-135m-instruct-q4_1.gguf");

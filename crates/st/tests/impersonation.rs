@@ -20,20 +20,7 @@ use steadytext::execute::{self, Quiet};
 use steadytext::request::{Builder, EmbedSpec, GenerateSpec, RerankSpec, Spec};
 use steadytext::{ErrorKind, Executor, Local, Progress};
 use support::fake_daemon::{Fake, Upstream};
-
-fn models_dir() -> PathBuf {
-    std::env::var_os("STEADYTEXT_TEST_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/steadytext/test-models"))
-}
-
-fn gen_path() -> PathBuf {
-    models_dir().join("smollm2-135m-instruct-q4_1.gguf")
-}
-
-fn emb_path() -> PathBuf {
-    models_dir().join("all-minilm-l6-v2-f32.gguf")
-}
+use support::models::{emb_path, gen_path};
 
 fn builder() -> Builder {
     Builder {

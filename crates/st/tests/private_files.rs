@@ -12,11 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use steadytext::client::DaemonClient;
 
-fn models_dir() -> PathBuf {
-    std::env::var_os("STEADYTEXT_TEST_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/steadytext/test-models"))
-}
+#[path = "support/models.rs"]
+mod models;
+use models::models_dir;
 
 /// `st` with `args`, under umask 022, its cache root in `home`, the cache on.
 fn st(home: &Path) -> Command {
