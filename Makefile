@@ -150,9 +150,11 @@ test-security: install-st install-extension
 		tests/security/templates.sh tests/security/admission.sh tests/security/connections.sh
 
 ## Operations: pg_dump and pg_restore keep every row users made; a streaming replica serves
-## reads (and refuses writes with 25006); a cluster's daemon ends with the cluster.
+## reads (and refuses writes with 25006); a cluster's daemon ends with the cluster; kill -9 of a
+## backend or of the postmaster loses no queued request, cache row or count.
 test-operations: install-extension
-	prove tests/operations/dump.sh tests/operations/standby.sh tests/operations/lifecycle.sh
+	prove tests/operations/dump.sh tests/operations/standby.sh tests/operations/lifecycle.sh \
+		tests/operations/crash.sh
 
 ## From the Python extension (2025.11.25) and from each earlier release of ours, keeping data;
 ## an upgraded schema equals a fresh install's.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use steadytext::request::Builder;
 
-use queue::{Queue, Row};
+use queue::{Queue, Row, CLAIMING, RECORDING};
 use runner::{Ended, Runner, Stop};
 
 /// Options of `st worker`.
@@ -177,17 +177,28 @@ fn serve(args: &Args, me: String, wakeups: &Wakeups, tally: &Tally) -> Result<()
     let runner = Runner::new(daemon, threads, builder);
     while SIGNALS.load(Ordering::SeqCst) == 0 {
         let seen = wakeups.count();
-        match queue.claim()? {
-            Some(row) => work(&mut queue, &runner, row, tally)?,
-            None => {
+        match queue.retrying(wakeups, CLAIMING, Queue::claim)? {
+            Some(Some(row)) => work(&mut queue, &runner, row, wakeups, tally)?,
+            Some(None) => {
                 wakeups.wait(seen, Duration::from_millis(args.poll_interval_ms));
             }
+            None => break,
         }
     }
     Ok(())
 }
 
-fn work(queue: &mut Queue, runner: &Runner, row: Row, tally: &Tally) -> Result<()> {
+/// Runs a claimed row and records how it ended. A record that meets a lost connection is made
+/// again on a new one: the claim functions act only on a row this worker still holds, so a
+/// result is stored once, or not at all when the lease ran out meanwhile and another worker
+/// took the row.
+fn work(
+    queue: &mut Queue,
+    runner: &Runner,
+    row: Row,
+    wakeups: &Wakeups,
+    tally: &Tally,
+) -> Result<()> {
     let started = Instant::now();
     let id = row.id;
     let ended = {
@@ -201,7 +212,11 @@ fn work(queue: &mut Queue, runner: &Runner, row: Row, tally: &Tally) -> Result<(
     };
     match ended {
         Ended::Done(result, key, model) => {
-            let stored = queue.complete(id, &result, key.as_deref(), &model)?;
+            let stored = queue
+                .retrying(wakeups, RECORDING, |q| {
+                    q.complete(id, &result, key.as_deref(), &model)
+                })?
+                .unwrap_or(false);
             let counter = if stored {
                 &tally.completed
             } else {
@@ -220,11 +235,13 @@ fn work(queue: &mut Queue, runner: &Runner, row: Row, tally: &Tally) -> Result<(
             tracing::info!(id, "request cancelled or taken over; stopped");
         }
         Ended::Stopped(Stop::Abort) => {
-            queue.release(id)?;
+            queue.retrying(wakeups, RECORDING, |q| q.release(id))?;
             tally.released.fetch_add(1, Ordering::SeqCst);
         }
         Ended::Failed(message, retryable) => {
-            let status = queue.fail(id, &message, retryable)?;
+            let status = queue
+                .retrying(wakeups, RECORDING, |q| q.fail(id, &message, retryable))?
+                .flatten();
             tally.failed.fetch_add(1, Ordering::SeqCst);
             if status.as_deref() == Some("failed") {
                 tracing::error!(id, error = %message, "request failed");
@@ -267,9 +284,15 @@ impl<'a> Heartbeat<'a> {
         match self.queue.heartbeat(self.id) {
             Ok(true) => None,
             Ok(false) => Some(Stop::NotMine),
-            // The connection is gone: the lease will expire and another worker takes over.
+            // The connection is gone: the work goes on while one new connection is tried per
+            // beat; its result is stored if the row is still this worker's by then.
+            Err(e) if self.queue.lost(&e) => {
+                tracing::warn!("heartbeat failed: {e:#}; trying a new connection");
+                let _ = self.queue.reconnect_once();
+                None
+            }
             Err(e) => {
-                tracing::error!("heartbeat failed: {e}");
+                tracing::error!("heartbeat failed: {e:#}");
                 Some(Stop::NotMine)
             }
         }

@@ -1,5 +1,11 @@
 //! The queue as `st worker` sees it: the claim protocol's functions (sql/queue.sql), called as
 //! the worker's database role.
+//!
+//! A connection the server ends (a restart, a crash of any backend, which makes PostgreSQL end
+//! every session, or an administrator's `pg_terminate_backend`) is opened again: a worker outlives
+//! its database's restarts, as the extension's background workers do. Every call of the claim
+//! protocol is safe to repeat on a new connection: a claim whose answer was lost expires with its
+//! lease, and complete, fail and release act only on a row this worker still holds.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -13,9 +19,15 @@ use steadytext::jobs::{vector_literal, RowResult};
 
 use super::{Wakeups, SIGNALS};
 
+/// A claim waits for the database until the first signal (which stops claiming).
+pub const CLAIMING: usize = 1;
+/// Recording a finished request waits until the second (which gives requests back).
+pub const RECORDING: usize = 2;
+
 /// One database connection of a worker thread.
 pub struct Queue {
     db: Client,
+    dsn: String,
     /// The name this worker gives itself in `worker_id`.
     pub me: String,
     lease: u32,
@@ -38,6 +50,7 @@ impl Queue {
     pub fn connect(dsn: &str, me: String, lease: u32) -> Result<Self> {
         Ok(Queue {
             db: super::tls::connect(dsn)?,
+            dsn: dsn.to_string(),
             me,
             lease,
         })
@@ -46,6 +59,67 @@ impl Queue {
     /// The lease, in seconds.
     pub fn lease(&self) -> u32 {
         self.lease
+    }
+
+    /// Whether `error` (from a call on this connection) means the session is gone, so that a new
+    /// connection may succeed where this one cannot: the socket closed, or the server ended the
+    /// session (class 57P: shutdown, crash of another backend, terminated) or the connection
+    /// (class 08).
+    pub fn lost(&self, error: &anyhow::Error) -> bool {
+        self.db.is_closed()
+            || error.chain().any(|cause| {
+                cause
+                    .downcast_ref::<postgres::Error>()
+                    .is_some_and(|e| e.is_closed() || e.code().is_some_and(|c| ended(c.code())))
+            })
+    }
+
+    /// One try at a new connection.
+    pub fn reconnect_once(&mut self) -> Result<()> {
+        self.db = super::tls::connect(&self.dsn)?;
+        // Printed like the worker's start and stop: an operator sees each outage it rode out.
+        eprintln!("st worker {}: connected again", self.me);
+        Ok(())
+    }
+
+    /// Connects again, waiting 1, 2, 4, 8, then 10 s between tries; false once `signals`
+    /// signals were received.
+    pub fn reconnect(&mut self, wakeups: &Wakeups, signals: usize) -> bool {
+        let mut pause = Duration::from_secs(1);
+        loop {
+            if SIGNALS.load(Ordering::SeqCst) >= signals {
+                return false;
+            }
+            match self.reconnect_once() {
+                Ok(()) => return true,
+                Err(e) => tracing::warn!(worker = %self.me, "cannot connect yet: {e:#}"),
+            }
+            wakeups.wait(wakeups.count(), pause);
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// Runs `call` on this connection and, when the session is lost, on a new one (once the
+    /// server takes connections again); `None` once `signals` signals were received meanwhile
+    /// ([`CLAIMING`] or [`RECORDING`]).
+    pub fn retrying<T>(
+        &mut self,
+        wakeups: &Wakeups,
+        signals: usize,
+        mut call: impl FnMut(&mut Self) -> Result<T>,
+    ) -> Result<Option<T>> {
+        loop {
+            match call(self) {
+                Ok(value) => return Ok(Some(value)),
+                Err(e) if self.lost(&e) => {
+                    tracing::warn!(worker = %self.me, "the database connection is gone: {e:#}");
+                    if !self.reconnect(wakeups, signals) {
+                        return Ok(None);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The next runnable row, claimed under a lease.
@@ -123,24 +197,57 @@ impl Queue {
     }
 }
 
-/// LISTENs on `steadytext_queue` (every enqueue NOTIFYs it) and rings `wakeups`.
+/// A server's answer that it ended the session or the connection.
+fn ended(sqlstate: &str) -> bool {
+    sqlstate.starts_with("57P") || sqlstate.starts_with("08")
+}
+
+/// LISTENs on `steadytext_queue` (every enqueue NOTIFYs it) and rings `wakeups`; a lost
+/// connection is opened again (the threads poll meanwhile, and are woken once it is back, for
+/// what was enqueued while nobody listened).
 pub fn listen(dsn: &str, wakeups: Arc<Wakeups>) -> Result<()> {
-    let mut client = super::tls::connect(dsn)?;
-    client.batch_execute("LISTEN steadytext_queue")?;
+    let listening = |dsn: &str| -> Result<Client> {
+        let mut client = super::tls::connect(dsn)?;
+        client.batch_execute("LISTEN steadytext_queue")?;
+        Ok(client)
+    };
+    let mut client = listening(dsn)?;
+    let dsn = dsn.to_string();
     thread::spawn(move || {
         while SIGNALS.load(Ordering::SeqCst) == 0 {
             let mut heard = false;
-            let mut notes = client.notifications();
-            let mut notes = notes.timeout_iter(Duration::from_millis(200));
-            loop {
-                match fallible_iterator::FallibleIterator::next(&mut notes) {
-                    Ok(Some(_)) => heard = true,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::error!("LISTEN connection failed: {e}; polling instead");
-                        return;
+            let mut lost = false;
+            {
+                let mut notes = client.notifications();
+                let mut notes = notes.timeout_iter(Duration::from_millis(200));
+                loop {
+                    match fallible_iterator::FallibleIterator::next(&mut notes) {
+                        Ok(Some(_)) => heard = true,
+                        Ok(None) => break,
+                        Err(e) => {
+                            tracing::warn!(
+                                "LISTEN connection failed: {e}; polling until it is back"
+                            );
+                            lost = true;
+                            break;
+                        }
                     }
                 }
+            }
+            if lost || client.is_closed() {
+                let mut pause = Duration::from_secs(1);
+                loop {
+                    wakeups.wait(wakeups.count(), pause);
+                    if SIGNALS.load(Ordering::SeqCst) != 0 {
+                        return;
+                    }
+                    match listening(&dsn) {
+                        Ok(c) => break client = c,
+                        Err(e) => tracing::warn!("cannot LISTEN again yet: {e:#}"),
+                    }
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                heard = true;
             }
             if heard {
                 wakeups.ring();
