@@ -30,6 +30,7 @@ pub mod cached;
 pub mod chat;
 pub mod client;
 pub mod daemon_keys;
+pub mod daemon_pid;
 pub mod defaults;
 pub mod embed;
 pub mod engine;

@@ -1,33 +1,15 @@
 //! The daemon's pid file: written by the daemon itself once it holds its endpoint, read by
 //! `st daemon stop|start|status`. It is the only way `stop` finds a process to signal: never a
 //! pid that an answer over the wire names (whoever binds a free port can answer anything).
-//!
-//! The file holds the pid and the process's start time (clock ticks since boot, from
-//! /proc/<pid>/stat). A pid is believed only when the file is this user's and nobody else may
-//! write it, the process is alive, is this user's, started at the recorded time (so a pid reused
-//! after the daemon died is not it) and runs `st daemon run`.
+//! Which pid it names, and when that is believed, is `steadytext::daemon_pid`'s (clients of
+//! the daemon read it too).
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-
-/// Field 22 of /proc/<pid>/stat (the start time), and whether the process is a zombie.
-fn stat(pid: u32) -> Option<(u64, bool)> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let zombie = fields.first()? == &"Z";
-    let start = fields.get(19)?.parse().ok()?;
-    Some((start, zombie))
-}
-
-/// Whether `pid` runs (a zombie no longer does).
-pub fn alive(pid: u32) -> bool {
-    stat(pid).is_some_and(|(_, zombie)| !zombie)
-}
+use steadytext::daemon_pid::stat;
+pub use steadytext::daemon_pid::{alive, read};
 
 /// Records this process in `path` (whole: written beside it, then renamed; 0600 in a directory
 /// made 0700).
@@ -43,31 +25,6 @@ pub fn remove_if_mine(path: &Path) {
     if read(path) == Some(std::process::id()) {
         let _ = fs::remove_file(path);
     }
-}
-
-/// The daemon process `path` names, when it is believable (see the module).
-pub fn read(path: &Path) -> Option<u32> {
-    // SAFETY: geteuid(2) cannot fail.
-    let me = unsafe { libc::geteuid() };
-    let meta = fs::metadata(path).ok()?;
-    if meta.uid() != me || meta.mode() & 0o022 != 0 {
-        return None;
-    }
-    let text = fs::read_to_string(path).ok()?;
-    let mut fields = text.split_whitespace();
-    let pid: u32 = fields.next()?.parse().ok()?;
-    let recorded_start: u64 = fields.next()?.parse().ok()?;
-    let (start, zombie) = stat(pid)?;
-    if zombie || start != recorded_start {
-        return None;
-    }
-    if fs::metadata(format!("/proc/{pid}")).ok()?.uid() != me {
-        return None;
-    }
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
-    let runs_daemon = args.windows(2).any(|w| w == [&b"daemon"[..], &b"run"[..]]);
-    runs_daemon.then_some(pid)
 }
 
 #[cfg(test)]
