@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fault tests (TAP): a cluster with pg_steadytext preloaded, whose supervisor runs the st daemon.
-# kill -9 and SIGABRT of the daemon during a SQL generation; twenty concurrent connections;
+# kill -9 and SIGABRT of the daemon during a SQL generation; a daemon stopped (SIGSTOP) for 3 s
+# mid-request; twenty concurrent connections;
 # a backend's memory after inference through the daemon.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -38,7 +39,7 @@ wait_for_daemon() { # seconds; prints the pid
     return 1
 }
 
-echo "1..19"
+echo "1..21"
 pid=$(wait_for_daemon 20); check "the supervisor starts the daemon with the server" $? "no daemon"
 before=$(q -c "SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false)")
 check "a generation through the daemon" $([ -n "$before" ]; echo $?)
@@ -81,6 +82,25 @@ check "fallback: the interrupted query completes in the backend" $([ $status -eq
 expected=$(q -c "SET steadytext.use_daemon = off" -c "SELECT steadytext_generate('Tell a story about a lighthouse keeper', 301, false)")
 check "fallback: with the same bytes as generating in the backend" $([ -n "$expected" ] && [ "$(cat "$DIR/fallback.out")" = "$expected" ]; echo $?)
 pid=$(wait_for_daemon 5)
+
+# A daemon that is alive but does not answer for 3 s (stopped: as starved of CPU on a busy
+# machine, or flooded with connections) is waited for, not given up on: its pid file names a
+# live process. One missed ping (400 ms) used to end the call.
+stopped_pid=$(daemon_pid)
+story="SELECT steadytext_generate('Write a long story about a knight', 300, false)"
+q -c "SET steadytext.inprocess_fallback = off" -c "$story" >"$DIR/stopped.out" 2>&1 &
+stopped_call=$!
+sleep 0.5
+kill -STOP "$stopped_pid"
+sleep 3
+running=$(kill -0 $stopped_call 2>/dev/null && echo yes)
+kill -CONT "$stopped_pid"
+wait $stopped_call; status=$?
+expected=$(q -c "SET steadytext.use_daemon = off" -c "$story")
+check "a daemon stopped for 3 s mid-request: the call waits (${running:-it had ended}) and gets the backend's bytes" \
+    $([ "$running" = yes ] && [ $status -eq 0 ] && [ "$(cat "$DIR/stopped.out")" = "$expected" ]; echo $?) \
+    "$(cat "$DIR/stopped.out")"
+check "and the daemon is the same process" $([ "$(daemon_pid)" = "$stopped_pid" ]; echo $?)
 
 after=$(q -c "SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false)")
 check "the next call returns the same bytes as before" $([ "$after" = "$before" ]; echo $?) "before: $before / after: $after"

@@ -113,13 +113,21 @@ fn credentials(endpoint: &str) -> Option<Result<Credentials, String>> {
 /// A client of the daemon at `endpoint`: on the private socket as it is, elsewhere pinning the
 /// daemon's public key and holding its token. When the keys cannot be made, a client that
 /// sends nothing (a daemon that cannot be authenticated is never used).
+///
+/// The client knows where the daemon records its pid when this cluster starts it (beside the
+/// private socket, `st daemon`'s default for an ipc socket; else in the private directory), so
+/// that a daemon that is alive but slow to answer a ping is not taken for a dead one.
 pub fn client(endpoint: &str, timeout: Duration) -> DaemonClient {
     let client = DaemonClient::new(endpoint, timeout);
     match credentials(endpoint) {
-        None => client,
+        None => {
+            let socket = endpoint.trim_start_matches("ipc://");
+            client.with_pid_file(Some(PathBuf::from(format!("{socket}.pid"))))
+        }
         Some(Ok(c)) => client
             .with_auth(Some(c.token))
-            .with_server_key(Some(c.public_key)),
+            .with_server_key(Some(c.public_key))
+            .with_pid_file(Some(c.pid_file)),
         Some(Err(why)) => {
             pgrx::warning!("the st daemon at {endpoint} cannot be authenticated: {why}");
             client.refusing(format!(

@@ -10,6 +10,7 @@
 //! daemons, the private `ipc://` socket) and refuses to send a token over anything but `ipc://`,
 //! where a listener would read it.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +67,8 @@ pub struct DaemonClient {
     auth: Option<String>,
     server_key: Option<Key>,
     refusal: Option<String>,
+    /// The daemon's pid file, when this client knows it (the extension's daemons).
+    pid_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for DaemonClient {
@@ -85,6 +88,15 @@ const SLICE: Duration = Duration::from_millis(50);
 /// How often a waiting call checks that the daemon is still alive, and how long a ping may take.
 const LIVENESS_INTERVAL: Duration = Duration::from_millis(300);
 const LIVENESS_TIMEOUT: Duration = Duration::from_millis(400);
+/// How long a daemon may miss pings during a call before it is given up on, when its process
+/// cannot be seen (a daemon on another host). A ping opens a connection and, on TCP, a CURVE
+/// handshake: on a busy machine (or while another user floods the port) one can take longer
+/// than its 400 ms although the daemon is working, and one missed ping made the caller abandon
+/// a request the daemon went on computing.
+const SILENCE: Duration = Duration::from_secs(5);
+/// The same, for a daemon whose process is seen alive (its pid file): it is working or
+/// starved of CPU, not gone.
+pub const SILENCE_OF_A_LIVE_DAEMON: Duration = Duration::from_secs(30);
 
 impl DaemonClient {
     /// A client of `endpoint` (`tcp://host:port` or `ipc:///path`) whose calls give up after
@@ -97,6 +109,27 @@ impl DaemonClient {
             auth: None,
             server_key: None,
             refusal: None,
+            pid_file: None,
+        }
+    }
+
+    /// The same client, knowing where the daemon records its pid: a daemon whose process is
+    /// alive is given [`SILENCE_OF_A_LIVE_DAEMON`] to answer a ping during a call, one whose
+    /// process is gone (its file names no live daemon) is given up on at the first missed ping.
+    pub fn with_pid_file(mut self, path: Option<PathBuf>) -> Self {
+        self.pid_file = path;
+        self
+    }
+
+    /// How long a daemon may miss pings during a call before it is given up on.
+    fn allowed_silence(&self) -> Duration {
+        match &self.pid_file {
+            // Not started where this client looks (another host's, say): its process is unseen.
+            Some(path) if !path.exists() => SILENCE,
+            Some(path) if crate::daemon_pid::read(path).is_some() => SILENCE_OF_A_LIVE_DAEMON,
+            // A file left by a daemon that died (kill -9 removes nothing).
+            Some(_) => Duration::ZERO,
+            None => SILENCE,
         }
     }
 
@@ -253,6 +286,7 @@ impl DaemonClient {
             id,
             started: Instant::now(),
             last_probe: Instant::now(),
+            last_pong: Instant::now(),
             done: false,
         })
     }
@@ -279,6 +313,8 @@ struct Pending<'c> {
     id: String,
     started: Instant,
     last_probe: Instant,
+    /// When the daemon last answered a ping (or the request was sent).
+    last_pong: Instant,
     done: bool,
 }
 
@@ -302,9 +338,11 @@ impl Pending<'_> {
             Err(e) => return Err(zmq_error(e)),
         }
         // A REQ socket waits forever for a daemon that died: the daemon answers pings while it
-        // works, so a missing pong means it is gone.
+        // works, so pongs missing for longer than it may be silent mean it is gone.
         if self.last_probe.elapsed() >= LIVENESS_INTERVAL {
-            if !self.client.ping(LIVENESS_TIMEOUT) {
+            if self.client.ping(LIVENESS_TIMEOUT) {
+                self.last_pong = Instant::now();
+            } else if self.last_pong.elapsed() >= self.client.allowed_silence() {
                 self.done = true;
                 return Err(Error::new(
                     ErrorKind::Unavailable,

@@ -143,7 +143,9 @@ impl Endpoint {
     /// A client for what needs no token (`ping`, `stats`): with the daemon's public key when
     /// given, never the token.
     fn probe(&self, timeout: Duration) -> Result<DaemonClient> {
-        Ok(DaemonClient::new(&self.connect(), timeout).with_server_key(self.server_key()?))
+        Ok(DaemonClient::new(&self.connect(), timeout)
+            .with_server_key(self.server_key()?)
+            .with_pid_file(Some(self.pid_file())))
     }
 }
 
