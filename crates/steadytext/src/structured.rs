@@ -337,6 +337,9 @@ fn first_line(e: &dyn std::fmt::Display) -> String {
 
 /// The engine's messages with the schema keyword they are about, as the user wrote it.
 fn name_keyword(message: &str) -> String {
+    if message.contains("is not present in a registry") {
+        return format!("$ref: only references inside the schema are followed ({message})");
+    }
     if message.contains("patternProperty regexes") {
         return format!("patternProperties: {message}");
     }
@@ -711,6 +714,33 @@ mod tests {
         }
         let backref = Constraint::Regex("(a)\\1".into()).check().unwrap_err();
         assert!(backref.to_string().contains("backreference"), "{backref}");
+    }
+
+    /// What the README says of `not`, `uniqueItems`, `dependencies` and remote `$ref`: each
+    /// form it calls refused is refused naming the keyword; each it calls accepted compiles.
+    #[test]
+    fn the_documented_schema_keywords_are_refused_or_accepted_as_documented() {
+        let refused = [
+            (json!({"not": {"minimum": 3}}), "not"),
+            (
+                json!({"type": "array", "uniqueItems": true, "minItems": 2}),
+                "uniqueItems",
+            ),
+            (json!({"$ref": "http://example.com/x.json"}), "$ref"),
+        ];
+        for (schema, keyword) in refused {
+            let e = Constraint::Json(schema.clone()).check().unwrap_err();
+            assert!(e.to_string().contains(keyword), "{schema}: {e}");
+        }
+        let accepted = [
+            json!({"not": {"type": "string"}}),
+            json!({"type": "array", "uniqueItems": true}),
+            json!({"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}},
+                   "dependencies": {"a": ["b"]}}),
+        ];
+        for schema in accepted {
+            assert!(Constraint::Json(schema.clone()).check().is_ok(), "{schema}");
+        }
     }
 
     #[test]
