@@ -52,6 +52,7 @@ pub mod remote;
 pub mod request;
 pub mod rerank;
 pub mod role;
+mod shortest;
 pub mod store;
 pub mod structured;
 pub mod summary;

@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::json_schema;
+use crate::shortest::Shortest;
 
 /// What the output must be.
 #[derive(Debug, Clone, PartialEq)]
@@ -383,11 +384,20 @@ impl Vocabulary {
     pub(crate) fn guide(&self, constraint: &Constraint) -> Result<Guide<'_>> {
         let tokens = compile_with(constraint, &self.compiler)?;
         let bytes = compile_with(constraint, byte_compiler())?;
+        let shortest = match constraint {
+            Constraint::Regex(pattern) => Shortest::new(pattern),
+            Constraint::Choice(choices) => choice_regex(choices)
+                .ok()
+                .and_then(|pattern| Shortest::new(&pattern)),
+            Constraint::Json(_) | Constraint::Grammar(_) => None,
+        };
         Ok(Guide {
             vocab: self,
             rolls_back: rolls_back(&bytes),
             tokens,
             bytes,
+            shortest,
+            output: Vec::new(),
         })
     }
 }
@@ -401,6 +411,10 @@ pub(crate) struct Guide<'v> {
     /// Whether the grammar supports rollback (llguidance refuses it for grammars with `stop=` or
     /// `max_tokens=` lexemes); the budget guard needs it.
     rolls_back: bool,
+    /// For a regex or choices: the pattern's DFA, which gives the shortest completion.
+    shortest: Option<Shortest>,
+    /// The bytes consumed so far (where the DFA's search starts).
+    output: Vec<u8>,
 }
 
 /// Whether `matcher`'s grammar can undo a consumed byte, tried on a copy: a failed rollback
@@ -467,10 +481,9 @@ impl Guide<'_> {
         self.tokens
             .consume_token(token)
             .map_err(|_| self.engine_error(&self.tokens))?;
-        let bytes: Vec<TokenId> = self.vocab.bytes[token as usize]
-            .iter()
-            .map(|&b| TokenId::from(b))
-            .collect();
+        let text = &self.vocab.bytes[token as usize];
+        let bytes: Vec<TokenId> = text.iter().map(|&b| TokenId::from(b)).collect();
+        self.output.extend_from_slice(text);
         self.bytes
             .consume_tokens(&bytes)
             .map_err(|_| self.engine_error(&self.bytes))
@@ -482,6 +495,8 @@ impl Guide<'_> {
         self.tokens
             .rollback(1)
             .map_err(|_| self.engine_error(&self.tokens))?;
+        self.output
+            .truncate(self.output.len().saturating_sub(bytes));
         self.bytes
             .rollback(bytes)
             .map_err(|_| self.engine_error(&self.bytes))
@@ -511,10 +526,20 @@ impl Guide<'_> {
         self.vocab.env.tok_trie().greedy_tokenize(bytes)
     }
 
-    /// A short byte string that completes the output from here, or `None` when none is found
-    /// within [`MAX_COMPLETION`] bytes. Searched on the byte matcher itself and rolled back, as
-    /// in [`Guide::verifies`].
+    /// A short byte string that completes the output from here, or `None` when none is found.
+    /// For a regex or choices, the shortest (from the pattern's DFA, checked on the byte
+    /// matcher); otherwise a walk of at most [`MAX_COMPLETION`] bytes on the byte matcher
+    /// itself, rolled back as in [`Guide::verifies`].
     pub(crate) fn completion(&mut self) -> Option<Vec<u8>> {
+        let shortest = self
+            .shortest
+            .as_ref()
+            .and_then(|s| s.completion(&self.output, preference()));
+        if let Some(bytes) = shortest {
+            if self.verifies(&bytes) {
+                return Some(bytes);
+            }
+        }
         complete(&mut self.bytes)
     }
 }
