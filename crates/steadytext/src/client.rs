@@ -93,7 +93,7 @@ const LIVENESS_TIMEOUT: Duration = Duration::from_millis(400);
 /// handshake: on a busy machine (or while another user floods the port) one can take longer
 /// than its 400 ms although the daemon is working, and one missed ping made the caller abandon
 /// a request the daemon went on computing.
-const SILENCE: Duration = Duration::from_secs(5);
+const SILENCE: Duration = Duration::from_secs(2);
 /// The same, for a daemon whose process is seen alive (its pid file): it is working or
 /// starved of CPU, not gone.
 pub const SILENCE_OF_A_LIVE_DAEMON: Duration = Duration::from_secs(30);
