@@ -21,6 +21,9 @@ use regex_automata::{Anchored, Input, MatchKind};
 /// would need more gives up (and the walk is used).
 const NFA_BYTES: usize = 16 << 20;
 const CACHE_BYTES: usize = 16 << 20;
+/// The most states one search visits (it runs after a token when the known completion no longer
+/// fits): a pattern whose shortest completion lies beyond them is left to the walk.
+const MAX_STATES: usize = 20_000;
 
 /// A pattern's lazy DFA (states are built as the search reaches them, so a pattern whose full
 /// DFA would be huge, `\w` in nested repetitions, costs only what is explored), reporting every
@@ -52,11 +55,7 @@ impl Shortest {
     /// that length, the one whose bytes come first in `order` (which lists every byte). `None`
     /// when `prefix` cannot be completed, or the search outgrew the cache.
     pub(crate) fn completion(&self, prefix: &[u8], order: &[u8]) -> Option<Vec<u8>> {
-        let cache = &mut *self.cache.borrow_mut();
-        let clears = cache.clear_count();
-        let found = self.search(cache, prefix, order);
-        // A cleared cache invalidates the state ids the search held.
-        found.filter(|_| cache.clear_count() == clears)
+        self.search(&mut self.cache.borrow_mut(), prefix, order)
     }
 
     fn search(&self, cache: &mut Cache, prefix: &[u8], order: &[u8]) -> Option<Vec<u8>> {
@@ -65,11 +64,15 @@ impl Shortest {
             .start_state_forward(cache, &Input::new(&[][..]).anchored(Anchored::Yes))
             .ok()?;
         for &byte in prefix {
+            // The id a transition returns is valid even when the cache was cleared to make it.
             state = dfa.next_state(cache, state, byte).ok()?;
             if stuck(state) {
                 return None;
             }
         }
+        // From here the search holds many ids, which a cleared cache (full: the pattern's
+        // states outgrew CACHE_BYTES) would invalidate: it gives up then.
+        let clears = cache.clear_count();
         // Breadth-first: the first state reached that accepts is at the shortest distance, and
         // states are visited in `order` of their bytes, so the path to it is the preferred one.
         // Bytes of one class lead to the same state: one of each is tried.
@@ -78,7 +81,11 @@ impl Shortest {
         let mut queue = VecDeque::from([state]);
         let root = state;
         while let Some(at) = queue.pop_front() {
-            if dfa.next_eoi_state(cache, at).ok()?.is_match() {
+            let accepts = dfa.next_eoi_state(cache, at).ok()?.is_match();
+            if cache.clear_count() != clears {
+                return None;
+            }
+            if accepts {
                 let mut path = Vec::new();
                 let mut here = at;
                 while here != root {
@@ -95,8 +102,14 @@ impl Shortest {
                     continue;
                 }
                 let next = dfa.next_state(cache, at, byte).ok()?;
+                if cache.clear_count() != clears {
+                    return None;
+                }
                 if stuck(next) || next == root || came_from.contains_key(&next) {
                     continue;
+                }
+                if came_from.len() >= MAX_STATES {
+                    return None;
                 }
                 came_from.insert(next, (at, byte));
                 queue.push_back(next);
