@@ -11,21 +11,22 @@ use crate::errors::{raise, raise_error, OrRaise};
 use crate::route::{self, Interrupts};
 use crate::{admission, cache, config, model, remote};
 
-/// The prompt, refused when NULL (the Python extension's text); the library refuses blank ones.
+/// The prompt, refused when NULL or blank, with the Python extension's texts and before any
+/// other argument is checked, as there.
 pub(crate) fn check_prompt(prompt: Option<&str>) -> &str {
-    prompt.unwrap_or_else(|| raise("Prompt cannot be null"))
+    let prompt = prompt.unwrap_or_else(|| raise("Prompt cannot be null"));
+    steadytext::request::check_prompt(prompt).or_raise();
+    prompt
 }
 
 /// `max_tokens`, or the `default_max_tokens` config row when NULL (the library's default
-/// without one).
+/// without one). The library refuses one below 1, after the checks the Python extension makes
+/// first (a negative value reaches it as 0).
 pub(crate) fn max_tokens_or_default(max_tokens: Option<i32>) -> Option<usize> {
     let max_tokens = max_tokens
         .map(i64::from)
         .or_else(|| config::int("default_max_tokens"))?;
-    if max_tokens < 1 {
-        raise(&format!("max_tokens must be at least 1, got {max_tokens}"));
-    }
-    Some(max_tokens as usize)
+    Some(usize::try_from(max_tokens).unwrap_or(0))
 }
 
 /// `seed`, or the `default_seed` config row when NULL.
@@ -74,6 +75,8 @@ pub(crate) fn generate_for(
         model,
         ..ModelArgs::default()
     };
+    // unsafe_mode without a model is refused by generation; here it only lets a remote model in.
+    let unsafe_mode = unsafe_mode && model.is_some();
     let spec = spec(prompt, None, Some(true), None, None, &models, unsafe_mode);
     let request = build(function, spec)?;
     Some(text(request))
@@ -147,9 +150,6 @@ fn request(
         &model,
         unsafe_mode,
     );
-    if unsafe_mode && model.model.is_none() {
-        raise("unsafe_mode=TRUE requires a model parameter");
-    }
     build(function, spec)
 }
 

@@ -501,9 +501,7 @@ impl Builder {
 
     /// Checks a generation without resolving its model.
     fn check_generate(&self, spec: &GenerateSpec) -> Result<(GenerateParams, Option<Constraint>)> {
-        if spec.prompt.trim().is_empty() {
-            return Err(Error::invalid("Prompt cannot be empty"));
-        }
+        check_prompt(&spec.prompt)?;
         let seed = match spec.seed {
             None => defaults::SEED,
             Some(s) if s < 0 => return Err(Error::invalid("seed must be non-negative")),
@@ -513,11 +511,17 @@ impl Builder {
         };
         let constraint = constraint(spec)?;
         check_remote(spec.model.as_deref(), spec.unsafe_mode.unwrap_or(false))?;
+        // The Python extension's gates, in its order (SteadyText refuses this flag without a
+        // model too): the flag lets a remote model in and means nothing without one.
+        if spec.unsafe_mode == Some(true) && spec.model.is_none() {
+            return Err(Error::invalid(
+                "unsafe_mode=TRUE requires a model parameter",
+            ));
+        }
         let max_new_tokens = spec.max_new_tokens.unwrap_or(defaults::MAX_NEW_TOKENS);
         if max_new_tokens < 1 {
-            return Err(Error::invalid(format!(
-                "max_tokens must be at least 1, got {max_new_tokens}"
-            )));
+            // The text of the Python extension's old limit check, word for word.
+            return Err(Error::invalid("max_tokens must be at least 1"));
         }
         if max_new_tokens > self.limits.max_tokens {
             return Err(Error::limit(
@@ -795,6 +799,16 @@ fn constraint(spec: &GenerateSpec) -> Result<Option<Constraint>> {
 }
 
 /// A model name with a ':' is a remote provider (`openai:gpt-4o-mini`): SteadyText's gate.
+/// A prompt's first check, the Python extension's: not blank. Callers that check other
+/// arguments before building the request (the SQL functions check a constraint's presence) call
+/// it first, so the order is the Python extension's.
+pub fn check_prompt(prompt: &str) -> Result<()> {
+    if prompt.trim().is_empty() {
+        return Err(Error::invalid("Prompt cannot be empty"));
+    }
+    Ok(())
+}
+
 pub fn check_remote(model: Option<&str>, unsafe_mode: bool) -> Result<()> {
     if model.is_some_and(is_remote) && !unsafe_mode {
         return Err(Error::invalid(
@@ -976,10 +990,25 @@ mod tests {
         );
         assert_eq!(
             e(GenerateSpec {
+                unsafe_mode: Some(true),
+                ..prompt("hi")
+            }),
+            "unsafe_mode=TRUE requires a model parameter"
+        );
+        assert_eq!(
+            e(GenerateSpec {
+                unsafe_mode: Some(true),
+                seed: Some(-1),
+                ..prompt("hi")
+            }),
+            "seed must be non-negative"
+        );
+        assert_eq!(
+            e(GenerateSpec {
                 max_new_tokens: Some(0),
                 ..prompt("hi")
             }),
-            "max_tokens must be at least 1, got 0"
+            "max_tokens must be at least 1"
         );
     }
 

@@ -141,7 +141,7 @@ fn invalid_parameters_are_rejected_before_anything_runs() {
             },
             "temperature must be between 0 and 2",
         ),
-        (spec(PROMPT, 0), "max_tokens must be at least 1, got 0"),
+        (spec(PROMPT, 0), "max_tokens must be at least 1"),
         (
             GenerateSpec {
                 size: Some("huge".into()),
