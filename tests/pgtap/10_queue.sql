@@ -3,7 +3,7 @@
 -- retries with backoff, recovery of a dead worker's rows). Workers themselves run in
 -- tests/queue (this cluster has none, so queued rows stay where the test puts them).
 BEGIN;
-SELECT plan(84);
+SELECT plan(87);
 
 DELETE FROM steadytext_queue;
 
@@ -36,6 +36,14 @@ SELECT throws_ok($$SELECT steadytext_generate_async('x', 0)$$, 'P0001',
                  'max_tokens must be between 1 and 4096');
 SELECT throws_ok($$SELECT steadytext_generate_async('x', 4097)$$, 'P0001',
                  'max_tokens must be between 1 and 4096', 'above 4096 too');
+-- The limit is steadytext.max_tokens_limit's, as for synchronous calls, not a number of its own.
+SET steadytext.max_tokens_limit = 6000;
+SELECT lives_ok($$SELECT steadytext_generate_async('x', 5000)$$, 'a raised limit admits more');
+SELECT throws_ok($$SELECT steadytext_generate_async('x', 6001)$$, 'P0001',
+                 'max_tokens must be between 1 and 6000', 'and names itself');
+SELECT throws_ok($$SELECT steadytext_generate_json_async('x', '{"type":"object"}', 6001)$$, 'P0001',
+                 'max_tokens must be between 1 and 6000', 'the structured queue functions too');
+RESET steadytext.max_tokens_limit;
 
 -- Batches
 SELECT is(cardinality(steadytext_generate_batch_async(ARRAY['a', 'b', 'c'], 8)), 3, 'a batch queues one row per prompt');

@@ -11,7 +11,7 @@ check_line() { # description, output, expected line (exactly one of the output's
     n=$((n + 1))
     if grep -qxF -- "$3" <<<"$2"; then echo "ok $n - $1"; else echo "not ok $n - $1"; echo "# got: $2"; failed=1; fi
 }
-echo "1..15"
+echo "1..16"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@" 2>&1; }
 
 out=$(q -c "SET steadytext.generation_model = '/nonexistent/model.gguf'" \
@@ -47,9 +47,10 @@ SELECT steadytext_generate_async('Say hi', 4) AS id \gset
 SELECT steadytext_get_async_result(:'id', 1);
 SQL
 )
-check "an unclaimed request's timeout says no worker claimed it" "$out" "no worker has claimed the request"
-check "and names preloading" "$out" "shared_preload_libraries"
-check "and st worker" "$out" "st worker"
+check_line "an unclaimed request's timeout: the Python extension's message" "$out" "ERROR:  Timeout waiting for async result (1 seconds)"
+check_line "and a DETAIL saying no worker claimed it" "$out" "DETAIL:  No worker has claimed the request."
+check "and a HINT naming preloading" "$out" "HINT:  Queue workers run when pg_steadytext is in shared_preload_libraries"
+check "and st worker" "$out" "\`st worker --dsn ...\` on any host."
 
 # The README's daemon sequence, in one session: each call reports what happened.
 out=$(q -c "SELECT status FROM steadytext_daemon_status()" -c "SELECT steadytext_daemon_start()" \

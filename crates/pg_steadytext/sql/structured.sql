@@ -51,8 +51,13 @@ BEGIN
     IF trim(prompt) = '' THEN
         PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be empty'::text);
     END IF;
-    IF max_tokens IS NOT NULL AND (max_tokens < 1 OR max_tokens > 4096) THEN
-        PERFORM @extschema@._steadytext_raise_p0001('max_tokens must be between 1 and 4096'::text);
+    -- The limit is steadytext.max_tokens_limit, as for synchronous calls (4096 by default,
+    -- the Python extension's fixed limit and message); loading the library defines it.
+    PERFORM @extschema@.steadytext_version();
+    IF max_tokens IS NOT NULL AND (max_tokens < 1
+            OR max_tokens > current_setting('steadytext.max_tokens_limit')::int) THEN
+        PERFORM @extschema@._steadytext_raise_p0001(format('max_tokens must be between 1 and %s',
+            current_setting('steadytext.max_tokens_limit')));
     END IF;
     PERFORM @extschema@._steadytext_check_constraint(kind, constraint_value);
     RETURN @extschema@._steadytext_enqueue(request_type, prompt,

@@ -9,10 +9,6 @@ use crate::error::{Error, Result};
 use crate::execute::Output;
 use crate::request::{Builder, EmbedSpec, GenerateSpec, Request, RerankSpec, Spec};
 
-/// The queue's fixed `max_tokens` bound (the `*_async` SQL functions check the same, with the
-/// reference's text): the default limit, whatever a route's own limit is.
-const QUEUED_MAX_TOKENS: u64 = crate::defaults::Limits::DEFAULT.max_tokens as u64;
-
 /// One queued request, as a spec to build.
 #[derive(Debug, Clone, PartialEq)]
 // The variants are built once per queue row and moved a few times: boxing would buy nothing.
@@ -62,13 +58,13 @@ impl Job {
         let max_new_tokens = match params.get("max_tokens") {
             None | Some(Value::Null) => None,
             Some(v) => Some(
-                v.as_u64()
-                    .filter(|n| (1..=QUEUED_MAX_TOKENS).contains(n))
-                    .ok_or_else(|| {
-                        Error::invalid(format!(
-                            "max_tokens must be between 1 and {QUEUED_MAX_TOKENS}, got {v}"
-                        ))
-                    })? as usize,
+                // The upper bound is the limit of whoever builds the request (the queueing
+                // session, then the worker: steadytext.max_tokens_limit), not a number here.
+                v.as_u64().filter(|&n| n >= 1).ok_or_else(|| {
+                    Error::invalid(format!(
+                        "max_tokens must be a whole number of at least 1, got {v}"
+                    ))
+                })? as usize,
             ),
         };
         let mut spec = GenerateSpec {
@@ -271,7 +267,7 @@ mod tests {
             "Prompt cannot be empty"
         );
         assert_eq!(err("embed", Some(""), json!({})), "Text cannot be empty");
-        assert!(err("generate", Some("p"), json!({"max_tokens": 0})).contains("between 1 and 4096"));
+        assert!(err("generate", Some("p"), json!({"max_tokens": 0})).contains("at least 1, got 0"));
         assert!(err("generate", Some("p"), json!({"seed": "x"})).contains("seed"));
         assert!(err("batch_embed", Some("p"), json!({})).contains("no handler"));
         assert_eq!(

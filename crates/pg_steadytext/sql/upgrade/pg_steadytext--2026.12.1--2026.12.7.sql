@@ -244,11 +244,14 @@ BEGIN
     IF prompt IS NULL OR trim(prompt) = '' THEN
         PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be empty'::text);
     END IF;
-    IF max_tokens IS NOT NULL AND (max_tokens < 1 OR max_tokens > 4096) THEN
-        PERFORM @extschema@._steadytext_raise_p0001('max_tokens must be between 1 and 4096'::text);
-    END IF;
-    -- Loads the library first, which defines the steadytext.* settings read below.
+    -- The limit is steadytext.max_tokens_limit, as for synchronous calls (4096 by default,
+    -- the Python extension's fixed limit and message); loading the library defines it.
     PERFORM @extschema@.steadytext_version();
+    IF max_tokens IS NOT NULL AND (max_tokens < 1
+            OR max_tokens > current_setting('steadytext.max_tokens_limit')::int) THEN
+        PERFORM @extschema@._steadytext_raise_p0001(format('max_tokens must be between 1 and %s',
+            current_setting('steadytext.max_tokens_limit')));
+    END IF;
     RETURN @extschema@._steadytext_enqueue('generate'::text, prompt,
         jsonb_build_object(
             'max_tokens', coalesce(max_tokens,
@@ -323,12 +326,15 @@ BEGIN
                 $1));
         END IF;
         IF clock_timestamp() >= deadline THEN
+            -- The Python extension's message word for word (callers match on it); why and
+            -- how to fix it go into DETAIL and HINT.
             IF r.unclaimed THEN
-                PERFORM @extschema@._steadytext_raise_p0001(format(
-                    'Timeout waiting for async result (%s seconds): no worker has claimed the '
-                    'request. Queue workers run when pg_steadytext is in shared_preload_libraries '
-                    '(steadytext.queue_workers, steadytext.queue_databases), or run `st worker '
-                    '--dsn ...` on any host', wait));
+                RAISE EXCEPTION USING ERRCODE = 'P0001',
+                    MESSAGE = format('Timeout waiting for async result (%s seconds)', wait),
+                    DETAIL = 'No worker has claimed the request.',
+                    HINT = 'Queue workers run when pg_steadytext is in shared_preload_libraries '
+                           '(steadytext.queue_workers, steadytext.queue_databases), or run '
+                           '`st worker --dsn ...` on any host.';
             END IF;
             PERFORM @extschema@._steadytext_raise_p0001(
                 format('Timeout waiting for async result (%s seconds)', wait));
@@ -399,8 +405,13 @@ BEGIN
     IF trim(prompt) = '' THEN
         PERFORM @extschema@._steadytext_raise_p0001('Prompt cannot be empty'::text);
     END IF;
-    IF max_tokens IS NOT NULL AND (max_tokens < 1 OR max_tokens > 4096) THEN
-        PERFORM @extschema@._steadytext_raise_p0001('max_tokens must be between 1 and 4096'::text);
+    -- The limit is steadytext.max_tokens_limit, as for synchronous calls (4096 by default,
+    -- the Python extension's fixed limit and message); loading the library defines it.
+    PERFORM @extschema@.steadytext_version();
+    IF max_tokens IS NOT NULL AND (max_tokens < 1
+            OR max_tokens > current_setting('steadytext.max_tokens_limit')::int) THEN
+        PERFORM @extschema@._steadytext_raise_p0001(format('max_tokens must be between 1 and %s',
+            current_setting('steadytext.max_tokens_limit')));
     END IF;
     PERFORM @extschema@._steadytext_check_constraint(kind, constraint_value);
     RETURN @extschema@._steadytext_enqueue(request_type, prompt,
