@@ -23,7 +23,7 @@ GEN_MODEL := $(STEADYTEXT_TEST_MODELS)/smollm2-135m-instruct-q4_1.gguf
 EMB_MODEL := $(STEADYTEXT_TEST_MODELS)/all-minilm-l6-v2-f32.gguf
 RERANK_MODEL := $(STEADYTEXT_TEST_MODELS)/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
 
-.PHONY: all vendor setup build install install-st install-extension uninstall deb dist test test-operations test-upgrade test-package test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme test-http lint demo bench models clean
+.PHONY: all vendor setup build install install-st install-extension uninstall deb dist test test-operations test-upgrade test-package test-core test-interop test-pgrx test-pgtap test-faults test-queue test-security test-determinism test-jsonschema test-readme test-http lint demo bench property models clean
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"$$/\1/p' Cargo.toml | head -1)
 
@@ -170,6 +170,21 @@ test-package: deb dist
 ## The pgTAP suite against a fresh cluster with the extension installed.
 test-pgtap: install-extension
 	tests/pgtap/run.sh
+
+## The structured-output budget guarantee as a property on 2000 generated regexes and 1000
+## generated JSON schemas (make test runs fixed samples of 300 and 150); counts and running time
+## in bench/results/property.txt.
+property: vendor
+	mkdir -p bench/results
+	start=$$(date +%s); \
+	STEADYTEXT_PROPERTY_REGEXES=2000 STEADYTEXT_PROPERTY_SCHEMAS=1000 cargo test -p steadytext \
+		--profile $(PROFILE) --test library -- --test-threads=1 --nocapture \
+		generated_regexes_complete_within_their_budgets \
+		generated_schemas_complete_within_their_budgets | tee /tmp/steadytext-property.log; \
+	{ echo "make property, $$(date -u +%Y-%m-%d), $$(git rev-parse --short HEAD)"; \
+	  grep -E '^[0-9]+ generated ' /tmp/steadytext-property.log; \
+	  echo "$$(( $$(date +%s) - start )) s"; } > bench/results/property.txt
+	cat bench/results/property.txt
 
 ## The main job on the test models: generate, embed, and a tiny semantic search.
 demo: setup install-extension

@@ -401,52 +401,166 @@ fn generated_regex(rng: &mut fastrand::Rng, depth: usize) -> String {
         .collect()
 }
 
-/// The budget guarantee as a property: generated regexes, each at its shortest output's length
-/// (which the refusal at a budget of 1 names, before anything is decoded), 1.5× and 3× it,
-/// greedy and seeded: every output matches in full and fits its budget, none is incomplete, and
-/// a budget one below the least is refused.
-#[test]
-fn generated_regexes_complete_within_their_budgets() {
-    let count: usize = std::env::var("STEADYTEXT_PROPERTY_REGEXES")
+/// How many cases a property test runs: `STEADYTEXT_PROPERTY_<NAME>` (`make property` raises it),
+/// else `default` (the fixed sample `make test` runs).
+fn property_count(name: &str, default: usize) -> usize {
+    std::env::var(format!("STEADYTEXT_PROPERTY_{name}"))
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(default)
+}
+
+/// The budget guarantee for one constraint: the least budget is the one the refusal at a
+/// budget of 1 names (before anything is decoded); one below it is refused the same way; at
+/// the least, 1.5× and 3× it, greedy (even `case`) or seeded, the output fits its budget and
+/// `accepts` it. Returns the outputs checked and whether a budget was refused.
+fn budgets_hold(
+    case: usize,
+    prompt: &str,
+    constraint: &Constraint,
+    accepts: impl Fn(&str) -> bool,
+) -> (usize, bool) {
+    const REFUSAL: &str = "the constrained output needs at least ";
+    let least = match run(prompt, 1, constraint) {
+        Ok(_) => 1,
+        Err(e) => e
+            .to_string()
+            .strip_prefix(REFUSAL)
+            .and_then(|rest| rest.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{constraint:?}: {e}")),
+    };
+    let refused = least > 1;
+    if refused {
+        let e = run(prompt, least - 1, constraint).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Incomplete, "{constraint:?}: {e}");
+        assert!(
+            e.to_string().starts_with(REFUSAL),
+            "refused after decoding: {constraint:?}: {e}"
+        );
+    }
+    let mut outputs = 0;
+    for budget in [least, least * 3 / 2, least * 3] {
+        let seeded = case % 2 == 1;
+        let spec = GenerateSpec {
+            temperature: seeded.then_some(0.8),
+            seed: seeded.then_some(case as i64),
+            ..constrained(prompt, budget, constraint)
+        };
+        let (out, summary) =
+            generate(spec).unwrap_or_else(|e| panic!("{constraint:?} at {budget}: {e}"));
+        assert!(
+            summary.generated_tokens <= budget,
+            "{constraint:?}: {summary:?}"
+        );
+        assert!(accepts(&out), "{constraint:?} at {budget}: {out:?}");
+        outputs += 1;
+    }
+    (outputs, refused)
+}
+
+/// The budget guarantee as a property: generated regexes, each at its shortest output's length,
+/// 1.5× and 3× it, greedy and seeded: every output matches in full and fits its budget, none is
+/// incomplete, and a budget one below the least is refused before decoding.
+#[test]
+fn generated_regexes_complete_within_their_budgets() {
+    let count = property_count("REGEXES", 300);
     let mut rng = fastrand::Rng::with_seed(20261207);
     let prompts = ["Contact email:", "Write something", "Give a code"];
     let (mut outputs, mut refusals) = (0, 0);
     for i in 0..count {
         let pattern = generated_regex(&mut rng, 0);
-        let constraint = Constraint::Regex(pattern.clone());
-        let prompt = prompts[i % prompts.len()];
         let full = regex::Regex::new(&format!("^(?:{pattern})$")).unwrap();
-        let least = match run(prompt, 1, &constraint) {
-            Ok(_) => 1,
-            Err(e) => e
-                .to_string()
-                .strip_prefix("the constrained output needs at least ")
-                .and_then(|rest| rest.split(' ').next()?.parse().ok())
-                .unwrap_or_else(|| panic!("{pattern}: {e}")),
-        };
-        if least > 1 {
-            let e = run(prompt, least - 1, &constraint).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Incomplete, "{pattern}: {e}");
-            refusals += 1;
-        }
-        for budget in [least, least * 3 / 2, least * 3] {
-            let seeded = i % 2 == 1;
-            let spec = GenerateSpec {
-                temperature: seeded.then_some(0.8),
-                seed: seeded.then_some(i as i64),
-                ..constrained(prompt, budget, &constraint)
-            };
-            let (out, summary) =
-                generate(spec).unwrap_or_else(|e| panic!("{pattern} at {budget}: {e}"));
-            assert!(summary.generated_tokens <= budget, "{pattern}: {summary:?}");
-            assert!(full.is_match(&out), "{pattern} at {budget}: {out:?}");
-            outputs += 1;
-        }
+        let (n, refused) = budgets_hold(
+            i,
+            prompts[i % prompts.len()],
+            &Constraint::Regex(pattern),
+            |out| full.is_match(out),
+        );
+        outputs += n;
+        refusals += usize::from(refused);
     }
     println!("{count} generated regexes: {outputs} outputs complete, {refusals} budgets refused");
+}
+
+/// A JSON schema of the kinds users write: nested objects (some keys required, no others
+/// allowed) and arrays (with item counts), strings with lengths, integers and numbers with
+/// bounds, enums, booleans and null.
+fn generated_schema(rng: &mut fastrand::Rng, depth: usize) -> serde_json::Value {
+    const KEYS: &[&str] = &["name", "id", "tags", "score", "city", "ok", "kind", "items"];
+    let leaves = 7;
+    let kinds = if depth < 2 { leaves + 2 } else { leaves };
+    match rng.usize(0..kinds) {
+        0 => {
+            let min = rng.usize(0..4);
+            json!({"type": "string", "minLength": min, "maxLength": min + rng.usize(0..12)})
+        }
+        1 => json!({"type": "string", "maxLength": rng.usize(1..24)}),
+        2 => {
+            let min = rng.i64(-50..50);
+            json!({"type": "integer", "minimum": min, "maximum": min + rng.i64(0..200)})
+        }
+        3 => match rng.usize(0..3) {
+            0 => json!({"type": "number"}),
+            1 => json!({"type": "number", "minimum": rng.i64(-10..10)}),
+            _ => {
+                let min = rng.i64(-100..100) as f64 / 4.0;
+                json!({"type": "number", "minimum": min, "maximum": min + rng.usize(1..40) as f64})
+            }
+        },
+        4 => {
+            let values: Vec<serde_json::Value> = (0..rng.usize(1..5))
+                .map(|i| match rng.usize(0..3) {
+                    0 => json!(format!("v{i}-{}", rng.u8(..))),
+                    1 => json!(i as i64 * 7 - 3),
+                    _ => json!(["red", "green", "blue", "dark grey"][i % 4]),
+                })
+                .collect();
+            json!({"enum": values})
+        }
+        5 => json!({"type": "boolean"}),
+        6 => json!({"type": "null"}),
+        7 => {
+            let mut keys: Vec<&str> = KEYS.to_vec();
+            rng.shuffle(&mut keys);
+            keys.truncate(rng.usize(1..=3));
+            let properties: serde_json::Map<String, serde_json::Value> = keys
+                .iter()
+                .map(|k| (k.to_string(), generated_schema(rng, depth + 1)))
+                .collect();
+            let required: Vec<&str> = keys.iter().copied().filter(|_| rng.bool()).collect();
+            json!({"type": "object", "properties": properties, "required": required,
+                   "additionalProperties": false})
+        }
+        _ => {
+            let min = rng.usize(0..3);
+            json!({"type": "array", "items": generated_schema(rng, depth + 1),
+                   "minItems": min, "maxItems": min + rng.usize(0..3)})
+        }
+    }
+}
+
+/// The budget guarantee for generated JSON schemas, as for regexes: every output validates and
+/// fits its budget.
+#[test]
+fn generated_schemas_complete_within_their_budgets() {
+    let count = property_count("SCHEMAS", 150);
+    let mut rng = fastrand::Rng::with_seed(20261208);
+    let prompts = [
+        "Describe a record",
+        "Give the data as JSON",
+        "Fill in the form",
+    ];
+    let (mut outputs, mut refusals) = (0, 0);
+    for i in 0..count {
+        let schema = generated_schema(&mut rng, 0);
+        let constraint = Constraint::Json(schema.clone());
+        let (n, refused) = budgets_hold(i, prompts[i % prompts.len()], &constraint, |out| {
+            validates(&schema, out)
+        });
+        outputs += n;
+        refusals += usize::from(refused);
+    }
+    println!("{count} generated schemas: {outputs} outputs valid, {refusals} budgets refused");
 }
 
 /// The e-mail patterns that failed with "not complete after max_tokens=100" (the classes
