@@ -15,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::hybrid::LazyStateID;
 use regex_automata::nfa::thompson;
+use regex_automata::util::syntax;
 use regex_automata::{Anchored, Input, MatchKind};
 
 /// The most memory the pattern's NFA and the lazy DFA's cache of states may take: a search that
@@ -32,91 +33,119 @@ const MAX_STATES: usize = 20_000;
 pub(crate) struct Shortest {
     dfa: DFA,
     cache: RefCell<Cache>,
+    /// The same pattern with ASCII classes (`\w`, `\d`, `.` over single bytes), searched first
+    /// over ASCII bytes. A Unicode class in nested repetitions makes every DFA state large and
+    /// the full search outgrow its cache (generated patterns such as
+    /// `(x+[0-9]{3}(-*\w+[A-Z]{1,3})){3}` did); the two patterns agree on ASCII text, so a
+    /// completion found here completes the output under the full pattern too.
+    ascii: Option<(DFA, RefCell<Cache>)>,
 }
 
 impl Shortest {
     /// The lazy DFA of `pattern`, or `None` when its NFA exceeds [`NFA_BYTES`] or it uses what a
     /// DFA cannot (look-around other than the text's ends).
     pub(crate) fn new(pattern: &str) -> Option<Self> {
-        let dfa = DFA::builder()
-            .configure(
-                DFA::config()
-                    .match_kind(MatchKind::All)
-                    .cache_capacity(CACHE_BYTES),
-            )
-            .thompson(thompson::Config::new().nfa_size_limit(Some(NFA_BYTES)))
-            .build(pattern)
-            .ok()?;
+        let dfa = lazy_dfa(pattern, true)?;
         let cache = RefCell::new(dfa.create_cache());
-        Some(Shortest { dfa, cache })
+        // Not every pattern has an ASCII form (`\p{Greek}`): then only the full one is searched.
+        let ascii = lazy_dfa(pattern, false).map(|dfa| {
+            let cache = RefCell::new(dfa.create_cache());
+            (dfa, cache)
+        });
+        Some(Shortest { dfa, cache, ascii })
     }
 
     /// The shortest bytes that make `prefix` followed by them a full match; among completions of
-    /// that length, the one whose bytes come first in `order` (which lists every byte). `None`
+    /// that length, the one whose bytes come first in `order` (which lists every byte). ASCII
+    /// completions of an ASCII prefix are searched first (see [`Shortest::ascii`]). `None`
     /// when `prefix` cannot be completed, or the search outgrew the cache.
     pub(crate) fn completion(&self, prefix: &[u8], order: &[u8]) -> Option<Vec<u8>> {
-        self.search(&mut self.cache.borrow_mut(), prefix, order)
-    }
-
-    fn search(&self, cache: &mut Cache, prefix: &[u8], order: &[u8]) -> Option<Vec<u8>> {
-        let dfa = &self.dfa;
-        let mut state = dfa
-            .start_state_forward(cache, &Input::new(&[][..]).anchored(Anchored::Yes))
-            .ok()?;
-        for &byte in prefix {
-            // The id a transition returns is valid even when the cache was cleared to make it.
-            state = dfa.next_state(cache, state, byte).ok()?;
-            if stuck(state) {
-                return None;
+        if let Some((dfa, cache)) = self.ascii.as_ref().filter(|_| prefix.is_ascii()) {
+            let ascii: Vec<u8> = order.iter().copied().filter(u8::is_ascii).collect();
+            if let Some(found) = search(dfa, &mut cache.borrow_mut(), prefix, &ascii) {
+                return Some(found);
             }
         }
-        // From here the search holds many ids, which a cleared cache (full: the pattern's
-        // states outgrew CACHE_BYTES) would invalidate: it gives up then.
-        let clears = cache.clear_count();
-        // Breadth-first: the first state reached that accepts is at the shortest distance, and
-        // states are visited in `order` of their bytes, so the path to it is the preferred one.
-        // Bytes of one class lead to the same state: one of each is tried.
-        let classes = *dfa.byte_classes();
-        let mut came_from: HashMap<LazyStateID, (LazyStateID, u8)> = HashMap::new();
-        let mut queue = VecDeque::from([state]);
-        let root = state;
-        while let Some(at) = queue.pop_front() {
-            let accepts = dfa.next_eoi_state(cache, at).ok()?.is_match();
+        search(&self.dfa, &mut self.cache.borrow_mut(), prefix, order)
+    }
+}
+
+/// A lazy DFA of `pattern` reporting every match, with Unicode classes or ASCII ones.
+fn lazy_dfa(pattern: &str, unicode: bool) -> Option<DFA> {
+    DFA::builder()
+        .configure(
+            DFA::config()
+                .match_kind(MatchKind::All)
+                .cache_capacity(CACHE_BYTES),
+        )
+        .syntax(syntax::Config::new().unicode(unicode).utf8(unicode))
+        .thompson(
+            thompson::Config::new()
+                .utf8(unicode)
+                .nfa_size_limit(Some(NFA_BYTES)),
+        )
+        .build(pattern)
+        .ok()
+}
+
+/// Breadth-first search on `dfa` from the state `prefix` leads to, trying bytes in `order`.
+fn search(dfa: &DFA, cache: &mut Cache, prefix: &[u8], order: &[u8]) -> Option<Vec<u8>> {
+    let mut state = dfa
+        .start_state_forward(cache, &Input::new(&[][..]).anchored(Anchored::Yes))
+        .ok()?;
+    for &byte in prefix {
+        // The id a transition returns is valid even when the cache was cleared to make it.
+        state = dfa.next_state(cache, state, byte).ok()?;
+        if stuck(state) {
+            return None;
+        }
+    }
+    // From here the search holds many ids, which a cleared cache (full: the pattern's
+    // states outgrew CACHE_BYTES) would invalidate: it gives up then.
+    let clears = cache.clear_count();
+    // Breadth-first: the first state reached that accepts is at the shortest distance, and
+    // states are visited in `order` of their bytes, so the path to it is the preferred one.
+    // Bytes of one class lead to the same state: one of each is tried.
+    let classes = *dfa.byte_classes();
+    let mut came_from: HashMap<LazyStateID, (LazyStateID, u8)> = HashMap::new();
+    let mut queue = VecDeque::from([state]);
+    let root = state;
+    while let Some(at) = queue.pop_front() {
+        let accepts = dfa.next_eoi_state(cache, at).ok()?.is_match();
+        if cache.clear_count() != clears {
+            return None;
+        }
+        if accepts {
+            let mut path = Vec::new();
+            let mut here = at;
+            while here != root {
+                let (from, byte) = came_from[&here];
+                path.push(byte);
+                here = from;
+            }
+            path.reverse();
+            return Some(path);
+        }
+        let mut tried = [false; 256];
+        for &byte in order {
+            if std::mem::replace(&mut tried[usize::from(classes.get(byte))], true) {
+                continue;
+            }
+            let next = dfa.next_state(cache, at, byte).ok()?;
             if cache.clear_count() != clears {
                 return None;
             }
-            if accepts {
-                let mut path = Vec::new();
-                let mut here = at;
-                while here != root {
-                    let (from, byte) = came_from[&here];
-                    path.push(byte);
-                    here = from;
-                }
-                path.reverse();
-                return Some(path);
+            if stuck(next) || next == root || came_from.contains_key(&next) {
+                continue;
             }
-            let mut tried = [false; 256];
-            for &byte in order {
-                if std::mem::replace(&mut tried[usize::from(classes.get(byte))], true) {
-                    continue;
-                }
-                let next = dfa.next_state(cache, at, byte).ok()?;
-                if cache.clear_count() != clears {
-                    return None;
-                }
-                if stuck(next) || next == root || came_from.contains_key(&next) {
-                    continue;
-                }
-                if came_from.len() >= MAX_STATES {
-                    return None;
-                }
-                came_from.insert(next, (at, byte));
-                queue.push_back(next);
+            if came_from.len() >= MAX_STATES {
+                return None;
             }
+            came_from.insert(next, (at, byte));
+            queue.push_back(next);
         }
-        None
     }
+    None
 }
 
 /// A state nothing can follow.
@@ -158,6 +187,24 @@ mod tests {
             assert_eq!(String::from_utf8(got).unwrap(), *want, "after {prefix:?}");
         }
         assert_eq!(s.completion(b"@", &order()), None);
+    }
+
+    /// A pattern whose Unicode classes sit in nested repetitions (found by the property test
+    /// of `make property`): the full DFA's search outgrows its cache; the ASCII one completes it.
+    #[test]
+    fn unicode_classes_in_nested_repetitions_complete() {
+        let pattern = r"(.?([a-zA-Z0-9._%+-]{2,}\d{3}|[a-z0-9.-]{3}){3}ab{3}[a-z.]+|x+[0-9]{3}[a-z0-9.-]*(-{2,}[a-zA-Z0-9._%+-]?[0-9][A-Z]|-*\w+[A-Z]{1,3})){3}";
+        let s = Shortest::new(pattern).unwrap();
+        for prefix in ["", "x1", "x123-", "x123-aA"] {
+            let completion = s
+                .completion(prefix.as_bytes(), &order())
+                .unwrap_or_else(|| panic!("no completion after {prefix:?}"));
+            let whole = [prefix.as_bytes(), &completion].concat();
+            assert!(full_match(pattern, &whole), "{whole:?}");
+        }
+        // A non-ASCII prefix is searched on the full pattern.
+        let s = Shortest::new(r"\w{2}x").unwrap();
+        assert_eq!(s.completion("é".as_bytes(), &order()).unwrap(), b"ax");
     }
 
     #[test]
