@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fault tests (TAP): a cluster with pg_steadytext preloaded, whose supervisor runs the st daemon.
 # kill -9 and SIGABRT of the daemon during a SQL generation; a daemon stopped (SIGSTOP) for 3 s
-# mid-request; twenty concurrent connections;
+# mid-request; a long rerank cancelled mid-document; twenty concurrent connections;
 # a backend's memory after inference through the daemon.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -39,7 +39,7 @@ wait_for_daemon() { # seconds; prints the pid
     return 1
 }
 
-echo "1..21"
+echo "1..23"
 pid=$(wait_for_daemon 20); check "the supervisor starts the daemon with the server" $? "no daemon"
 before=$(q -c "SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false)")
 check "a generation through the daemon" $([ -n "$before" ]; echo $?)
@@ -101,6 +101,20 @@ check "a daemon stopped for 3 s mid-request: the call waits (${running:-it had e
     $([ "$running" = yes ] && [ $status -eq 0 ] && [ "$(cat "$DIR/stopped.out")" = "$expected" ]; echo $?) \
     "$(cat "$DIR/stopped.out")"
 check "and the daemon is the same process" $([ "$(daemon_pid)" = "$stopped_pid" ]; echo $?)
+
+# A rerank cancelled by statement_timeout stops inside its document's decode: one long document
+# is one decode of about 30 s here (3900 tokens), and the daemon used to finish it before
+# serving anyone else. The next call is answered at once instead.
+q -c "SET statement_timeout = '2s'" -c "SET steadytext.inprocess_fallback = off" \
+  -c "SELECT count(*) FROM steadytext_rerank('which word comes next?', ARRAY[repeat('x ', 3900)])" \
+  >"$DIR/rerank.out" 2>&1
+cancelled=$(date +%s.%N)
+next=$(q -c "SELECT steadytext_generate('Say hi', 4, false)")
+took=$(awk "BEGIN { printf \"%.2f\", $(date +%s.%N) - $cancelled }")
+check "a rerank of one long document is cancelled by statement_timeout" \
+    $(grep -q "canceling statement due to statement timeout" "$DIR/rerank.out"; echo $?) "$(cat "$DIR/rerank.out")"
+check "and the daemon answers the next call within 4 s of it (took ${took}s)" \
+    $([ -n "$next" ] && awk "BEGIN { exit !($took < 4) }"; echo $?)
 
 after=$(q -c "SELECT steadytext_generate('Write a haiku about PostgreSQL', 32, false)")
 check "the next call returns the same bytes as before" $([ "$after" = "$before" ]; echo $?) "before: $before / after: $after"

@@ -118,7 +118,7 @@ pub(crate) fn pooled(model: &Model, text: &str, setup: EmbedSetup) -> Result<Vec
             .map_err(|e| Error::inference(e.to_string()))?;
     }
     ctx.decode(&mut batch)
-        .map_err(|e| Error::inference(format!("embedding evaluation failed: {e}")))?;
+        .map_err(|e| crate::stop::decode_error("embedding evaluation", e))?;
     let pooled = ctx
         .embeddings_seq_ith(0)
         .map_err(|e| Error::inference(format!("no pooled embedding: {e}")))?;

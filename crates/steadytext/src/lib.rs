@@ -53,6 +53,7 @@ pub mod request;
 pub mod rerank;
 pub mod role;
 mod shortest;
+pub mod stop;
 pub mod store;
 pub mod structured;
 pub mod summary;

@@ -182,7 +182,7 @@ fn decode(
                 .map_err(|e| Error::inference(e.to_string()))?;
         }
         ctx.decode(&mut batch)
-            .map_err(|e| Error::inference(format!("reranking failed: {e}")))?;
+            .map_err(|e| crate::stop::decode_error("reranking", e))?;
     }
     Ok(batch.n_tokens() - 1)
 }

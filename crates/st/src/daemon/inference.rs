@@ -482,6 +482,11 @@ impl Active<'_> {
         if self.task.cancel.load(Ordering::Relaxed) {
             return Some(Err(Error::cancelled()));
         }
+        // A reranking or an embedding owns its llama.cpp contexts, so a cancel stops it inside a
+        // decode (one long document is one decode of seconds); a generation's context may be
+        // shared or kept, so it stops between tokens only.
+        let _stop = matches!(self.task.spec, Spec::Rerank(_) | Spec::Embed(_))
+            .then(|| steadytext::stop::when(&self.task.cancel));
         let progress = self.execution.advance();
         self.first.get_or_insert_with(Instant::now);
         match progress {

@@ -150,3 +150,58 @@ fn the_word_overlap_fallback_orders_a_labelled_set() {
         .collect();
     assert_eq!(order, vec![2, 1, 0]);
 }
+
+/// A thread's stop flag (`steadytext::stop`) stops a reranking or an embedding inside its
+/// llama.cpp evaluation, as Error::cancelled; once the guard is gone the same calls give the
+/// same bits as before (a stopped evaluation leaves nothing behind), and a flag that is not set
+/// changes nothing.
+#[test]
+fn a_set_stop_flag_cancels_inside_the_evaluation_and_leaves_nothing_behind() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+    use steadytext::request::{EmbedSpec, RerankSpec, Spec};
+    use steadytext::ErrorKind;
+
+    let generator = common::generator();
+    let documents = ["PostgreSQL is a database.", "Bananas are yellow."];
+    let rerank_spec = || {
+        Spec::Rerank(RerankSpec {
+            query: "What is PostgreSQL?".into(),
+            documents: serde_json::json!(documents),
+            model: Some(generator.path.display().to_string()),
+            use_cache: Some(false),
+            ..RerankSpec::default()
+        })
+    };
+    let embed_spec = || {
+        Spec::Embed(EmbedSpec {
+            texts: Some(vec!["a text to embed".into()]),
+            use_cache: Some(false),
+            model: Some(common::embedding_model_path().display().to_string()),
+            ..EmbedSpec::default()
+        })
+    };
+    let before = (
+        common::run_spec(rerank_spec(), 2).unwrap().0,
+        common::run_spec(embed_spec(), 2).unwrap().0,
+    );
+    {
+        let unset = Arc::new(AtomicBool::new(false));
+        let _guard = steadytext::stop::when(&unset);
+        let scores = common::run_spec(rerank_spec(), 2).unwrap().0;
+        assert_eq!(scores, before.0, "an unset flag changes nothing");
+    }
+    {
+        let set = Arc::new(AtomicBool::new(true));
+        let _guard = steadytext::stop::when(&set);
+        for spec in [rerank_spec(), embed_spec()] {
+            let e = common::run_spec(spec, 2).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
+        }
+    }
+    let after = (
+        common::run_spec(rerank_spec(), 2).unwrap().0,
+        common::run_spec(embed_spec(), 2).unwrap().0,
+    );
+    assert_eq!(after, before, "the same bits after a stopped evaluation");
+}
