@@ -82,21 +82,16 @@ impl Queue {
         Ok(())
     }
 
-    /// Connects again, waiting 1, 2, 4, 8, then 10 s between tries; false once `signals`
-    /// signals were received.
+    /// Connects again (see [`until_connected`]); false once `signals` signals were received.
     pub fn reconnect(&mut self, wakeups: &Wakeups, signals: usize) -> bool {
-        let mut pause = Duration::from_secs(1);
-        loop {
-            if SIGNALS.load(Ordering::SeqCst) >= signals {
-                return false;
-            }
-            match self.reconnect_once() {
-                Ok(()) => return true,
-                Err(e) => tracing::warn!(worker = %self.me, "cannot connect yet: {e:#}"),
-            }
-            wakeups.wait(wakeups.count(), pause);
-            pause = (pause * 2).min(Duration::from_secs(10));
-        }
+        let me = self.me.clone();
+        until_connected(
+            wakeups,
+            signals,
+            || self.reconnect_once(),
+            |e| tracing::warn!(worker = %me, "cannot connect yet: {e:#}"),
+        )
+        .is_some()
     }
 
     /// Runs `call` on this connection and, when the session is lost, on a new one (once the
@@ -197,6 +192,31 @@ impl Queue {
     }
 }
 
+/// Runs `connect` until it succeeds, waiting 1, 2, 4, 8, then 10 s between tries (less when
+/// `wakeups` rings: new work is a reason to try now) and reporting each failure; `None` once
+/// `signals` signals were received. The database may be down for minutes (a restart, a
+/// failover): the pause grows so a worker fleet does not hammer it, but stays short enough that
+/// work resumes soon after it is back.
+fn until_connected<T>(
+    wakeups: &Wakeups,
+    signals: usize,
+    mut connect: impl FnMut() -> Result<T>,
+    report: impl Fn(&anyhow::Error),
+) -> Option<T> {
+    let mut pause = Duration::from_secs(1);
+    loop {
+        if SIGNALS.load(Ordering::SeqCst) >= signals {
+            return None;
+        }
+        match connect() {
+            Ok(value) => return Some(value),
+            Err(e) => report(&e),
+        }
+        wakeups.wait(wakeups.count(), pause);
+        pause = (pause * 2).min(Duration::from_secs(10));
+    }
+}
+
 /// A server's answer that it ended the session or the connection.
 fn ended(sqlstate: &str) -> bool {
     sqlstate.starts_with("57P") || sqlstate.starts_with("08")
@@ -235,17 +255,15 @@ pub fn listen(dsn: &str, wakeups: Arc<Wakeups>) -> Result<()> {
                 }
             }
             if lost || client.is_closed() {
-                let mut pause = Duration::from_secs(1);
-                loop {
-                    wakeups.wait(wakeups.count(), pause);
-                    if SIGNALS.load(Ordering::SeqCst) != 0 {
-                        return;
-                    }
-                    match listening(&dsn) {
-                        Ok(c) => break client = c,
-                        Err(e) => tracing::warn!("cannot LISTEN again yet: {e:#}"),
-                    }
-                    pause = (pause * 2).min(Duration::from_secs(10));
+                let again = until_connected(
+                    &wakeups,
+                    1,
+                    || listening(&dsn),
+                    |e| tracing::warn!("cannot LISTEN again yet: {e:#}"),
+                );
+                match again {
+                    Some(c) => client = c,
+                    None => return,
                 }
                 heard = true;
             }
