@@ -33,7 +33,8 @@ SELECT n, m[1] AS stmt, m[2] AS python, m[3] AS here, trim(m[4]) AS why
 FROM doc_lines, regexp_match(line, '^\| `(SELECT [^`]*)` \| `([^`]*)` \| `([^`]*)` \|(.*)\|$') AS m
 WHERE m IS NOT NULL;
 
--- What a statement does here. A statement whose one value is false has not succeeded.
+-- What a statement does here. A statement whose one value is false or NULL has not succeeded
+-- (the list's succeeding statements end in a comparison or IS [NOT] NULL).
 CREATE FUNCTION pg_temp.outcome(stmt text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     value text;
@@ -41,7 +42,8 @@ DECLARE
     message text;
 BEGIN
     EXECUTE stmt INTO value;
-    RETURN CASE WHEN value = 'false' THEN 'returns false' ELSE 'succeeds' END;
+    RETURN CASE WHEN value IS NULL THEN 'returns NULL'
+                WHEN value = 'false' THEN 'returns false' ELSE 'succeeds' END;
 EXCEPTION WHEN OTHERS THEN
     GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
     RETURN state || ': ' || message;
