@@ -33,11 +33,13 @@ const MAX_STATES: usize = 20_000;
 pub(crate) struct Shortest {
     dfa: DFA,
     cache: RefCell<Cache>,
-    /// The same pattern with ASCII classes (`\w`, `\d`, `.` over single bytes), searched first
-    /// over ASCII bytes. A Unicode class in nested repetitions makes every DFA state large and
-    /// the full search outgrow its cache (generated patterns such as
-    /// `(x+[0-9]{3}(-*\w+[A-Z]{1,3})){3}` did); the two patterns agree on ASCII text, so a
-    /// completion found here completes the output under the full pattern too.
+    /// The same pattern with ASCII classes (`\w`, `\d`, `.` over single bytes), searched over
+    /// ASCII bytes. A Unicode class in nested repetitions makes every DFA state large and the
+    /// full search outgrow its cache (generated patterns such as
+    /// `(x+[0-9]{3}(-*\w+[A-Z]{1,3})){3}` did). An ASCII string this form accepts the full
+    /// pattern accepts too (it accepts fewer only through Unicode case folding, `(?i)ſ`), so a
+    /// completion found here completes the output under the full pattern; the guide checks it
+    /// on llguidance's matcher anyway.
     ascii: Option<(DFA, RefCell<Cache>)>,
 }
 
@@ -56,17 +58,25 @@ impl Shortest {
     }
 
     /// The shortest bytes that make `prefix` followed by them a full match; among completions of
-    /// that length, the one whose bytes come first in `order` (which lists every byte). ASCII
-    /// completions of an ASCII prefix are searched first (see [`Shortest::ascii`]). `None`
-    /// when `prefix` cannot be completed, or the search outgrew the cache.
+    /// that length, the one whose bytes come first in `order` (which lists every byte). For an
+    /// ASCII prefix the ASCII form's completion counts too (see [`Shortest::ascii`]): the
+    /// shorter of the two, so the result is the shortest whenever the full search finishes.
+    /// `None` when `prefix` cannot be completed, or both searches outgrew their caches.
     pub(crate) fn completion(&self, prefix: &[u8], order: &[u8]) -> Option<Vec<u8>> {
-        if let Some((dfa, cache)) = self.ascii.as_ref().filter(|_| prefix.is_ascii()) {
-            let ascii: Vec<u8> = order.iter().copied().filter(u8::is_ascii).collect();
-            if let Some(found) = search(dfa, &mut cache.borrow_mut(), prefix, &ascii) {
-                return Some(found);
-            }
+        let ascii = self
+            .ascii
+            .as_ref()
+            .filter(|_| prefix.is_ascii())
+            .and_then(|(dfa, cache)| {
+                let order: Vec<u8> = order.iter().copied().filter(u8::is_ascii).collect();
+                search(dfa, &mut cache.borrow_mut(), prefix, &order)
+            });
+        let full = search(&self.dfa, &mut self.cache.borrow_mut(), prefix, order);
+        match (ascii, full) {
+            (Some(a), Some(f)) if f.len() < a.len() => Some(f),
+            (Some(a), _) => Some(a),
+            (None, f) => f,
         }
-        search(&self.dfa, &mut self.cache.borrow_mut(), prefix, order)
     }
 }
 
@@ -205,6 +215,9 @@ mod tests {
         // A non-ASCII prefix is searched on the full pattern.
         let s = Shortest::new(r"\w{2}x").unwrap();
         assert_eq!(s.completion("é".as_bytes(), &order()).unwrap(), b"ax");
+        // A non-ASCII completion shorter than every ASCII one is still the one found.
+        let s = Shortest::new("はい|definitely not").unwrap();
+        assert_eq!(s.completion(b"", &order()).unwrap(), "はい".as_bytes());
     }
 
     #[test]
