@@ -798,7 +798,6 @@ fn constraint(spec: &GenerateSpec) -> Result<Option<Constraint>> {
     Ok(found.pop())
 }
 
-/// A model name with a ':' is a remote provider (`openai:gpt-4o-mini`): SteadyText's gate.
 /// A prompt's first check, the Python extension's: not blank. Callers that check other
 /// arguments before building the request (the SQL functions check a constraint's presence) call
 /// it first, so the order is the Python extension's.
@@ -809,6 +808,7 @@ pub fn check_prompt(prompt: &str) -> Result<()> {
     Ok(())
 }
 
+/// A model name with a ':' is a remote provider (`openai:gpt-4o-mini`): SteadyText's gate.
 pub fn check_remote(model: Option<&str>, unsafe_mode: bool) -> Result<()> {
     if model.is_some_and(is_remote) && !unsafe_mode {
         return Err(Error::invalid(

@@ -255,6 +255,9 @@ pub fn listen(dsn: &str, wakeups: Arc<Wakeups>) -> Result<()> {
                 }
             }
             if lost || client.is_closed() {
+                // The connection was just lost: a try at once would most likely fail too, and a
+                // server that accepts and then cuts connections would be asked without a pause.
+                wakeups.wait(wakeups.count(), Duration::from_secs(1));
                 let again = until_connected(
                     &wakeups,
                     1,
