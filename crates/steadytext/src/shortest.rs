@@ -1,171 +1,278 @@
-//! The shortest completion of a regular expression's match, found on the pattern's lazy DFA.
+//! The shortest completion of a regular expression's match, found on the pattern's Thompson NFA.
 //!
 //! The budget guard (`generate.rs`) needs, after every token, a completion of the output that
 //! still fits what is left of `max_tokens`. llguidance's matcher answers "may this byte come
 //! next" but has no notion of state identity, so a walk over it cannot tell a loop from progress:
 //! in `[a-z0-9.]+@[a-z]+\.[a-z]{2,}` every letter keeps it in the first loop, and a walk that
 //! prefers letters never reaches `@`. For a regex (and a list of choices, which is compiled to
-//! one) the pattern's lazy DFA is used instead, and a breadth-first search over its states from
-//! where the output stands finds the shortest completion: exact, whatever the pattern's loops.
-//! When the search would need too much memory the caller falls back to the walk.
+//! one) the pattern's NFA is used instead.
+//!
+//! Why the NFA and not a DFA: a DFA's states are sets of NFA states, and patterns with classes
+//! in nested repetitions (`(ab{2,}|\d*.{1,3}.{3}(-?\d*ab+[a-z0-9.-]+)?){3}...`, found by `make
+//! property`) have more of them than any bound a search can afford, so a breadth-first search
+//! over the DFA gave up. The NFA has one state per piece of the pattern, so the distance from
+//! each state to a match is computed once, at construction, by one breadth-first search over
+//! its reversed edges (linear in the NFA's size); a completion is then read off greedily from
+//! the set of states the output leads to, one byte per step. Exact, whatever the pattern.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
-use regex_automata::hybrid::dfa::{Cache, DFA};
-use regex_automata::hybrid::LazyStateID;
-use regex_automata::nfa::thompson;
-use regex_automata::util::syntax;
-use regex_automata::{Anchored, Input, MatchKind};
+use regex_automata::nfa::thompson::{self, State, WhichCaptures, NFA};
+use regex_automata::util::look::{Look, LookSet};
+use regex_automata::util::primitives::StateID;
 
-/// The most memory the pattern's NFA and the lazy DFA's cache of states may take: a search that
-/// would need more gives up (and the walk is used).
+/// The most memory the pattern's NFA may take: a larger pattern is left to the walk.
 const NFA_BYTES: usize = 16 << 20;
-const CACHE_BYTES: usize = 16 << 20;
-/// The most states one search visits (it runs after a token when the known completion no longer
-/// fits): a pattern whose shortest completion lies beyond them is left to the walk.
-const MAX_STATES: usize = 20_000;
+/// No match is reachable from the state.
+const UNREACHABLE: u32 = u32::MAX;
 
-/// A pattern's lazy DFA (states are built as the search reaches them, so a pattern whose full
-/// DFA would be huge, `\w` in nested repetitions, costs only what is explored), reporting every
-/// match: a full match is a match that ends where the output does, and leftmost-first semantics
-/// would drop the longer alternatives of `a|ab` once `a` matched.
+/// A pattern's NFA with, for each state, the fewest bytes that lead from it to a match.
 pub(crate) struct Shortest {
-    dfa: DFA,
-    cache: RefCell<Cache>,
-    /// The same pattern with ASCII classes (`\w`, `\d`, `.` over single bytes), searched over
-    /// ASCII bytes. A Unicode class in nested repetitions makes every DFA state large and the
-    /// full search outgrow its cache (generated patterns such as
-    /// `(x+[0-9]{3}(-*\w+[A-Z]{1,3})){3}` did). An ASCII string this form accepts the full
-    /// pattern accepts too (it accepts fewer only through Unicode case folding, `(?i)ſ`), so a
-    /// completion found here completes the output under the full pattern; the guide checks it
-    /// on llguidance's matcher anyway.
-    ascii: Option<(DFA, RefCell<Cache>)>,
+    /// Each state's ways out (computed once: a completion visits them many times).
+    edges: Vec<Box<[Edge]>>,
+    start: StateID,
+    /// Bytes from each state to a match; [`UNREACHABLE`] when there is none.
+    distance: Vec<u32>,
+    /// The states that reach a match without a byte (`$` included): a `$` (end of text) may be
+    /// passed only into one of them, since nothing may follow it.
+    ends: Vec<bool>,
+    /// The closure's visited marks: a state is visited when its mark equals the second field,
+    /// which each closure increments (so a closure costs what it visits, not the NFA's size).
+    marks: RefCell<(Vec<u32>, u32)>,
+}
+
+/// An NFA state's way out.
+#[derive(Clone, Copy)]
+enum Edge {
+    /// On one byte of `lo..=hi`.
+    Byte(u8, u8, StateID),
+    /// Without a byte.
+    Empty(StateID),
+    /// `^`: only at the start of the output.
+    Start(StateID),
+    /// `$`: only at its end.
+    End(StateID),
 }
 
 impl Shortest {
-    /// The lazy DFA of `pattern`, or `None` when its NFA exceeds [`NFA_BYTES`] or it uses what a
-    /// DFA cannot (look-around other than the text's ends).
+    /// The NFA of `pattern` and its distances, or `None` when the NFA exceeds [`NFA_BYTES`] or
+    /// the pattern uses look-around other than the text's ends (`\b`, `(?m)^`), which a byte
+    /// alone cannot decide.
     pub(crate) fn new(pattern: &str) -> Option<Self> {
-        let dfa = lazy_dfa(pattern, true)?;
-        let cache = RefCell::new(dfa.create_cache());
-        // Not every pattern has an ASCII form (`\p{Greek}`): then only the full one is searched.
-        let ascii = lazy_dfa(pattern, false).map(|dfa| {
-            let cache = RefCell::new(dfa.create_cache());
-            (dfa, cache)
-        });
-        Some(Shortest { dfa, cache, ascii })
+        let nfa = thompson::Compiler::new()
+            .configure(
+                thompson::Config::new()
+                    .which_captures(WhichCaptures::None)
+                    .nfa_size_limit(Some(NFA_BYTES)),
+            )
+            .build(pattern)
+            .ok()?;
+        let ends_only = LookSet::singleton(Look::Start).insert(Look::End);
+        if !nfa.look_set_any().subtract(ends_only).is_empty() {
+            return None;
+        }
+        let n = nfa.states().len();
+        let edges: Vec<Box<[Edge]>> = (0..n)
+            .map(|i| StateID::new(i).map(|id| edges_of(&nfa, id).into_boxed_slice()))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        // Reversed edges: `byte` marks the ones that consume a byte. `^` is left out: the
+        // distances count from a position after the output's start, where it cannot pass.
+        let mut into: Vec<Vec<(StateID, bool)>> = vec![Vec::new(); n];
+        let mut end_into: Vec<Vec<StateID>> = vec![Vec::new(); n];
+        for (i, out) in edges.iter().enumerate() {
+            let from = StateID::new(i).ok()?;
+            for &edge in out.iter() {
+                match edge {
+                    Edge::Byte(_, _, to) => into[to.as_usize()].push((from, true)),
+                    Edge::Empty(to) => into[to.as_usize()].push((from, false)),
+                    Edge::End(to) => end_into[to.as_usize()].push(from),
+                    Edge::Start(_) => {}
+                }
+            }
+        }
+        // The states that reach a match without a byte, through empty edges and `$`.
+        let mut ends = vec![false; n];
+        let mut stack: Vec<StateID> = (0..n)
+            .filter(|&i| matches!(nfa.states()[i], State::Match { .. }))
+            .filter_map(|i| StateID::new(i).ok())
+            .collect();
+        for s in &stack {
+            ends[s.as_usize()] = true;
+        }
+        while let Some(at) = stack.pop() {
+            let empty = into[at.as_usize()].iter().filter(|e| !e.1).map(|e| e.0);
+            for from in empty.chain(end_into[at.as_usize()].iter().copied()) {
+                if !std::mem::replace(&mut ends[from.as_usize()], true) {
+                    stack.push(from);
+                }
+            }
+        }
+        // Distances: a breadth-first search from those states over the reversed edges, an
+        // empty edge costing nothing (pushed to the front) and a byte one.
+        let mut distance = vec![UNREACHABLE; n];
+        let mut queue: VecDeque<StateID> = VecDeque::new();
+        for (i, &end) in ends.iter().enumerate() {
+            if end {
+                distance[i] = 0;
+                queue.push_back(StateID::new(i).ok()?);
+            }
+        }
+        while let Some(at) = queue.pop_front() {
+            let d = distance[at.as_usize()];
+            for &(from, byte) in &into[at.as_usize()] {
+                let via = d + u32::from(byte);
+                if via < distance[from.as_usize()] {
+                    distance[from.as_usize()] = via;
+                    if byte {
+                        queue.push_back(from);
+                    } else {
+                        queue.push_front(from);
+                    }
+                }
+            }
+        }
+        Some(Shortest {
+            edges,
+            start: nfa.start_anchored(),
+            distance,
+            ends,
+            marks: RefCell::new((vec![0; n], 0)),
+        })
     }
 
     /// The shortest bytes that make `prefix` followed by them a full match; among completions of
-    /// that length, the one whose bytes come first in `order` (which lists every byte). For an
-    /// ASCII prefix the ASCII form's completion counts too (see [`Shortest::ascii`]): the
-    /// shorter of the two, so the result is the shortest whenever the full search finishes.
-    /// `None` when `prefix` cannot be completed, or both searches outgrew their caches.
+    /// that length, at each byte the one that comes first in `order` (which lists every byte).
+    /// `None` when `prefix` cannot be completed.
     pub(crate) fn completion(&self, prefix: &[u8], order: &[u8]) -> Option<Vec<u8>> {
-        let ascii = self
-            .ascii
-            .as_ref()
-            .filter(|_| prefix.is_ascii())
-            .and_then(|(dfa, cache)| {
-                let order: Vec<u8> = order.iter().copied().filter(u8::is_ascii).collect();
-                search(dfa, &mut cache.borrow_mut(), prefix, &order)
-            });
-        let full = search(&self.dfa, &mut self.cache.borrow_mut(), prefix, order);
-        match (ascii, full) {
-            (Some(a), Some(f)) if f.len() < a.len() => Some(f),
-            (Some(a), _) => Some(a),
-            (None, f) => f,
-        }
-    }
-}
-
-/// A lazy DFA of `pattern` reporting every match, with Unicode classes or ASCII ones.
-fn lazy_dfa(pattern: &str, unicode: bool) -> Option<DFA> {
-    DFA::builder()
-        .configure(
-            DFA::config()
-                .match_kind(MatchKind::All)
-                .cache_capacity(CACHE_BYTES),
-        )
-        .syntax(syntax::Config::new().unicode(unicode).utf8(unicode))
-        .thompson(
-            thompson::Config::new()
-                .utf8(unicode)
-                .nfa_size_limit(Some(NFA_BYTES)),
-        )
-        .build(pattern)
-        .ok()
-}
-
-/// Breadth-first search on `dfa` from the state `prefix` leads to, trying bytes in `order`.
-fn search(dfa: &DFA, cache: &mut Cache, prefix: &[u8], order: &[u8]) -> Option<Vec<u8>> {
-    let mut state = dfa
-        .start_state_forward(cache, &Input::new(&[][..]).anchored(Anchored::Yes))
-        .ok()?;
-    for &byte in prefix {
-        // The id a transition returns is valid even when the cache was cleared to make it.
-        state = dfa.next_state(cache, state, byte).ok()?;
-        if stuck(state) {
-            return None;
-        }
-    }
-    // From here the search holds many ids, which a cleared cache (full: the pattern's
-    // states outgrew CACHE_BYTES) would invalidate: it gives up then.
-    let clears = cache.clear_count();
-    // Breadth-first: the first state reached that accepts is at the shortest distance, and
-    // states are visited in `order` of their bytes, so the path to it is the preferred one.
-    // Bytes of one class lead to the same state: one of each is tried.
-    let classes = *dfa.byte_classes();
-    let mut came_from: HashMap<LazyStateID, (LazyStateID, u8)> = HashMap::new();
-    let mut queue = VecDeque::from([state]);
-    let root = state;
-    while let Some(at) = queue.pop_front() {
-        let accepts = dfa.next_eoi_state(cache, at).ok()?.is_match();
-        if cache.clear_count() != clears {
-            return None;
-        }
-        if accepts {
-            let mut path = Vec::new();
-            let mut here = at;
-            while here != root {
-                let (from, byte) = came_from[&here];
-                path.push(byte);
-                here = from;
-            }
-            path.reverse();
-            return Some(path);
-        }
-        let mut tried = [false; 256];
-        for &byte in order {
-            if std::mem::replace(&mut tried[usize::from(classes.get(byte))], true) {
-                continue;
-            }
-            let next = dfa.next_state(cache, at, byte).ok()?;
-            if cache.clear_count() != clears {
+        let mut states = self.closure(vec![self.start], true);
+        for &byte in prefix {
+            states = self.closure(self.step(&states, byte, |_| true), false);
+            if states.is_empty() {
                 return None;
             }
-            if stuck(next) || next == root || came_from.contains_key(&next) {
+        }
+        let mut left = states.iter().map(|s| self.distance[s.as_usize()]).min()?;
+        if left == UNREACHABLE {
+            return None;
+        }
+        let mut out = Vec::with_capacity(left as usize);
+        while left > 0 {
+            // The bytes that lead one step closer, and the first of them in `order`.
+            let on_path = |to: StateID| self.distance[to.as_usize()] == left - 1;
+            let mut allowed = [false; 256];
+            for &s in &states {
+                for &edge in self.edges[s.as_usize()].iter() {
+                    if let Edge::Byte(lo, hi, to) = edge {
+                        if on_path(to) {
+                            allowed[usize::from(lo)..=usize::from(hi)].fill(true);
+                        }
+                    }
+                }
+            }
+            let byte = order
+                .iter()
+                .copied()
+                .chain(0..=255)
+                .find(|&b| allowed[usize::from(b)])?;
+            let next = self.step(&states, byte, on_path);
+            states = self.closure(next, false);
+            states.retain(|&s| on_path(s));
+            out.push(byte);
+            left -= 1;
+        }
+        Some(out)
+    }
+
+    /// The states `byte` leads to from `states`, kept when `keep` says so.
+    fn step(&self, states: &[StateID], byte: u8, keep: impl Fn(StateID) -> bool) -> Vec<StateID> {
+        let mut next = Vec::new();
+        for &s in states {
+            for &edge in self.edges[s.as_usize()].iter() {
+                if let Edge::Byte(lo, hi, to) = edge {
+                    if (lo..=hi).contains(&byte) && keep(to) {
+                        next.push(to);
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    /// `states` and every state they reach without a byte (`^` at the output's start only, `$`
+    /// only into a state that then matches with no byte more), sorted and without repeats.
+    fn closure(&self, states: Vec<StateID>, at_start: bool) -> Vec<StateID> {
+        let mut marks = self.marks.borrow_mut();
+        let (seen, mark) = &mut *marks;
+        if *mark == u32::MAX {
+            seen.fill(0);
+            *mark = 0;
+        }
+        *mark += 1;
+        let mut stack = states;
+        let mut out = Vec::new();
+        while let Some(at) = stack.pop() {
+            if std::mem::replace(&mut seen[at.as_usize()], *mark) == *mark {
                 continue;
             }
-            if came_from.len() >= MAX_STATES {
-                return None;
+            out.push(at);
+            for &edge in self.edges[at.as_usize()].iter() {
+                match edge {
+                    Edge::Empty(to) => stack.push(to),
+                    Edge::Start(to) if at_start => stack.push(to),
+                    Edge::End(to) if self.ends[to.as_usize()] => stack.push(to),
+                    _ => {}
+                }
             }
-            came_from.insert(next, (at, byte));
-            queue.push_back(next);
         }
+        out.sort_unstable();
+        out
     }
-    None
 }
 
-/// A state nothing can follow.
-fn stuck(state: LazyStateID) -> bool {
-    state.is_dead() || state.is_quit()
+/// The ways out of NFA state `id`.
+fn edges_of(nfa: &NFA, id: StateID) -> Vec<Edge> {
+    match nfa.state(id) {
+        State::ByteRange { trans } => vec![Edge::Byte(trans.start, trans.end, trans.next)],
+        State::Sparse(sparse) => sparse
+            .transitions
+            .iter()
+            .map(|t| Edge::Byte(t.start, t.end, t.next))
+            .collect(),
+        State::Dense(dense) => {
+            // Runs of bytes with the same target, as ranges; `StateID::ZERO` is "no edge".
+            let mut out: Vec<Edge> = Vec::new();
+            for (b, &to) in dense.transitions.iter().enumerate() {
+                if to == StateID::ZERO {
+                    continue;
+                }
+                let b = b as u8;
+                match out.last_mut() {
+                    Some(Edge::Byte(_, hi, last)) if *last == to && *hi + 1 == b => *hi = b,
+                    _ => out.push(Edge::Byte(b, b, to)),
+                }
+            }
+            out
+        }
+        State::Look { look, next } => match look {
+            Look::Start => vec![Edge::Start(*next)],
+            Look::End => vec![Edge::End(*next)],
+            // Refused at construction.
+            _ => Vec::new(),
+        },
+        State::Union { alternates } => alternates.iter().map(|&s| Edge::Empty(s)).collect(),
+        State::BinaryUnion { alt1, alt2 } => vec![Edge::Empty(*alt1), Edge::Empty(*alt2)],
+        State::Capture { next, .. } => vec![Edge::Empty(*next)],
+        State::Fail | State::Match { .. } => Vec::new(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use regex_automata::hybrid::dfa::DFA;
+    use regex_automata::{Anchored, Input, MatchKind};
 
     const EMAIL: &str = r"[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}";
 
@@ -199,25 +306,48 @@ mod tests {
         assert_eq!(s.completion(b"@", &order()), None);
     }
 
-    /// A pattern whose Unicode classes sit in nested repetitions (found by the property test
-    /// of `make property`): the full DFA's search outgrows its cache; the ASCII one completes it.
+    /// Patterns whose classes sit in nested repetitions (found by the property test of `make
+    /// property`): their DFAs have more states than a search over them could afford; the NFA's
+    /// distances complete them at once.
     #[test]
-    fn unicode_classes_in_nested_repetitions_complete() {
-        let pattern = r"(.?([a-zA-Z0-9._%+-]{2,}\d{3}|[a-z0-9.-]{3}){3}ab{3}[a-z.]+|x+[0-9]{3}[a-z0-9.-]*(-{2,}[a-zA-Z0-9._%+-]?[0-9][A-Z]|-*\w+[A-Z]{1,3})){3}";
-        let s = Shortest::new(pattern).unwrap();
-        for prefix in ["", "x1", "x123-", "x123-aA"] {
-            let completion = s
-                .completion(prefix.as_bytes(), &order())
-                .unwrap_or_else(|| panic!("no completion after {prefix:?}"));
-            let whole = [prefix.as_bytes(), &completion].concat();
-            assert!(full_match(pattern, &whole), "{whole:?}");
+    fn classes_in_nested_repetitions_complete() {
+        let patterns = [
+            r"(.?([a-zA-Z0-9._%+-]{2,}\d{3}|[a-z0-9.-]{3}){3}ab{3}[a-z.]+|x+[0-9]{3}[a-z0-9.-]*(-{2,}[a-zA-Z0-9._%+-]?[0-9][A-Z]|-*\w+[A-Z]{1,3})){3}",
+            r"(ab{2,}|\d*.{1,3}.{3}(-?\d*ab+[a-z0-9.-]+)?){3}[0-9]{2,}ab{2,}ab",
+        ];
+        for pattern in patterns {
+            let s = Shortest::new(pattern).unwrap();
+            for prefix in ["", "x1", "x123-", "x123-aA", "abb", "1é", "abbabb12"] {
+                let Some(completion) = s.completion(prefix.as_bytes(), &order()) else {
+                    continue;
+                };
+                let whole = [prefix.as_bytes(), &completion].concat();
+                assert!(full_match(pattern, &whole), "{pattern}: {whole:?}");
+            }
+            assert!(s.completion(b"", &order()).is_some(), "{pattern}");
         }
-        // A non-ASCII prefix is searched on the full pattern.
+        // A non-ASCII prefix, and a non-ASCII completion shorter than every ASCII one.
         let s = Shortest::new(r"\w{2}x").unwrap();
         assert_eq!(s.completion("é".as_bytes(), &order()).unwrap(), b"ax");
-        // A non-ASCII completion shorter than every ASCII one is still the one found.
         let s = Shortest::new("はい|definitely not").unwrap();
         assert_eq!(s.completion(b"", &order()).unwrap(), "はい".as_bytes());
+    }
+
+    /// `^` passes only at the output's start and `$` only at its end; other look-around is left
+    /// to the walk.
+    #[test]
+    fn the_texts_ends_are_honoured() {
+        let s = Shortest::new("a$|abc").unwrap();
+        assert_eq!(s.completion(b"", &order()).unwrap(), b"a");
+        assert_eq!(s.completion(b"ab", &order()).unwrap(), b"c");
+        let s = Shortest::new("(^x)?yz|^q").unwrap();
+        assert_eq!(s.completion(b"", &order()).unwrap(), b"q");
+        assert_eq!(s.completion(b"x", &order()).unwrap(), b"yz");
+        assert_eq!(
+            Shortest::new("(a$)+b").unwrap().completion(b"", &order()),
+            None
+        );
+        assert!(Shortest::new(r"\bword\b").is_none());
     }
 
     #[test]
@@ -227,7 +357,7 @@ mod tests {
         assert_eq!(s.completion(b"a", &order()).unwrap(), b"");
     }
 
-    /// Generated prefixes of generated patterns (random walks on the DFA): each completion makes
+    /// Generated prefixes of generated patterns (random walks): each completion makes
     /// a full match, and no shorter byte string does (checked by enumerating the DFA's classes).
     #[test]
     fn completions_are_full_matches_and_shortest() {
@@ -277,29 +407,32 @@ mod tests {
                 .unwrap_or_else(|| panic!("{pattern:?} after {prefix:?}: no completion"));
             let whole = [prefix.as_slice(), &completion].concat();
             assert!(full_match(&pattern, &whole), "{pattern:?}: {whole:?}");
-            // Nothing shorter: expanding every byte (no classes, no order), no state within
-            // fewer bytes accepts.
-            let cache = &mut *s.cache.borrow_mut();
-            let mut state = s
-                .dfa
+            // Nothing shorter: on the pattern's DFA (built here, independently), expanding every
+            // byte, no state within fewer bytes accepts.
+            let dfa = DFA::builder()
+                .configure(DFA::config().match_kind(MatchKind::All))
+                .build(&pattern)
+                .unwrap();
+            let cache = &mut dfa.create_cache();
+            let mut state = dfa
                 .start_state_forward(cache, &Input::new(&[][..]).anchored(Anchored::Yes))
                 .unwrap();
             for &b in &prefix {
-                state = s.dfa.next_state(cache, state, b).unwrap();
+                state = dfa.next_state(cache, state, b).unwrap();
             }
             let mut frontier = std::collections::HashSet::from([state]);
             for depth in 0..completion.len() {
                 for &st in &frontier {
                     assert!(
-                        !s.dfa.next_eoi_state(cache, st).unwrap().is_match(),
+                        !dfa.next_eoi_state(cache, st).unwrap().is_match(),
                         "{pattern:?} after {prefix:?}: a completion of {depth} bytes exists"
                     );
                 }
                 let mut next = std::collections::HashSet::new();
                 for &st in &frontier {
                     for b in 0..=255u8 {
-                        let to = s.dfa.next_state(cache, st, b).unwrap();
-                        if !stuck(to) {
+                        let to = dfa.next_state(cache, st, b).unwrap();
+                        if !to.is_dead() && !to.is_quit() {
                             next.insert(to);
                         }
                     }
