@@ -11,6 +11,7 @@
 //! output at any point: when the budget gets tight, that completion is emitted instead of the
 //! model's choice, so structured output is always complete within `max_tokens` when it can be.
 
+use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
 
@@ -411,7 +412,7 @@ pub(crate) struct Guide<'v> {
     /// Whether the grammar supports rollback (llguidance refuses it for grammars with `stop=` or
     /// `max_tokens=` lexemes); the budget guard needs it.
     rolls_back: bool,
-    /// For a regex or choices: the pattern's DFA, which gives the shortest completion.
+    /// For a regex or choices: the pattern's NFA, which gives the shortest completion.
     shortest: Option<Shortest>,
     /// The bytes consumed so far (where the DFA's search starts).
     output: Vec<u8>,
@@ -527,7 +528,7 @@ impl Guide<'_> {
     }
 
     /// A short byte string that completes the output from here, or `None` when none is found.
-    /// For a regex or choices, the shortest (from the pattern's DFA, checked on the byte
+    /// For a regex or choices, the shortest (from the pattern's NFA, checked on the byte
     /// matcher); otherwise a walk of at most [`MAX_COMPLETION`] bytes on the byte matcher
     /// itself, rolled back as in [`Guide::verifies`].
     pub(crate) fn completion(&mut self) -> Option<Vec<u8>> {
@@ -572,11 +573,82 @@ fn preference() -> &'static [u8] {
 /// does not finish (say a search for `\d{3}-\d{4}` inside a free string) gives `None`. The walk
 /// is rolled back, so `matcher` ends where it started (a deep clone per step, or per probe,
 /// copies the lexer's caches and cost more than decoding the token).
+///
+/// When that walk does not finish, a second one explores: see [`explore`].
 fn complete(matcher: &mut Matcher) -> Option<Vec<u8>> {
+    attempt(matcher, walk).or_else(|| attempt(matcher, explore))
+}
+
+/// Runs one walk and rolls it back.
+fn attempt(matcher: &mut Matcher, walk: fn(&mut Matcher, &mut Vec<u8>) -> bool) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let finished = walk(matcher, &mut out);
     let restored = matcher.rollback(out.len()).is_ok();
     (finished && restored).then_some(out)
+}
+
+/// The most bytes [`explore`] probes at one step for one that leads somewhere new.
+const PROBES: usize = 16;
+
+/// A walk for what [`walk`] loops in: a class that also holds the byte that must follow, inside
+/// a JSON string's `pattern` or a grammar's lexeme (`[a-z0-9.]+@` in a string: every letter
+/// keeps the walk in the loop, and `@` comes late in the preference order). The matcher has no
+/// notion of state identity, so the set of allowed bytes stands for one: at each step a byte that
+/// accepts at once if there is one, else the first byte (fewest uses in this walk first, then the
+/// preference order) after which the allowed set is one not seen yet, else the first byte. A
+/// loop's exit changes the allowed set (after `@` the class of the domain's bytes is allowed),
+/// so it is taken once it is probed, and using the fewest-used bytes first probes every byte of
+/// a loop in turn.
+fn explore(matcher: &mut Matcher, out: &mut Vec<u8>) -> bool {
+    let mut seen: HashSet<SimpleVob> = HashSet::new();
+    let mut uses = [0usize; 256];
+    loop {
+        if matcher.is_accepting().unwrap_or(false) {
+            return true;
+        }
+        if out.len() >= MAX_COMPLETION || matcher.is_stopped() {
+            return false;
+        }
+        let Ok(mask) = matcher.compute_mask() else {
+            return false;
+        };
+        seen.insert(mask.clone());
+        let mut allowed: Vec<u8> = preference()
+            .iter()
+            .copied()
+            .filter(|&b| mask.is_allowed(TokenId::from(b)))
+            .collect();
+        // Stable: equal uses keep the preference order.
+        allowed.sort_by_key(|&b| uses[usize::from(b)]);
+        let closing = allowed
+            .iter()
+            .copied()
+            .take(12)
+            .find(|&b| accepts_after(matcher, b));
+        let novel = || {
+            allowed
+                .iter()
+                .copied()
+                .take(PROBES)
+                .find(|&b| mask_after(matcher, b).is_some_and(|m| !seen.contains(&m)))
+        };
+        let Some(next) = closing.or_else(novel).or_else(|| allowed.first().copied()) else {
+            return false;
+        };
+        if matcher.consume_token(TokenId::from(next)).is_err() {
+            return false;
+        }
+        uses[usize::from(next)] += 1;
+        out.push(next);
+    }
+}
+
+/// The bytes allowed after `byte` (an allowed one); leaves `matcher` as it was.
+fn mask_after(matcher: &mut Matcher, byte: u8) -> Option<SimpleVob> {
+    matcher.consume_token(TokenId::from(byte)).ok()?;
+    let mask = matcher.compute_mask().ok();
+    matcher.rollback(1).ok()?;
+    mask
 }
 
 fn walk(matcher: &mut Matcher, out: &mut Vec<u8>) -> bool {
@@ -694,6 +766,32 @@ mod tests {
         assert_eq!(completion_of(&code, b"AB").unwrap(), "A-00");
         let choice = Constraint::Choice(vec!["positive".into(), "negative".into()]);
         assert_eq!(completion_of(&choice, b"ne").unwrap(), "gative");
+    }
+
+    /// A loop whose class holds the byte that must follow it, where no pattern's NFA helps: in a
+    /// JSON string's `pattern` and in a grammar's lexeme. Seen failing before [`explore`]: the
+    /// walk alternated `0` and `a` until it gave up.
+    #[test]
+    fn completions_leave_loops_whose_class_holds_what_follows() {
+        let pattern = r"^[a-z0-9.]+@[a-z.-]+\.[a-z]{2,}$";
+        let full = regex::Regex::new(pattern).unwrap();
+        let email = Constraint::Json(json!({
+            "type": "object",
+            "properties": {"email": {"type": "string", "pattern": pattern}},
+            "required": ["email"],
+            "additionalProperties": false
+        }));
+        for prefix in [&b""[..], b"{\"email\":\"jo", b"{\"email\":\"jo@x"] {
+            let done = completion_of(&email, prefix).expect("a completion");
+            let whole = format!("{}{done}", String::from_utf8_lossy(prefix));
+            let value: Value = serde_json::from_str(&whole).unwrap();
+            assert!(full.is_match(value["email"].as_str().unwrap()), "{whole}");
+        }
+        let lark = Constraint::Grammar(
+            "start: \"to: \" EMAIL\nEMAIL: /[a-z0-9.]+@[a-z.-]+\\.[a-z]{2,}/\n".into(),
+        );
+        let done = completion_of(&lark, b"to: a").expect("a completion");
+        assert!(full.is_match(&format!("a{done}")), "{done}");
     }
 
     #[test]

@@ -563,6 +563,33 @@ fn generated_schemas_complete_within_their_budgets() {
     println!("{count} generated schemas: {outputs} outputs valid, {refusals} budgets refused");
 }
 
+/// The e-mail patterns of the test below inside a JSON schema's string and a grammar's lexeme,
+/// where the pattern's NFA is not used: the completion's walk leaves the loops itself (without
+/// it these were not guarded, and a budget that cut them failed after decoding).
+#[test]
+fn patterns_inside_schemas_and_grammars_complete_within_their_budgets() {
+    let email = r"[a-z0-9.]+@[a-z.-]+\.[a-z]{2,}";
+    let full = regex::Regex::new(&format!("^(?:{email})$")).unwrap();
+    let schema = json!({
+        "type": "object",
+        "properties": {"email": {"type": "string", "pattern": format!("^{email}$")}},
+        "required": ["email"],
+        "additionalProperties": false
+    });
+    let (n, _) = budgets_hold(
+        0,
+        "Contact email:",
+        &Constraint::Json(schema.clone()),
+        |out| validates(&schema, out),
+    );
+    assert_eq!(n, 3);
+    let grammar = format!("start: \"to: \" EMAIL\nEMAIL: /{email}/\n");
+    let (n, _) = budgets_hold(1, "Contact email:", &Constraint::Grammar(grammar), |out| {
+        out.strip_prefix("to: ").is_some_and(|e| full.is_match(e))
+    });
+    assert_eq!(n, 3);
+}
+
 /// The e-mail patterns that failed with "not complete after max_tokens=100" (the classes
 /// before `@` and `.` contain what follows them).
 #[test]
