@@ -34,9 +34,10 @@ pub(crate) struct Shortest {
     start: StateID,
     /// Bytes from each state to a match; [`UNREACHABLE`] when there is none.
     distance: Vec<u32>,
-    /// The states that reach a match without a byte (`$` included): a `$` (end of text) may be
-    /// passed only into one of them, since nothing may follow it.
-    ends: Vec<bool>,
+    /// The last prefix completed and the states it led to: the guard asks again after each
+    /// token, and the output only grows (or loses its last token), so most of it is not read
+    /// again.
+    cursor: RefCell<(Vec<u8>, Vec<StateID>)>,
     /// The closure's visited marks: a state is visited when its mark equals the second field,
     /// which each closure increments (so a closure costs what it visits, not the NFA's size).
     marks: RefCell<(Vec<u32>, u32)>,
@@ -137,7 +138,7 @@ impl Shortest {
             edges,
             start: nfa.start_anchored(),
             distance,
-            ends,
+            cursor: RefCell::new((Vec::new(), Vec::new())),
             marks: RefCell::new((vec![0; n], 0)),
         })
     }
@@ -146,13 +147,27 @@ impl Shortest {
     /// that length, at each byte the one that comes first in `order` (which lists every byte).
     /// `None` when `prefix` cannot be completed.
     pub(crate) fn completion(&self, prefix: &[u8], order: &[u8]) -> Option<Vec<u8>> {
-        let mut states = self.closure(vec![self.start], true);
-        for &byte in prefix {
+        let mut states = {
+            let cursor = self.cursor.borrow();
+            let (read, states) = &*cursor;
+            if !read.is_empty() && prefix.starts_with(read) {
+                states.clone()
+            } else {
+                Vec::new()
+            }
+        };
+        let mut from = self.cursor.borrow().0.len();
+        if states.is_empty() {
+            states = self.closure(vec![self.start], true);
+            from = 0;
+        }
+        for &byte in &prefix[from..] {
             states = self.closure(self.step(&states, byte, |_| true), false);
             if states.is_empty() {
                 return None;
             }
         }
+        *self.cursor.borrow_mut() = (prefix.to_vec(), states.clone());
         let mut left = states.iter().map(|s| self.distance[s.as_usize()]).min()?;
         if left == UNREACHABLE {
             return None;
@@ -200,8 +215,8 @@ impl Shortest {
         next
     }
 
-    /// `states` and every state they reach without a byte (`^` at the output's start only, `$`
-    /// only into a state that then matches with no byte more), sorted and without repeats.
+    /// `states` and every state they reach without a byte (`^` at the output's start only),
+    /// sorted and without repeats.
     fn closure(&self, states: Vec<StateID>, at_start: bool) -> Vec<StateID> {
         let mut marks = self.marks.borrow_mut();
         let (seen, mark) = &mut *marks;
@@ -218,10 +233,11 @@ impl Shortest {
             }
             out.push(at);
             for &edge in self.edges[at.as_usize()].iter() {
+                // `$` is not crossed: no byte may follow it, and a state before it that may end
+                // the output already has distance 0.
                 match edge {
                     Edge::Empty(to) => stack.push(to),
                     Edge::Start(to) if at_start => stack.push(to),
-                    Edge::End(to) if self.ends[to.as_usize()] => stack.push(to),
                     _ => {}
                 }
             }
@@ -347,6 +363,12 @@ mod tests {
             Shortest::new("(a$)+b").unwrap().completion(b"", &order()),
             None
         );
+        // Nothing follows a `$` that was passed.
+        for pattern in ["a$b*", "(a$)?b*"] {
+            let s = Shortest::new(pattern).unwrap();
+            assert_eq!(s.completion(b"ab", &order()), None, "{pattern}");
+            assert_eq!(s.completion(b"a", &order()).unwrap(), b"", "{pattern}");
+        }
         assert!(Shortest::new(r"\bword\b").is_none());
     }
 

@@ -620,10 +620,12 @@ fn explore(matcher: &mut Matcher, out: &mut Vec<u8>) -> bool {
             .collect();
         // Stable: equal uses keep the preference order.
         allowed.sort_by_key(|&b| uses[usize::from(b)]);
+        // The same bytes are probed for both: a byte that ends the grammar must be found by
+        // `accepts_after`, since `mask_after` skips it.
         let closing = allowed
             .iter()
             .copied()
-            .take(12)
+            .take(PROBES)
             .find(|&b| accepts_after(matcher, b));
         let novel = || {
             allowed
@@ -643,10 +645,16 @@ fn explore(matcher: &mut Matcher, out: &mut Vec<u8>) -> bool {
     }
 }
 
-/// The bytes allowed after `byte` (an allowed one); leaves `matcher` as it was.
+/// The bytes allowed after `byte` (an allowed one); leaves `matcher` as it was. `None` after a
+/// byte that ends the grammar: asking a stopped matcher for its mask is an error, and an error
+/// puts a matcher in its error state for good (rollback included).
 fn mask_after(matcher: &mut Matcher, byte: u8) -> Option<SimpleVob> {
     matcher.consume_token(TokenId::from(byte)).ok()?;
-    let mask = matcher.compute_mask().ok();
+    let mask = if matcher.is_stopped() {
+        None
+    } else {
+        matcher.compute_mask().ok()
+    };
     matcher.rollback(1).ok()?;
     mask
 }
@@ -792,6 +800,19 @@ mod tests {
         );
         let done = completion_of(&lark, b"to: a").expect("a completion");
         assert!(full.is_match(&format!("a{done}")), "{done}");
+        // A byte that ends the grammar is probed without asking the stopped matcher for its
+        // mask (which broke the matcher for good); `completion_of` checks it is left intact.
+        for grammar in [
+            "start: /[a-z]+/ \"!\"",
+            "start: \"<\" EMAIL \">\"\nEMAIL: /[a-z0-9.]+@[a-z]+/\n",
+        ] {
+            let constraint = Constraint::Grammar(grammar.into());
+            let done = completion_of(&constraint, b"").unwrap_or_else(|| panic!("{grammar}"));
+            assert!(
+                done.ends_with('!') || done.ends_with('>'),
+                "{grammar}: {done}"
+            );
+        }
     }
 
     #[test]
