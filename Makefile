@@ -182,7 +182,7 @@ property: vendor
 		generated_regexes_complete_within_their_budgets \
 		generated_schemas_complete_within_their_budgets | tee /tmp/steadytext-property.log; \
 	{ echo "make property, $$(date -u +%Y-%m-%d), $$(git rev-parse --short HEAD)"; \
-	  grep -E '^[0-9]+ generated ' /tmp/steadytext-property.log; \
+	  grep -oE '[0-9]+ generated .*refused' /tmp/steadytext-property.log; \
 	  echo "$$(( $$(date +%s) - start )) s"; } > bench/results/property.txt
 	cat bench/results/property.txt
 
