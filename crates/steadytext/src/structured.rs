@@ -602,22 +602,8 @@ const PROBES: usize = 16;
 fn explore(matcher: &mut Matcher, out: &mut Vec<u8>) -> bool {
     let mut seen: HashSet<SimpleVob> = HashSet::new();
     let mut uses = [0usize; 256];
-    loop {
-        if matcher.is_accepting().unwrap_or(false) {
-            return true;
-        }
-        if out.len() >= MAX_COMPLETION || matcher.is_stopped() {
-            return false;
-        }
-        let Ok(mask) = matcher.compute_mask() else {
-            return false;
-        };
+    drive(matcher, out, |matcher, mask, mut allowed, _| {
         seen.insert(mask.clone());
-        let mut allowed: Vec<u8> = preference()
-            .iter()
-            .copied()
-            .filter(|&b| mask.is_allowed(TokenId::from(b)))
-            .collect();
         // Stable: equal uses keep the preference order.
         allowed.sort_by_key(|&b| uses[usize::from(b)]);
         // The same bytes are probed for both: a byte that ends the grammar must be found by
@@ -634,15 +620,12 @@ fn explore(matcher: &mut Matcher, out: &mut Vec<u8>) -> bool {
                 .take(PROBES)
                 .find(|&b| mask_after(matcher, b).is_some_and(|m| !seen.contains(&m)))
         };
-        let Some(next) = closing.or_else(novel).or_else(|| allowed.first().copied()) else {
-            return false;
-        };
-        if matcher.consume_token(TokenId::from(next)).is_err() {
-            return false;
-        }
+        let next = closing
+            .or_else(novel)
+            .or_else(|| allowed.first().copied())?;
         uses[usize::from(next)] += 1;
-        out.push(next);
-    }
+        Some(next)
+    })
 }
 
 /// The bytes allowed after `byte` (an allowed one); leaves `matcher` as it was. `None` after a
@@ -660,6 +643,30 @@ fn mask_after(matcher: &mut Matcher, byte: u8) -> Option<SimpleVob> {
 }
 
 fn walk(matcher: &mut Matcher, out: &mut Vec<u8>) -> bool {
+    drive(matcher, out, |matcher, _, allowed, out| {
+        // The closing bytes come first in the preference order, so probing the first few
+        // suffices.
+        let closing = allowed
+            .iter()
+            .copied()
+            .take(12)
+            .find(|&b| accepts_after(matcher, b));
+        let previous = out.last().copied().filter(u8::is_ascii_alphanumeric);
+        closing
+            .or_else(|| allowed.iter().copied().find(|&b| Some(b) != previous))
+            .or_else(|| allowed.first().copied())
+    })
+}
+
+/// The loop both walks share: until `matcher` accepts (true), or the output reaches
+/// [`MAX_COMPLETION`] bytes, the grammar stops or nothing is chosen (false), consumes the byte
+/// `choose` picks from the mask, the allowed bytes in the preference order and the output so
+/// far.
+fn drive(
+    matcher: &mut Matcher,
+    out: &mut Vec<u8>,
+    mut choose: impl FnMut(&mut Matcher, &SimpleVob, Vec<u8>, &[u8]) -> Option<u8>,
+) -> bool {
     loop {
         if matcher.is_accepting().unwrap_or(false) {
             return true;
@@ -675,18 +682,7 @@ fn walk(matcher: &mut Matcher, out: &mut Vec<u8>) -> bool {
             .copied()
             .filter(|&b| mask.is_allowed(TokenId::from(b)))
             .collect();
-        // The closing bytes come first in the preference order, so probing the first few
-        // suffices.
-        let closing = allowed
-            .iter()
-            .copied()
-            .take(12)
-            .find(|&b| accepts_after(matcher, b));
-        let previous = out.last().copied().filter(u8::is_ascii_alphanumeric);
-        let Some(next) = closing
-            .or_else(|| allowed.iter().copied().find(|&b| Some(b) != previous))
-            .or_else(|| allowed.first().copied())
-        else {
+        let Some(next) = choose(matcher, &mask, allowed, out) else {
             return false;
         };
         if matcher.consume_token(TokenId::from(next)).is_err() {
