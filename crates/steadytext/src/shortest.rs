@@ -147,20 +147,16 @@ impl Shortest {
     /// that length, at each byte the one that comes first in `order` (which lists every byte).
     /// `None` when `prefix` cannot be completed.
     pub(crate) fn completion(&self, prefix: &[u8], order: &[u8]) -> Option<Vec<u8>> {
-        let mut states = {
+        // Continue from the last prefix read when this one extends it.
+        let (mut states, from) = {
             let cursor = self.cursor.borrow();
             let (read, states) = &*cursor;
-            if !read.is_empty() && prefix.starts_with(read) {
-                states.clone()
+            if !states.is_empty() && prefix.starts_with(read) {
+                (states.clone(), read.len())
             } else {
-                Vec::new()
+                (self.closure(vec![self.start], true), 0)
             }
         };
-        let mut from = self.cursor.borrow().0.len();
-        if states.is_empty() {
-            states = self.closure(vec![self.start], true);
-            from = 0;
-        }
         for &byte in &prefix[from..] {
             states = self.closure(self.step(&states, byte, |_| true), false);
             if states.is_empty() {
